@@ -22,11 +22,11 @@ demo: setup
 	$(BIN)/scancap restore samples --out $(OUT) --csv $(OUT)/restore.csv
 
 test: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 	SCANCAP_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 
 bench-restoration: setup
 	$(BIN)/python benchmarks/restoration.py --data $(DATA)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import importlib.resources
 import io
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -21,6 +20,8 @@ import cv2
 import keras
 import numpy as np
 from keras import layers
+
+from scancap.paths import models_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -51,15 +52,7 @@ _DROPOUT = 0.2
 TORCHVISION_WEIGHTS = "mobilenet_v2-b0353104.pth"
 
 
-def _models_dir() -> Path:
-    """The repository's models/ folder (two levels above src/scancap), or $SCANCAP_MODELS."""
-    override = os.environ.get("SCANCAP_MODELS")
-    if override:
-        return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / "models"
-
-
-BACKBONE_PATH = _models_dir() / "mobilenet_v2_imagenet.keras"
+BACKBONE_PATH = models_dir() / "mobilenet_v2_imagenet.keras"
 
 
 # --- reading a torch state_dict without torch -----------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +85,10 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_restore)
 
 
+# Each stage registers its subcommands: (commands, train targets, evaluate targets).
+STAGE_PARSERS: list[Callable[..., None]] = []
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels",
@@ -104,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scancap {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_restore_parser(subparsers)
+    train = subparsers.add_parser("train", help="train a model from the datasets")
+    train_targets = train.add_subparsers(dest="target", required=True)
+    evaluate = subparsers.add_parser("evaluate", help="evaluate a model and rewrite its report")
+    evaluate_targets = evaluate.add_subparsers(dest="target", required=True)
+    for register in STAGE_PARSERS:
+        register(subparsers, train_targets, evaluate_targets)
     return parser
 
 

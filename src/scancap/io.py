@@ -1,0 +1,351 @@
+"""Image input/output: every file in, uint8 RGB out; every write atomic.
+
+``load_image`` turns anything a scanner, camera or phone produces (JPEG, PNG, TIFF, BMP, WebP,
+GIF) into one layout, ``(H, W, 3)`` C-contiguous uint8 RGB, so the rest of the package never
+deals with modes, bit depths, palettes, alpha or EXIF orientation. Every way a file can be bad
+becomes one ``ImageLoadError`` naming the file and the reason, so a batch can report it and go on.
+
+Writes go to a temporary file in the destination folder and are then renamed over the target,
+so an interrupted run never leaves a half-written image, CSV or report behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import threading
+import warnings
+import zlib
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import imageio.v3 as iio
+import numpy as np
+from imageio.core.request import InitializationError
+from imageio.core.v3_plugin_api import PluginV3
+from PIL import Image
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "ImageLoadError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "iter_image_files",
+    "load_image",
+    "save_image",
+]
+
+DEFAULT_MAX_PIXELS = 80_000_000
+"""Largest width * height accepted: an A3 scan at 1200 dpi, well below what a decode can afford."""
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+
+StrPath = str | os.PathLike[str]
+
+# Pillow modes read as they are and rescaled here: Pillow would clip them when converting to RGB.
+_HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".webp"})
+
+# Errors Pillow, imageio and OpenCV raise on bad data (imageio wraps opening errors in OSError).
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    MemoryError,
+    cv2.error,
+    Image.DecompressionBombError,
+)
+
+# EXIF Orientation (tag 274) -> the operation that makes the pixels display upright.
+_ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: np.fliplr,
+    3: lambda image: np.rot90(image, 2),
+    4: np.flipud,
+    5: lambda image: np.swapaxes(image, 0, 1),
+    6: lambda image: np.rot90(image, -1),
+    7: lambda image: np.swapaxes(np.rot90(image, 2), 0, 1),
+    8: lambda image: np.rot90(image, 1),
+}
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+class ImageLoadError(Exception):
+    """A file that could not be read as an image; the message names the file and the reason."""
+
+    def __init__(self, path: StrPath, reason: str) -> None:
+        # Both go to Exception so the error pickles across worker processes.
+        super().__init__(path, reason)
+        self.path = Path(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path.name}: {self.reason}"
+
+
+def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read the first image in ``path`` as upright, C-contiguous ``(H, W, 3)`` uint8 RGB.
+
+    Grey is repeated to three channels, palettes are applied, CMYK is converted, deeper
+    integer samples are rounded to 8 bits (16-bit ``v`` becomes ``round(v / 257)``), float
+    samples are taken to lie in [0, 1], alpha is flattened onto white (the paper behind a
+    scan) and the EXIF orientation is applied. The size in the header is checked against
+    ``max_pixels`` before any pixel is decoded.
+
+    Raises
+    ------
+    ImageLoadError
+        For a missing, unreadable, empty, truncated, corrupt, unsupported or oversized file.
+    """
+    path = Path(path)
+    try:
+        _check_nonempty_file(path)
+        with _open_with_pixel_limit(path, max_pixels) as file:
+            _check_pixel_count(path, file.properties(index=0).shape, max_pixels)
+            # Only after the size check: Pillow decodes a whole PNG to look for its EXIF.
+            metadata = file.metadata(index=0, exclude_applied=False)
+            pixels = _decode(path, file, metadata)
+    except _DECODE_ERRORS as error:
+        raise ImageLoadError(path, _failure_reason(error, max_pixels)) from error
+    upright = _apply_orientation(_to_rgb8(pixels), metadata.get("Orientation"))
+    return np.ascontiguousarray(upright)
+
+
+def save_image(
+    path: StrPath, image: np.ndarray, *, quality: int = 95, inputs: Collection[StrPath] = ()
+) -> Path:
+    """Write a uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB image atomically; return its path.
+
+    The format follows the suffix. ``quality`` (1-100) applies to JPEG and WebP; PNG, TIFF and
+    BMP are lossless. Parent folders are created. ``inputs`` lists the source images, which
+    are never overwritten, whatever spelling of the path points at them.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        supported = " ".join(sorted(IMAGE_SUFFIXES))
+        raise ValueError(f"{path}: unsupported image suffix {path.suffix!r} (use {supported})")
+    _check_savable(image)
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    destination = path.resolve()
+    if any(destination == Path(source).resolve() for source in inputs):
+        raise ValueError(f"{path}: refusing to overwrite an input image")
+    options = {"quality": quality} if suffix in _LOSSY_SUFFIXES else {}
+    encoded = iio.imwrite(
+        "<bytes>", image, extension=suffix, plugin="pillow", is_batch=False, **options
+    )
+    return atomic_write_bytes(path, encoded)
+
+
+def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never a part.
+
+    The bytes go to a hidden temporary file in the same folder (same file system, so the
+    final ``os.replace`` is atomic), which is removed if anything fails. Parent folders are
+    created. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Short random name: a long target name plus a suffix could exceed the file-name limit.
+    temporary = path.with_name(f".{path.name[:64]}.{secrets.token_hex(4)}.tmp")
+    try:
+        # "x" never clobbers anything; unlike mkstemp, the file gets the usual umask permissions.
+        with temporary.open("xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: StrPath, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` atomically (see ``atomic_write_bytes``), newlines kept as given."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def iter_image_files(inputs: Iterable[StrPath]) -> list[tuple[Path, Path]]:
+    """Expand files and folders into ``(absolute path, relative path)`` pairs, in a fixed order.
+
+    Folders are searched recursively for files with a suffix in ``IMAGE_SUFFIXES`` (any
+    case), skipping hidden files and folders (``.DS_Store``, macOS ``._photo.jpg``, our own
+    temporary files); the relative path is taken from that folder. A file named directly is
+    kept whatever its suffix, so a bad one is reported rather than silently dropped, with its
+    name as relative path. A file reached twice is listed once.
+
+    Raises
+    ------
+    FileNotFoundError
+        If an input does not exist.
+    """
+    found: dict[Path, Path] = {}
+    for item in inputs:
+        root = Path(item).expanduser().absolute()
+        if root.is_dir():
+            pairs = [(file, file.relative_to(root)) for file in _images_under(root)]
+        elif root.exists():
+            pairs = [(root, Path(root.name))]
+        else:
+            raise FileNotFoundError(f"input path does not exist: {item}")
+        for file, relative in pairs:
+            found.setdefault(file, relative)
+    return list(found.items())
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Visible image files below ``folder``, sorted by their path relative to it."""
+    files = (
+        file
+        for file in folder.rglob("*")
+        if file.suffix.lower() in IMAGE_SUFFIXES
+        and file.is_file()
+        and not any(part.startswith(".") for part in file.relative_to(folder).parts)
+    )
+    return sorted(files, key=lambda file: file.relative_to(folder).parts)
+
+
+def _check_nonempty_file(path: Path) -> None:
+    """Name the three file-system failures plainly instead of as decoder errors."""
+    if not path.exists():
+        raise ImageLoadError(path, "file not found")
+    if not path.is_file():
+        raise ImageLoadError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(path, "empty file (0 bytes)")
+
+
+@contextmanager
+def _open_with_pixel_limit(path: Path, max_pixels: int) -> Iterator[PluginV3]:
+    """Open lazily (header only) with Pillow's decompression-bomb guard set to ``max_pixels``.
+
+    Pillow's guard is a module global, so it is set and restored under a lock. It refuses
+    images above twice its limit while opening; those in between are left to
+    ``_check_pixel_count``, which words the error, so Pillow's warning for them is muted.
+    """
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+        try:
+            file = iio.imopen(path, "r", plugin="pillow")
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+    with file:
+        yield file
+
+
+def _check_pixel_count(path: Path, shape: tuple[int, ...], max_pixels: int) -> None:
+    height, width = shape[:2]
+    if height * width > max_pixels:
+        raise ImageLoadError(
+            path,
+            f"image too large: {width}x{height} = {width * height:,} pixels, "
+            f"more than max_pixels={max_pixels:,}",
+        )
+
+
+def _decode(path: Path, file: PluginV3, metadata: dict[str, Any]) -> np.ndarray:
+    """Decode the first frame fully (so truncation raises) as RGB, RGBA or high-depth grey."""
+    if _is_16bit_colour(path, metadata):
+        # Pillow keeps only the high byte of 16-bit colour samples; OpenCV keeps all 16 bits.
+        return iio.imread(path, plugin="opencv", index=0, flags=cv2.IMREAD_UNCHANGED)
+    return file.read(index=0, mode=_target_mode(metadata))
+
+
+def _target_mode(metadata: dict[str, Any]) -> str | None:
+    """Pillow mode to convert to; None keeps high-depth grey for rounding in ``_to_uint8``."""
+    mode = metadata["mode"]
+    if mode in _HIGH_DEPTH_MODES:
+        return None
+    # "transparency" is a transparent palette index or colour (GIF, PNG tRNS).
+    if mode in _ALPHA_MODES or "transparency" in metadata:
+        return "RGBA"
+    return "RGB"
+
+
+def _is_16bit_colour(path: Path, metadata: dict[str, Any]) -> bool:
+    """Whether a PNG or TIFF stores colour (or grey with alpha) with 16 bits per sample."""
+    if metadata["mode"] not in ("RGB", "RGBA", "LA"):
+        return False
+    if "BitsPerSample" in metadata:  # TIFF tag
+        return max(np.atleast_1d(metadata["BitsPerSample"])) > 8
+    with path.open("rb") as handle:
+        header = handle.read(25)
+    # PNG: 8-byte signature, IHDR length and type, width, height, then the bit depth.
+    return header.startswith(_PNG_SIGNATURE) and header[24:25] == b"\x10"
+
+
+def _failure_reason(error: BaseException, max_pixels: int) -> str:
+    """Plain-words reason for a decoding failure."""
+    cause = error.__cause__ or error  # imageio wraps errors raised while opening in OSError
+    if isinstance(cause, PermissionError):
+        return "permission denied"
+    if isinstance(cause, InitializationError):
+        return "not a recognised image format"
+    if isinstance(cause, Image.DecompressionBombError):
+        return f"image too large: more than max_pixels={max_pixels:,} pixels"
+    if isinstance(cause, MemoryError):
+        return "not enough memory to decode the image"
+    return f"truncated or corrupt image ({str(cause) or type(cause).__name__})"
+
+
+def _to_rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Decoded grey, RGB or RGBA of any depth -> ``(H, W, 3)`` uint8 RGB."""
+    image = _to_uint8(pixels)
+    if image.ndim == 2:
+        return np.repeat(image[..., np.newaxis], 3, axis=-1)
+    if image.shape[-1] == 4:
+        return _flatten_on_white(image)
+    return image
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Rescale to uint8 with rounding; floats are clipped to [0, 1] first."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        unit = np.clip(np.nan_to_num(image), 0.0, 1.0)
+        return np.rint(unit * 255).astype(np.uint8)
+    # Exact integer rounding of v * 255 / top: for 16 bits that is round(v / 257).
+    top = int(np.iinfo(image.dtype).max)
+    wide = np.uint32 if image.dtype.itemsize <= 2 else np.uint64
+    values = np.clip(image, 0, None).astype(wide)
+    return ((values * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite uint8 RGBA onto a white background (transparent areas become paper white)."""
+    alpha = rgba[..., 3:].astype(np.float32) / 255
+    rgb = rgba[..., :3] * alpha + 255 * (1 - alpha)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def _apply_orientation(image: np.ndarray, orientation: object) -> np.ndarray:
+    """Rotate/flip as the EXIF Orientation tag says; unknown or missing values change nothing."""
+    transform = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return image if transform is None else transform(image)
+
+
+def _check_savable(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(
+            f"save_image expects a uint8 array, got {dtype}; "
+            "convert first (e.g. skimage.util.img_as_ubyte)"
+        )
+    if image.size == 0 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"save_image expects an (H, W) or (H, W, 3) image, got {image.shape}")
