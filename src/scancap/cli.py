@@ -33,6 +33,11 @@ def output_path(out_dir: Path, relative: Path) -> Path:
     return target
 
 
+def error_reason(error: Exception) -> str:
+    """The reason alone (ImageLoadError's message already repeats the file name)."""
+    return getattr(error, "reason", None) or str(error)
+
+
 def report_error(path: Path, reason: str) -> None:
     """One line on stderr per failed file, never a traceback."""
     tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
@@ -54,8 +59,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             row |= {"output": str(target.relative_to(out_dir))} | record.flat()
         except (ImageLoadError, OSError, ValueError) as error:
             failures += 1
-            row["error"] = str(error)
-            report_error(path, str(error))
+            row["error"] = error_reason(error)
+            report_error(path, row["error"])
         rows.append(row)
     if args.csv:
         atomic_write_text(Path(args.csv), pd.DataFrame(rows).to_csv(index=False))
