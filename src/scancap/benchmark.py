@@ -262,3 +262,85 @@ def pivot(best: pd.DataFrame, set_name: str, metric: str) -> pd.DataFrame:
     order = [d.name for d in GRID if d.name in table.index]
     families = [f for f in best["family"].unique() if f in table.columns]
     return table.loc[order, families]
+
+
+def strength_sweep(
+    images: list[tuple[str, np.ndarray]],
+    degradations: Iterable[Degradation],
+    apply: Callable[[np.ndarray, float], np.ndarray],
+    strengths: Iterable[float],
+    parameter: str = "strength",
+) -> pd.DataFrame:
+    """Mean PSNR/SSIM of one filter over a range of strengths, per degradation.
+
+    This is how a fixed setting is judged: one curve per degradation shows where the
+    filter starts to erase detail (denoising) or to bring noise back (sharpening).
+    """
+    rows = []
+    for degradation in degradations:
+        pairs = [
+            (clean, degradation.apply(clean, image_seed("sweep", stem, degradation)))
+            for stem, clean in images
+        ]
+        for strength in strengths:
+            outputs = [(clean, apply(degraded, strength)) for clean, degraded in pairs]
+            rows.append(
+                {
+                    "degradation": degradation.name,
+                    parameter: strength,
+                    "psnr": float(np.mean([quality.psnr(c, o) for c, o in outputs])),
+                    "ssim": float(np.mean([quality.ssim(c, o) for c, o in outputs])),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def estimator_table(
+    images: list[tuple[str, np.ndarray]], grid: Iterable[Degradation] = GRID
+) -> pd.DataFrame:
+    """Measured noise σ̂ and edge blur against the true degradation, averaged over images."""
+    rows = []
+    for degradation in grid:
+        for stem, clean in images:
+            degraded = degradation.apply(clean, image_seed("estimator", stem, degradation))
+            rows.append(
+                {
+                    "degradation": degradation.name,
+                    "true σ": degradation.noise,
+                    "true blur": degradation.blur,
+                    "σ̂ (PCA)": quality.noise_sigma_pca(degraded),
+                    "σ̂ (wavelet)": quality.noise_sigma_wavelet(degraded),
+                    "σ̂ (scancap)": quality.estimate_noise(degraded),
+                    "edge blur (px)": quality.edge_blur_sigma(degraded),
+                    "blur effect": quality.blur_score(degraded),
+                    "Laplacian variance": quality.laplacian_variance(degraded),
+                }
+            )
+    return pd.DataFrame(rows).groupby("degradation", sort=False).mean().round(2)
+
+
+def decisions_table(
+    images: list[tuple[str, np.ndarray]], grid: Iterable[Degradation] = GRID
+) -> pd.DataFrame:
+    """What auto measured and decided for each degraded image, with the PSNR it reached."""
+    rows = []
+    for degradation in grid:
+        for stem, clean in images:
+            degraded = degradation.apply(clean, image_seed("decisions", stem, degradation))
+            restored, record = restore.auto_restore(degraded)
+            row = record.flat()
+            rows.append(
+                {
+                    "image": stem,
+                    "degradation": degradation.name,
+                    "σ̂": row["before_noise_sigma"],
+                    "edge blur": row["before_edge_blur"],
+                    "denoiser": row["denoiser"],
+                    "denoise σ": row["denoise_sigma"],
+                    "sharpener": row["sharpener"],
+                    "deblur σ": row["sharpen_sigma"],
+                    "PSNR in": quality.psnr(clean, degraded),
+                    "PSNR out": quality.psnr(clean, restored),
+                }
+            )
+    return pd.DataFrame(rows).round(2)

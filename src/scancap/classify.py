@@ -13,7 +13,8 @@ scaling fitted on val, and five subtype logits, which route non-photos.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from scipy.special import expit, softmax
 
 from scancap.backbone import FEATURE_LAYER, load_backbone, to_model_input
 from scancap.doctype import LABELS, PHOTO, TRUNK_LAYER
-from scancap.io import atomic_write_text
+from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, atomic_write_text, load_image
 from scancap.paths import models_dir
 
 IMAGE_SIZE = 224
@@ -291,3 +292,33 @@ class Classifier:
             )
             predictions += self.predict_from_features(self.features(batch))
         return predictions
+
+    def predict_files(
+        self, paths: Sequence[Path], batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> Iterator[tuple[Path, Prediction | ImageLoadError]]:
+        """(path, prediction or load error) per file, in order; a bad file never stops the batch.
+
+        A worker thread decodes the next batch while the model runs on this one (both release
+        the GIL), which is most of the speed on 2 cores.
+        """
+        batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+        with ThreadPoolExecutor(1) as pool:
+            pending = [pool.submit(_load_batch, batch, max_pixels) for batch in batches[:1]]
+            for i, batch in enumerate(batches):
+                loaded = pending.pop().result()
+                if i + 1 < len(batches):
+                    pending.append(pool.submit(_load_batch, batches[i + 1], max_pixels))
+                images = [item for item in loaded if isinstance(item, np.ndarray)]
+                predictions = iter(self.predict(images, batch_size))
+                for path, item in zip(batch, loaded, strict=True):
+                    yield path, next(predictions) if isinstance(item, np.ndarray) else item
+
+
+def _load_batch(paths: Sequence[Path], max_pixels: int) -> list[np.ndarray | ImageLoadError]:
+    loaded: list[np.ndarray | ImageLoadError] = []
+    for path in paths:
+        try:
+            loaded.append(load_image(path, max_pixels=max_pixels))
+        except ImageLoadError as error:
+            loaded.append(error)
+    return loaded

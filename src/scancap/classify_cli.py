@@ -8,13 +8,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from scancap.io import (
-    DEFAULT_MAX_PIXELS,
-    ImageLoadError,
-    atomic_write_text,
-    iter_image_files,
-    load_image,
-)
+from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, atomic_write_text, iter_image_files
 from scancap.paths import models_dir, reports_dir
 
 REPORT = reports_dir() / "classification.md"
@@ -42,29 +36,22 @@ def classify_files(
     from scancap.classify import Classifier  # TensorFlow loads only for commands that need it
 
     classifier = Classifier.load(model_dir, threshold)
+    relative = dict(files)
     rows: list[dict[str, object]] = []
-    failures = 0
-    bar = tqdm(total=len(files), desc="classify", unit="img", disable=quiet)
-    for start in range(0, len(files), batch_size):
-        images, pending = [], []
-        for path, relative in files[start : start + batch_size]:
-            row: dict[str, object] = dict.fromkeys(CSV_COLUMNS, "") | {"path": str(relative)}
-            try:
-                images.append(load_image(path, max_pixels=max_pixels))
-                pending.append(row)
-            except ImageLoadError as error:
-                failures += 1
-                row["error"] = str(error)
-                _report_error(path, str(error))
-            rows.append(row)
-        for row, prediction in zip(pending, classifier.predict(images), strict=True):
+    results = classifier.predict_files([path for path, _ in files], batch_size, max_pixels)
+    for path, result in tqdm(results, total=len(files), desc="classify", unit="img", disable=quiet):
+        row = dict.fromkeys(CSV_COLUMNS, "") | {"path": str(relative[path])}
+        if isinstance(result, ImageLoadError):
+            row["error"] = str(result)
+            _report_error(path, str(result))
+        else:
             row |= {
-                "is_photo": "true" if prediction.is_photo else "false",
-                "p_photo": f"{prediction.p_photo:.6f}",
-                "subtype": prediction.subtype,
+                "is_photo": "true" if result.is_photo else "false",
+                "p_photo": f"{result.p_photo:.6f}",
+                "subtype": result.subtype,
             }
-        bar.update(len(files[start : start + batch_size]))
-    bar.close()
+        rows.append(row)
+    failures = sum(bool(row["error"]) for row in rows)
     return pd.DataFrame(rows, columns=CSV_COLUMNS), failures
 
 

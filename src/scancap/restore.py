@@ -294,6 +294,7 @@ class AutoPolicy:
     natural_blur: float = 0.75  # edge width (px) of a sharp photograph
     min_excess_blur: float = 0.58  # i.e. act from an edge width of 0.95 px
     max_excess_blur: float = 3.0
+    min_deblur: float = 1.0  # a blurred, noise-free image is deblurred by at least this
     base_nsr: float = 0.02  # deconvolution regularisation for a clean image
     noise_nsr: float = 0.25  # extra regularisation per unit of (σ̂ / 25)²
     fast: bool = False  # fast path: bilateral denoiser, cheap measurements only
@@ -347,7 +348,7 @@ def measure_fast(image: np.ndarray, with_blur: bool = True) -> Measurements:
     """Only what the policy needs (noise, and edge blur if asked); the rest is NaN."""
     nan = float("nan")
     edge_blur = quality.edge_blur_sigma(image) if with_blur else nan
-    return Measurements(quality.estimate_noise(image), edge_blur, nan, nan)
+    return Measurements(quality.estimate_noise(image, fast=True), edge_blur, nan, nan)
 
 
 def auto_restore(
@@ -363,31 +364,42 @@ def auto_restore(
     start = time.perf_counter()
     before = measure_fast(image) if policy.fast else measure(image)
     record = RestoreRecord(before=before, after=before)
-    result = np.asarray(image, dtype=np.uint8)
-    if before.noise_sigma >= policy.noise_floor:
-        record.denoise_sigma = policy.denoise_gain * before.noise_sigma
-        if policy.fast:
-            record.denoiser = "bilateral"
-            result = denoise_bilateral(result, 3.0 * record.denoise_sigma, 2.0)
-        else:
-            record.denoiser = "dct-wiener"
-            result = denoise_dct(result, record.denoise_sigma)
-    else:
-        record.notes.append(f"noise σ̂={before.noise_sigma:.1f} below floor: not denoised")
-    edge_blur = quality.edge_blur_sigma(result) if record.denoiser != "none" else before.edge_blur
-    excess = _excess_blur(edge_blur, policy)
-    if excess >= policy.min_excess_blur:
-        record.sharpener = "deconvolve"
-        record.sharpen_sigma = excess
-        record.sharpen_nsr = policy.base_nsr + policy.noise_nsr * (before.noise_sigma / 25.0) ** 2
-        result = sharpen_deconvolve(
-            result, excess, record.sharpen_nsr, noise_sigma=before.noise_sigma
-        )
-    else:
-        record.notes.append(f"edge blur {edge_blur:.2f}px: not sharpened")
+    result = _denoise_step(np.asarray(image, dtype=np.uint8), record, policy)
+    result = _sharpen_step(result, record, policy)
     record.after = measure_fast(result, with_blur=False) if policy.fast else measure(result)
     record.seconds = time.perf_counter() - start
     return result, record
+
+
+def _denoise_step(image: np.ndarray, record: RestoreRecord, policy: AutoPolicy) -> np.ndarray:
+    """Denoise at the measured σ̂ when it is above the floor; record the decision."""
+    sigma = record.before.noise_sigma
+    if sigma < policy.noise_floor:
+        record.notes.append(f"noise σ̂={sigma:.1f} below floor: not denoised")
+        return image
+    record.denoise_sigma = policy.denoise_gain * sigma
+    if policy.fast:
+        record.denoiser = "bilateral"
+        return denoise_bilateral(image, 3.0 * record.denoise_sigma, 2.0)
+    record.denoiser = "dct-wiener"
+    return denoise_dct(image, record.denoise_sigma)
+
+
+def _sharpen_step(image: np.ndarray, record: RestoreRecord, policy: AutoPolicy) -> np.ndarray:
+    """Deblur the width beyond that of a sharp photo, regularised by the noise there was."""
+    denoised = record.denoiser != "none"
+    edge_blur = quality.edge_blur_sigma(image) if denoised else record.before.edge_blur
+    excess = _excess_blur(edge_blur, policy)
+    if excess < policy.min_excess_blur:
+        record.notes.append(f"edge blur {edge_blur:.2f}px: not sharpened")
+        return image
+    record.sharpener = "deconvolve"
+    # Near the threshold the edge measure under-reads a real blur; after denoising it
+    # over-reads (denoising widens edges), so the floor applies to noise-free images.
+    record.sharpen_sigma = excess if denoised else max(excess, policy.min_deblur)
+    noise = record.before.noise_sigma
+    record.sharpen_nsr = policy.base_nsr + policy.noise_nsr * (noise / 25.0) ** 2
+    return sharpen_deconvolve(image, record.sharpen_sigma, record.sharpen_nsr, noise_sigma=noise)
 
 
 def _excess_blur(edge_blur: float, policy: AutoPolicy) -> float:
