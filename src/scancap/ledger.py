@@ -1,0 +1,88 @@
+"""A crash-safe record of finished images, so a batch can be resumed.
+
+Each processed input is stored once in an SQLite file in the output folder, keyed by
+its content hash and relative path, with its manifest row as JSON. A rerun, or a run
+after a crash, kill -9 or Ctrl-C, skips what is already there; SQLite's journal makes
+each insert all-or-nothing, so a killed run never leaves half a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+LEDGER_FILE = "ledger.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS done (
+    relative_path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    row TEXT NOT NULL
+)
+"""
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a file, read in chunks so large scans do not fill memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Ledger:
+    """Finished rows of one output folder, keyed by relative path and content hash."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / LEDGER_FILE
+        self._connection = sqlite3.connect(self.path)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute(_SCHEMA)
+        self._connection.commit()
+
+    def finished(self, relative_path: str, sha256: str) -> dict[str, Any] | None:
+        """The stored row if this exact content was already processed at this path."""
+        found = self._connection.execute(
+            "SELECT row FROM done WHERE relative_path = ? AND sha256 = ?",
+            (relative_path, sha256),
+        ).fetchone()
+        return json.loads(found[0]) if found else None
+
+    def record(self, relative_path: str, sha256: str, row: dict[str, Any]) -> None:
+        """Store (or replace) one finished row; committed at once."""
+        with self._connection:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO done (relative_path, sha256, row) VALUES (?, ?, ?)",
+                (relative_path, sha256, json.dumps(row, default=_json_default)),
+            )
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every stored row, in path order."""
+        for (row,) in self._connection.execute("SELECT row FROM done ORDER BY relative_path"):
+            yield json.loads(row)
+
+    def forget(self) -> None:
+        """Drop every row (a --force run)."""
+        with self._connection:
+            self._connection.execute("DELETE FROM done")
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _json_default(value: object) -> object:
+    """numpy scalars and paths in rows become plain JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
