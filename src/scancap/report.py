@@ -1,0 +1,119 @@
+"""A self-contained HTML report of a batch: one file, thumbnails inlined, works offline.
+
+Summary counts, then one card per input (before/after thumbnails for photos, class,
+confidence, caption, error), with client-side filtering by class and sorting by
+confidence in a few lines of plain JavaScript: no network, no framework.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+
+THUMBNAIL_SIDE = 256
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
+.summary span{display:inline-block;margin-right:1.2em}
+.controls{margin:1em 0}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:540px}
+.card.error{border-color:#c33;background:#fff5f5}
+.card img{max-width:256px;max-height:256px;margin-right:4px;vertical-align:top}
+.meta{font-size:13px;margin-top:4px}.caption{font-style:italic}
+.err{color:#c33;font-weight:bold}
+"""
+
+_SCRIPT = """
+function refresh(){
+  const wanted=document.getElementById('klass').value;
+  const order=document.getElementById('order').value;
+  const box=document.getElementById('cards');
+  const cards=[...box.children];
+  cards.forEach(c=>{c.style.display=(wanted==='all'||c.dataset.klass===wanted)?'':'none';});
+  if(order!=='path'){
+    const sign=order==='desc'?-1:1;
+    cards.sort((a,b)=>sign*(parseFloat(a.dataset.conf)-parseFloat(b.dataset.conf)));
+  } else {
+    cards.sort((a,b)=>a.dataset.path.localeCompare(b.dataset.path));
+  }
+  cards.forEach(c=>box.appendChild(c));
+}
+"""
+
+
+def thumbnail_data_uri(image: np.ndarray, side: int = THUMBNAIL_SIDE, quality: int = 80) -> str:
+    """A small JPEG of a uint8 RGB image as a data: URI (keeps the report one file)."""
+    scale = side / max(image.shape[:2])
+    if scale < 1:
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise ValueError("could not encode thumbnail")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def row_class(row: Mapping[str, Any]) -> str:
+    """The class a card is filed under: photo, a non-photo subtype, or error."""
+    if row.get("status") != "ok":
+        return "error"
+    return "photo" if row.get("is_photo") else str(row.get("subtype") or "other")
+
+
+def _card(row: Mapping[str, Any], thumbnails: Mapping[str, list[str]]) -> str:
+    klass = row_class(row)
+    path = str(row["path"])
+    confidence = float(row.get("p_photo") or 0.0)
+    images = "".join(
+        f'<img src="{uri}" alt="{html.escape(path)}">' for uri in thumbnails.get(path, [])
+    )
+    details = [f"<b>{html.escape(path)}</b>"]
+    if klass == "error":
+        details.append(f'<span class="err">error: {html.escape(str(row.get("error", "")))}</span>')
+    else:
+        details.append(f"class: {klass} · p(photo) = {confidence:.3f}")
+        if row.get("caption"):
+            details.append(f'<span class="caption">“{html.escape(str(row["caption"]))}”</span>')
+    css = "card error" if klass == "error" else "card"
+    return (
+        f'<div class="{css}" data-klass="{klass}" data-conf="{confidence:.6f}" '
+        f'data-path="{html.escape(path)}">{images}<div class="meta">{"<br>".join(details)}'
+        "</div></div>"
+    )
+
+
+def render_report(
+    rows: Iterable[Mapping[str, Any]],
+    thumbnails: Mapping[str, list[str]],
+    title: str = "scancap report",
+    footer: str = "",
+) -> str:
+    """The whole HTML page for the manifest rows (thumbnails keyed by row path)."""
+    rows = list(rows)
+    counts = Counter(row_class(row) for row in rows)
+    options = "".join(f'<option value="{k}">{k} ({n})</option>' for k, n in sorted(counts.items()))
+    summary = "".join(f"<span>{k}: <b>{n}</b></span>" for k, n in sorted(counts.items()))
+    cards = "".join(_card(row, thumbnails) for row in rows)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<div class="summary"><span>inputs: <b>{len(rows)}</b></span>{summary}</div>
+<div class="controls">class <select id="klass" onchange="refresh()">
+<option value="all">all</option>{options}</select>
+sort <select id="order" onchange="refresh()"><option value="path">path</option>
+<option value="desc">p(photo) high→low</option><option value="asc">p(photo) low→high</option>
+</select></div>
+<div class="cards" id="cards">{cards}</div>
+<p>{html.escape(footer)}</p>
+<script>{_SCRIPT}</script></body></html>
+"""
