@@ -23,7 +23,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
-	SCANCAP_DATA=$(DATA) $(BIN)/python -m pytest -q
+	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
