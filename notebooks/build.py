@@ -50,7 +50,6 @@ def build(source_path: Path) -> nbformat.NotebookNode:
 def execute(notebook: nbformat.NotebookNode, fast: bool, timeout: int = 7200) -> None:
     """Run every cell in notebooks/ with SCANCAP_FAST set; raises on the first error."""
     os.environ["SCANCAP_FAST"] = "1" if fast else "0"
-    os.environ.setdefault("MPLBACKEND", "Agg")
     NotebookClient(
         notebook,
         timeout=timeout,
