@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,27 +295,38 @@ def strength_sweep(
     return pd.DataFrame(rows)
 
 
+def degraded_copies(
+    images: list[tuple[str, np.ndarray]], grid: Iterable[Degradation], tag: str
+) -> Iterator[tuple[Degradation, str, np.ndarray, np.ndarray]]:
+    """(degradation, image name, clean, degraded) for every pair, seeded by `tag`."""
+    for degradation in grid:
+        for stem, clean in images:
+            yield (
+                degradation,
+                stem,
+                clean,
+                degradation.apply(clean, image_seed(tag, stem, degradation)),
+            )
+
+
 def estimator_table(
     images: list[tuple[str, np.ndarray]], grid: Iterable[Degradation] = GRID
 ) -> pd.DataFrame:
     """Measured noise σ̂ and edge blur against the true degradation, averaged over images."""
-    rows = []
-    for degradation in grid:
-        for stem, clean in images:
-            degraded = degradation.apply(clean, image_seed("estimator", stem, degradation))
-            rows.append(
-                {
-                    "degradation": degradation.name,
-                    "true σ": degradation.noise,
-                    "true blur": degradation.blur,
-                    "σ̂ (PCA)": quality.noise_sigma_pca(degraded),
-                    "σ̂ (wavelet)": quality.noise_sigma_wavelet(degraded),
-                    "σ̂ (scancap)": quality.estimate_noise(degraded),
-                    "edge blur (px)": quality.edge_blur_sigma(degraded),
-                    "blur effect": quality.blur_score(degraded),
-                    "Laplacian variance": quality.laplacian_variance(degraded),
-                }
-            )
+    rows = [
+        {
+            "degradation": degradation.name,
+            "true σ": degradation.noise,
+            "true blur": degradation.blur,
+            "σ̂ (PCA)": quality.noise_sigma_pca(degraded),
+            "σ̂ (wavelet)": quality.noise_sigma_wavelet(degraded),
+            "σ̂ (scancap)": quality.estimate_noise(degraded),
+            "edge blur (px)": quality.edge_blur_sigma(degraded),
+            "blur effect": quality.blur_score(degraded),
+            "Laplacian variance": quality.laplacian_variance(degraded),
+        }
+        for degradation, _, _, degraded in degraded_copies(images, grid, "estimator")
+    ]
     return pd.DataFrame(rows).groupby("degradation", sort=False).mean().round(2)
 
 
@@ -324,23 +335,21 @@ def decisions_table(
 ) -> pd.DataFrame:
     """What auto measured and decided for each degraded image, with the PSNR it reached."""
     rows = []
-    for degradation in grid:
-        for stem, clean in images:
-            degraded = degradation.apply(clean, image_seed("decisions", stem, degradation))
-            restored, record = restore.auto_restore(degraded)
-            row = record.flat()
-            rows.append(
-                {
-                    "image": stem,
-                    "degradation": degradation.name,
-                    "σ̂": row["before_noise_sigma"],
-                    "edge blur": row["before_edge_blur"],
-                    "denoiser": row["denoiser"],
-                    "denoise σ": row["denoise_sigma"],
-                    "sharpener": row["sharpener"],
-                    "deblur σ": row["sharpen_sigma"],
-                    "PSNR in": quality.psnr(clean, degraded),
-                    "PSNR out": quality.psnr(clean, restored),
-                }
-            )
+    for degradation, stem, clean, degraded in degraded_copies(images, grid, "decisions"):
+        restored, record = restore.auto_restore(degraded)
+        row = record.flat()
+        rows.append(
+            {
+                "image": stem,
+                "degradation": degradation.name,
+                "σ̂": row["before_noise_sigma"],
+                "edge blur": row["before_edge_blur"],
+                "denoiser": row["denoiser"],
+                "denoise σ": row["denoise_sigma"],
+                "sharpener": row["sharpener"],
+                "deblur σ": row["sharpen_sigma"],
+                "PSNR in": quality.psnr(clean, degraded),
+                "PSNR out": quality.psnr(clean, restored),
+            }
+        )
     return pd.DataFrame(rows).round(2)
