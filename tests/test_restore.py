@@ -129,3 +129,20 @@ def test_every_mode_returns_uint8_of_the_same_shape(noisy_coffee: np.ndarray) ->
 def test_unknown_mode_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown restore mode"):
         restore.restore_image(np.zeros((8, 8, 3), np.uint8), "magic")
+
+
+def test_strength_scales_the_denoiser(noisy_coffee: np.ndarray) -> None:
+    _, gentle = restore.restore_image(noisy_coffee, "auto-fast", strength=0.5)
+    _, strong = restore.restore_image(noisy_coffee, "auto-fast", strength=2.0)
+    assert strong.denoise_sigma == pytest.approx(4 * gentle.denoise_sigma)
+    with pytest.raises(ValueError, match="strength"):
+        restore.restore_image(noisy_coffee, "auto", strength=0)
+
+
+def test_restore_and_measure_fills_the_fast_paths_after_measures(
+    noisy_coffee: np.ndarray, coffee: np.ndarray
+) -> None:
+    _, record = restore.restore_and_measure(noisy_coffee, "auto-fast")
+    assert record.after.noise_sigma < record.before.noise_sigma / 2
+    _, clean = restore.restore_and_measure(coffee, "auto-fast")
+    assert clean.after == clean.before  # passed through: nothing to re-measure

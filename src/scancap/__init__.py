@@ -1,3 +1,24 @@
-"""scancap: sort, restore and caption scanned images."""
+"""scancap: sort, restore and caption scanned images.
+
+`from scancap import Pipeline` gives the whole product as a Python API; it is imported on first
+use, so that `scancap --help` and the light modules never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+_LAZY = {
+    "Pipeline": "scancap.pipeline",
+    "Result": "scancap.pipeline",
+    "RunConfig": "scancap.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'scancap' has no attribute {name!r}")

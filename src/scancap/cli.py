@@ -10,37 +10,18 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from scancap import __version__
+from scancap import __version__, caption_cli, classify_cli, pipeline_cli
+from scancap.batch import error_reason, report_error
 from scancap.io import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
     atomic_write_text,
     iter_image_files,
     load_image,
+    output_path,
     save_image,
 )
 from scancap.restore import MODES, restore_image
-
-# Formats written back as themselves; others (GIF: palette, lossy for photos) become PNG.
-KEEP_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-
-
-def output_path(out_dir: Path, relative: Path) -> Path:
-    """Where a restored image goes: same relative path, same format when it is kept."""
-    target = out_dir / relative
-    if target.suffix.lower() not in KEEP_SUFFIXES:
-        target = target.with_suffix(".png")
-    return target
-
-
-def error_reason(error: Exception) -> str:
-    """The reason alone (ImageLoadError's message already repeats the file name)."""
-    return getattr(error, "reason", None) or str(error)
-
-
-def report_error(path: Path, reason: str) -> None:
-    """One line on stderr per failed file, never a traceback."""
-    tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -91,7 +72,11 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # Each stage registers its subcommands: (commands, train targets, evaluate targets).
-STAGE_PARSERS: list[Callable[..., None]] = []
+STAGE_PARSERS: list[Callable[..., None]] = [
+    pipeline_cli.register_cli,
+    classify_cli.register_cli,
+    caption_cli.register_cli,
+]
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@
 
     [run]
     threshold = 0.8        # p(photo) from which an image is a photo (default: model card)
-    restore_mode = "auto-fast"
+    restore_mode = "auto-fast"  # or "auto" (better, ~10x slower), "none", one filter
+    restore_strength = 1.0  # scales the denoising σ: < 1 keeps more grain
     beam = 3
     workers = 2
     copy_non_photos = true
@@ -27,6 +28,7 @@ class RunConfig:
 
     threshold: float | None = None
     restore_mode: str = "auto-fast"
+    restore_strength: float = 1.0
     beam: int = 3
     workers: int = 2
     batch_size: int = 32

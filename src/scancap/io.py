@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cv2
 import imageio.v3 as iio
@@ -52,6 +52,8 @@ _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".webp"})
+# Formats written back as themselves; others (GIF: palette, lossy for photos) become PNG.
+KEEP_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 
 # Errors Pillow, imageio and OpenCV raise on bad data (imageio wraps opening errors in OSError).
 _DECODE_ERRORS = (
@@ -151,12 +153,14 @@ def save_image(
     return atomic_write_bytes(path, encoded)
 
 
-def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never a part.
+@contextmanager
+def atomic_open(path: StrPath, encoding: str | None = None) -> Iterator[IO[Any]]:
+    """A new file that replaces ``path`` only if the ``with`` block ends without an error.
 
-    The bytes go to a hidden temporary file in the same folder (same file system, so the
-    final ``os.replace`` is atomic), which is removed if anything fails. Parent folders are
-    created. Returns ``path``.
+    Readers see the old file or the whole new one, never a part: the content goes to a hidden
+    temporary file in the same folder (same file system, so the final ``os.replace`` is
+    atomic), removed if anything fails. Binary unless ``encoding`` is given (newlines are kept
+    as written). Parent folders are created. Lets large outputs (an HTML report) be streamed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,19 +168,34 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
     temporary = path.with_name(f".{path.name[:64]}.{secrets.token_hex(4)}.tmp")
     try:
         # "x" never clobbers anything; unlike mkstemp, the file gets the usual umask permissions.
-        with temporary.open("xb") as handle:
-            handle.write(data)
+        mode = "xb" if encoding is None else "x"
+        with temporary.open(mode, encoding=encoding, newline="" if encoding else None) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return path
+
+
+def atomic_write_bytes(path: StrPath, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see ``atomic_open``); returns ``path``."""
+    with atomic_open(path) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: StrPath, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` atomically (see ``atomic_write_bytes``), newlines kept as given."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def output_path(out_dir: Path, relative: Path) -> Path:
+    """Where a restored image goes: same relative path, same format when it is kept."""
+    target = out_dir / relative
+    if target.suffix.lower() not in KEEP_SUFFIXES:
+        target = target.with_suffix(".png")
+    return target
 
 
 def iter_image_files(inputs: Iterable[StrPath]) -> list[tuple[Path, Path]]:

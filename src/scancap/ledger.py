@@ -1,9 +1,10 @@
 """A crash-safe record of finished images, so a batch can be resumed.
 
 Each processed input is stored once in an SQLite file in the output folder, keyed by
-its content hash and relative path, with its manifest row as JSON. A rerun, or a run
-after a crash, kill -9 or Ctrl-C, skips what is already there; SQLite's journal makes
-each insert all-or-nothing, so a killed run never leaves half a row.
+its content hash and relative path, with its manifest row as JSON and the thumbnails of
+its report card (so the report is rebuilt on resume without decoding the images again).
+A rerun, or a run after a crash, kill -9 or Ctrl-C, skips what is already there;
+SQLite's journal makes each insert all-or-nothing, so a killed run never leaves half a row.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS done (
     relative_path TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
-    row TEXT NOT NULL
+    row TEXT NOT NULL,
+    thumbnails TEXT NOT NULL DEFAULT '[]'
 )
 """
 
@@ -53,13 +55,32 @@ class Ledger:
         ).fetchone()
         return json.loads(found[0]) if found else None
 
-    def record(self, relative_path: str, sha256: str, row: dict[str, Any]) -> None:
-        """Store (or replace) one finished row; committed at once."""
+    def record(
+        self,
+        relative_path: str,
+        sha256: str,
+        row: dict[str, Any],
+        thumbnails: Sequence[str] = (),
+    ) -> None:
+        """Store (or replace) one finished row and its report thumbnails; committed at once."""
         with self._connection:
             self._connection.execute(
-                "INSERT OR REPLACE INTO done (relative_path, sha256, row) VALUES (?, ?, ?)",
-                (relative_path, sha256, json.dumps(row, default=_json_default)),
+                "INSERT OR REPLACE INTO done (relative_path, sha256, row, thumbnails) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    relative_path,
+                    sha256,
+                    json.dumps(row, default=_json_default),
+                    json.dumps(list(thumbnails)),
+                ),
             )
+
+    def thumbnails(self, relative_path: str) -> list[str]:
+        """The report thumbnails stored with a row (none if the row is unknown)."""
+        found = self._connection.execute(
+            "SELECT thumbnails FROM done WHERE relative_path = ?", (relative_path,)
+        ).fetchone()
+        return json.loads(found[0]) if found else []
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every stored row, in path order."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import html
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from scancap.io import atomic_open
 
 THUMBNAIL_SIDE = 256
 
@@ -69,13 +72,11 @@ def row_class(row: Mapping[str, Any]) -> str:
     return "photo" if row.get("is_photo") else str(row.get("subtype") or "other")
 
 
-def _card(row: Mapping[str, Any], thumbnails: Mapping[str, list[str]]) -> str:
+def _card(row: Mapping[str, Any], thumbnails: list[str]) -> str:
     klass = row_class(row)
     path = str(row["path"])
     confidence = float(row.get("p_photo") or 0.0)
-    images = "".join(
-        f'<img src="{uri}" alt="{html.escape(path)}">' for uri in thumbnails.get(path, [])
-    )
+    images = "".join(f'<img src="{uri}" alt="{html.escape(path)}">' for uri in thumbnails)
     details = [f"<b>{html.escape(path)}</b>"]
     if klass == "error":
         details.append(f'<span class="err">error: {html.escape(str(row.get("error", "")))}</span>')
@@ -83,27 +84,40 @@ def _card(row: Mapping[str, Any], thumbnails: Mapping[str, list[str]]) -> str:
         details.append(f"class: {klass} · p(photo) = {confidence:.3f}")
         if row.get("caption"):
             details.append(f'<span class="caption">“{html.escape(str(row["caption"]))}”</span>')
+        if row.get("is_photo"):
+            details.append(html.escape(restore_summary(row)))
     css = "card error" if klass == "error" else "card"
     return (
         f'<div class="{css}" data-klass="{klass}" data-conf="{confidence:.6f}" '
         f'data-path="{html.escape(path)}">{images}<div class="meta">{"<br>".join(details)}'
-        "</div></div>"
+        "</div></div>\n"
     )
 
 
-def render_report(
-    rows: Iterable[Mapping[str, Any]],
-    thumbnails: Mapping[str, list[str]],
+def restore_summary(row: Mapping[str, Any]) -> str:
+    """What restoration did to a photo, in a few words."""
+    steps = []
+    if row.get("denoiser") not in (None, "", "none"):
+        steps.append(f"denoised ({row['denoiser']}, σ={float(row['denoise_sigma']):.1f})")
+    if row.get("sharpener") not in (None, "", "none"):
+        steps.append(f"sharpened ({row['sharpener']}, σ={float(row['sharpen_sigma']):.2f})")
+    return "restored: " + (", ".join(steps) if steps else "left as it was (clean and sharp)")
+
+
+def report_chunks(
+    rows: Sequence[Mapping[str, Any]],
+    thumbnails: Callable[[str], list[str]],
     title: str = "scancap report",
     footer: str = "",
-) -> str:
-    """The whole HTML page for the manifest rows (thumbnails keyed by row path)."""
-    rows = list(rows)
+) -> Iterator[str]:
+    """The HTML page in pieces, one card at a time, so a large batch never sits in memory.
+
+    `thumbnails(path)` gives a row's data URIs (before and after for a photo).
+    """
     counts = Counter(row_class(row) for row in rows)
     options = "".join(f'<option value="{k}">{k} ({n})</option>' for k, n in sorted(counts.items()))
     summary = "".join(f"<span>{k}: <b>{n}</b></span>" for k, n in sorted(counts.items()))
-    cards = "".join(_card(row, thumbnails) for row in rows)
-    return f"""<!DOCTYPE html>
+    yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -113,7 +127,35 @@ def render_report(
 sort <select id="order" onchange="refresh()"><option value="path">path</option>
 <option value="desc">p(photo) high→low</option><option value="asc">p(photo) low→high</option>
 </select></div>
-<div class="cards" id="cards">{cards}</div>
+<div class="cards" id="cards">
+"""
+    for row in rows:
+        yield _card(row, thumbnails(str(row["path"])))
+    yield f"""</div>
 <p>{html.escape(footer)}</p>
 <script>{_SCRIPT}</script></body></html>
 """
+
+
+def render_report(
+    rows: Sequence[Mapping[str, Any]],
+    thumbnails: Mapping[str, list[str]],
+    title: str = "scancap report",
+    footer: str = "",
+) -> str:
+    """The whole HTML page for the manifest rows (thumbnails keyed by row path)."""
+    return "".join(report_chunks(rows, lambda path: thumbnails.get(path, []), title, footer))
+
+
+def write_report(
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    thumbnails: Callable[[str], list[str]],
+    title: str = "scancap report",
+    footer: str = "",
+) -> Path:
+    """Stream the page into `path`, atomically."""
+    with atomic_open(path, encoding="utf-8") as handle:
+        for chunk in report_chunks(rows, thumbnails, title, footer):
+            handle.write(chunk)
+    return path

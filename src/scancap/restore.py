@@ -421,15 +421,16 @@ def _excess_blur(edge_blur: float, policy: AutoPolicy) -> float:
 # --------------------------------------------------------------------------- modes
 
 
-def _fixed(
-    name: str, apply: Callable[[np.ndarray, float], np.ndarray], kind: str
-) -> Callable[[np.ndarray], tuple[np.ndarray, RestoreRecord]]:
-    """Wrap a single filter, parametrised by the measured noise σ̂, as a restore mode."""
+RestoreMode = Callable[[np.ndarray, float], tuple[np.ndarray, RestoreRecord]]
 
-    def mode(image: np.ndarray) -> tuple[np.ndarray, RestoreRecord]:
+
+def _fixed(name: str, apply: Callable[[np.ndarray, float], np.ndarray], kind: str) -> RestoreMode:
+    """Wrap a single filter, parametrised by strength × the measured noise σ̂, as a mode."""
+
+    def mode(image: np.ndarray, strength: float) -> tuple[np.ndarray, RestoreRecord]:
         start = time.perf_counter()
         before = measure(image)
-        result = apply(image, max(before.noise_sigma, 1.0))
+        result = apply(image, strength * max(before.noise_sigma, 1.0))
         record = RestoreRecord(before=before, after=measure(result))
         setattr(record, kind, name)
         record.seconds = time.perf_counter() - start
@@ -438,14 +439,14 @@ def _fixed(
     return mode
 
 
-def _identity(image: np.ndarray) -> tuple[np.ndarray, RestoreRecord]:
+def _identity(image: np.ndarray, strength: float) -> tuple[np.ndarray, RestoreRecord]:
     before = measure(image)
     return np.asarray(image, dtype=np.uint8), RestoreRecord(before=before, after=before)
 
 
-MODES: dict[str, Callable[[np.ndarray], tuple[np.ndarray, RestoreRecord]]] = {
-    "auto": auto_restore,
-    "auto-fast": lambda image: auto_restore(image, AutoPolicy(fast=True)),
+MODES: dict[str, RestoreMode] = {
+    "auto": lambda image, k: auto_restore(image, AutoPolicy(denoise_gain=k)),
+    "auto-fast": lambda image, k: auto_restore(image, AutoPolicy(denoise_gain=k, fast=True)),
     "none": _identity,
     "denoise-dct": _fixed("dct-wiener", lambda im, s: denoise_dct(im, s), "denoiser"),
     "denoise-nlm": _fixed("nlm", lambda im, s: denoise_nlm(im, h=1.1 * s), "denoiser"),
@@ -464,8 +465,31 @@ MODES: dict[str, Callable[[np.ndarray], tuple[np.ndarray, RestoreRecord]]] = {
 }
 
 
-def restore_image(image: np.ndarray, mode: str = "auto") -> tuple[np.ndarray, RestoreRecord]:
-    """Restore with a named mode (see MODES); 'auto' measures and decides."""
+def restore_image(
+    image: np.ndarray, mode: str = "auto", strength: float = 1.0
+) -> tuple[np.ndarray, RestoreRecord]:
+    """Restore with a named mode (see MODES); 'auto' measures and decides.
+
+    `strength` scales the denoising σ (1 = as measured): below 1 keeps more grain and detail,
+    above 1 smooths more.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown restore mode {mode!r}; choose from {', '.join(MODES)}")
-    return MODES[mode](image)
+    if not 0 < strength <= 4:
+        raise ValueError(f"restore strength must be in (0, 4], got {strength}")
+    return MODES[mode](image, strength)
+
+
+def restore_and_measure(
+    image: np.ndarray, mode: str = "auto", strength: float = 1.0
+) -> tuple[np.ndarray, RestoreRecord]:
+    """`restore_image`, with the output's noise and blur always measured (for the manifest).
+
+    The fast path skips that measurement to stay fast; here it costs one cheap measure when
+    the image changed, and nothing when it passed through unchanged.
+    """
+    restored, record = restore_image(image, mode, strength)
+    if np.isnan(record.after.noise_sigma):
+        unchanged = restored is image or np.array_equal(restored, image)
+        record.after = record.before if unchanged else measure_fast(restored)
+    return restored, record

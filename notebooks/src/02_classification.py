@@ -1,0 +1,274 @@
+# %% [markdown]
+# # scancap 2 — Photo or not: a classifier on a pretrained backbone
+#
+# scancap sorts scanned images: photos go on to restoration and captioning, everything else
+# (paintings, schematics, text pages, sketches) is routed elsewhere. This notebook is the
+# second deliverable: it explains the shipped classifier (architecture, every parameter,
+# training curves), compares it with a small CNN trained from scratch and with a fine-tuned
+# variant, and analyses bias, variance and what each regulariser changed, with measured
+# numbers and 95% bootstrap intervals on the test set.
+#
+# Everything here calls the `scancap` package (`scancap.doctype`, `scancap.classify`,
+# `scancap.classify_train`, `scancap.classify_report`, `scancap.classify_figures`). The models
+# are trained by `scancap train classifier [--compare]`; `scancap evaluate classifier` writes
+# the same analysis to `reports/classification.md`.
+#
+# Run headless: `python notebooks/build.py 02 --execute` (full) or with `--fast`
+# (`SCANCAP_FAST=1`: 3 images per label and split, 50 bootstrap rounds; used by the tests).
+# The notebook reads the shipped model and the run records; it writes nothing to `models/`
+# or `reports/` (only the feature cache under `cache/`).
+
+# %%
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from scancap import classify, classify_figures, classify_report, doctype
+from scancap.classify_metrics import markdown_table
+from scancap.io import load_image
+from scancap.paths import data_dir, reports_dir
+
+FAST = os.environ.get("SCANCAP_FAST") == "1"
+DATA = data_dir()
+LIMIT = 3 if FAST else None
+ROUNDS = 50 if FAST else 1000
+pd.set_option("display.width", 160)
+pd.set_option("display.max_colwidth", 60)
+print(f"data: {DATA}  fast mode: {FAST}")
+
+# %% [markdown]
+# ## 1. The data and the split
+#
+# `doctype/manifest.csv` lists 8,880 images in 5 labels from 16 sources. Every image was
+# resized to at most 224 px and re-encoded as JPEG q85, so file format and size say nothing
+# about the class. The split is 70/15/15, **stratified by (label, source)** with seed 42, so
+# each source is represented in each split in the same proportion, and it is persisted in
+# `models/classifier/split.csv`: every number below can be reproduced. Val chooses everything
+# (epochs, calibration, threshold, the model to ship); test is only reported.
+
+# %%
+split = doctype.read_split(classify.default_dir() / doctype.SPLIT_FILE)
+display(
+    split.groupby(["label", "source"])["split"].value_counts().unstack()[["train", "val", "test"]]
+)
+
+# %%
+examples = split[split["split"] == "train"].groupby("source").head(1)
+figure = classify_figures.image_grid(
+    [load_image(DATA / p) for p in examples["path"]],
+    [f"{row.label}\n{row.source}" for row in examples.itertuples()],
+    columns=8,
+)
+
+# %% [markdown]
+# **Shortcuts to avoid.** Only 0.5% of the data set's photos are grey, while nearly all
+# sketches, text pages and symbols are: a model could learn "grey means not a photo" and then
+# reject every black-and-white print, which is exactly what a scanner of old family photos
+# produces. Flickr8k photos and the paintings were stretched to squares by the data set's
+# makers. So every image is stretched to 224×224 the same way at training and inference (the
+# aspect ratio never reaches the model), and the training set gets **3 seeded scan-like
+# augmented views** per image: random crop (55–100% of the area, aspect jitter), horizontal
+# flip, colour jitter, grey (25%) or sepia (10%), low resolution, blur, Gaussian noise and JPEG
+# re-encoding (q30–90). Val and test also get a grey copy of every image, to measure the
+# colour shortcut directly.
+
+# %%
+path = split[(split["label"] == "photo") & (split["split"] == "train")]["path"].iloc[0]
+image = load_image(DATA / path)
+views = ["clean", "aug1", "aug2", "aug3", "gray"]
+figure = classify_figures.image_grid(
+    [doctype.view_of(image, path, v) for v in views], views, columns=5
+)
+
+# %% [markdown]
+# ## 2. The shipped network
+#
+# MobileNetV2 with ImageNet weights (converted from torchvision in `scancap.backbone`) runs
+# **frozen**, once per image. The trained head reads two of its outputs:
+#
+# - the 7×7×1280 grid of the last layer, **globally averaged** to 1280 numbers (what the image
+#   shows — the same grid the captioner uses, so the pipeline runs the backbone once);
+# - the **mean and standard deviation of each of block 13's 96 channels** over its 14×14 grid
+#   (192 numbers, standardised with the training set's statistics): texture statistics, as in
+#   style transfer, which describe brush strokes, paper grain and print screens regardless of
+#   where they are. They raised val accuracy from 98.1% to 99.0% (pooled grid alone vs both).
+#
+# The head: dropout → Dense → dropout → two outputs, a **photo logit** (the product decision)
+# and **5 subtype logits** (which route the non-photos).
+
+# %%
+evaluation = classify_report.evaluate(limit=LIMIT, rounds=ROUNDS, progress=False)
+classifier = evaluation.classifier
+figure = classify_figures.architecture(
+    classify_report.architecture_stages(classifier), "shipped classifier"
+)
+classifier.trained.summary()
+
+# %% [markdown]
+# **Every parameter, and why:**
+#
+# | parameter | value | why |
+# |---|---|---|
+# | image size | 224×224, stretched, RGB in [0, 1] | the backbone's training size; stretching (not padding or cropping) keeps all content and hides the aspect ratio |
+# | backbone | MobileNetV2, ImageNet, frozen (3.5 M params incl. top) | 6,216 training images are too few to learn visual features; frozen means one shared pass with captioning |
+# | head input | 1280 pooled + 192 texture statistics | see above |
+# | dropout | 0.3 before and after the hidden layer | randomly zeroes features so the head cannot rely on a few of them |
+# | hidden layer | Dense 256, ReLU | a small non-linearity over the 1,472 features; 512 units with dropout 0.5 did no better on val |
+# | L2 | 1e-4 on every Dense kernel | keeps weights small, i.e. logits moderate |
+# | outputs | 1 photo logit + 5 subtype logits | the binary decision gets its own output; the subtype head routes non-photos and regularises the shared layer |
+# | loss | binary cross-entropy (photo) + sparse categorical cross-entropy (subtype), weight 1 each, from logits | the log-losses whose minimum are calibrated probabilities |
+# | optimiser | Adam, learning rate 1e-3 | the usual default for a freshly initialised head; the fine-tuned variant uses 1e-4 so as not to destroy the pretrained blocks |
+# | batch size | 128 (head), 64 (fine-tuning), 32 (baseline) | large enough for stable steps on 24,864 cached feature vectors; smaller where each step is costlier |
+# | epochs | at most 60, early stopping on val loss, patience 5, best weights restored | stops when val stops improving |
+# | training data | 4 views per training image (clean + 3 augmented), features cached as float16 | augmentation without re-running the backbone every epoch |
+# | decision | p = sigmoid(logit / T), photo iff p ≥ threshold | T and threshold fitted on val (section 5) |
+
+# %% [markdown]
+# ## 3. The compared models and their training curves
+#
+# Three models, each calibrated and thresholded on val the same way:
+#
+# - **baseline** — the original notebook's CNN from scratch: Rescaling, Conv 16/32/64 (3×3,
+#   ReLU) each followed by 2×2 max-pooling, Flatten, Dense 128, dropout 0.2, the two outputs.
+#   Trained on the clean 224 px images, Adam 1e-3, batch 32.
+# - **transfer** — the shipped model above.
+# - **finetuned** — the same, with blocks 14–18 of MobileNetV2 unfrozen (BatchNorm kept in
+#   inference mode), initialised from the trained transfer head and trained with Adam 1e-4
+#   (keras.io's two-phase recipe). The trunk's output (blocks 0–13) is cached for all views.
+#
+# "train acc" is measured on the clean training images in inference mode, so its gap to
+# val acc is the over-fitting; the curves below show the per-epoch training loss (with dropout
+# and augmentation on) as solid lines and val as dashed lines.
+
+# %%
+records = classify_report.load_runs(reports_dir() / "classification_runs")
+display(Markdown(markdown_table(classify_report.runs_table(records), index=False)))
+main_runs = {k: records[k].history for k in ("baseline", "transfer", "finetuned") if k in records}
+figure = classify_figures.training_curves(main_runs)
+
+# %% [markdown]
+# ## 4. Bias, variance and what regularisation changed
+#
+# - **Bias (under-fitting)** shows as a high training loss and a train accuracy close to val.
+#   The frozen-feature head cannot change what the backbone sees: its errors are mostly the
+#   features' (realistic paintings look like photos to ImageNet features). This is why adding
+#   *features* (texture statistics) helped more than any change to the head.
+# - **Variance (over-fitting)** shows as train accuracy and loss far better than val. The
+#   baseline learns its 6,216 training images almost by heart while its val loss stops
+#   improving after a few epochs: too few images to learn features from scratch.
+#
+# Each row below retrains the shipped head without one regulariser (same data, seed, and
+# val calibration); the differences to the shipped recipe are in brackets.
+
+# %%
+display(Markdown(classify_report.ablation_table(records)))
+ablations = {k: r.history for k, r in records.items() if k.startswith("no_") or k == "single_head"}
+figure = classify_figures.training_curves(ablations)
+
+# %% [markdown]
+# ## 5. Calibration and the decision threshold
+#
+# A network trained with cross-entropy is often over- or under-confident. **Temperature
+# scaling** divides the photo logit by one number T, fitted on val by minimising the log-loss:
+# the ranking (and so ROC-AUC) is unchanged, only the probabilities move. The threshold is then
+# chosen on val as the lowest p(photo) whose precision on photo is ≥ 99% (never below 0.5):
+# sending a non-photo to captioning is worse than missing a photo. Both are stored in
+# `models/classifier/calibration.json` and in the model card, and `scancap classify
+# --threshold P` overrides the threshold.
+
+# %%
+frame = evaluation.frame
+val, test = classify_report.select(frame, "val"), classify_report.select(frame, "test")
+calibration = classifier.calibration
+print(f"T = {calibration.temperature:.4f}, threshold = {calibration.threshold:.4f}")
+figure = classify_figures.reliability(
+    val["y"].to_numpy(), 1 / (1 + np.exp(-val["photo_logit"])), val["p_photo"].to_numpy()
+)
+
+# %% [markdown]
+# ## 6. Test metrics with 95% bootstrap intervals
+
+# %%
+display(Markdown(classify_report.metrics_table(evaluation)))
+gray = classify_report.select(frame, "test", "gray")
+figure = classify_figures.roc_pr(
+    {
+        "val": (val["y"].to_numpy(), val["p_photo"].to_numpy()),
+        "test": (test["y"].to_numpy(), test["p_photo"].to_numpy()),
+        "test grey": (gray["y"].to_numpy(), gray["p_photo"].to_numpy()),
+    },
+    calibration.threshold,
+)
+
+# %%
+figure = classify_figures.confusions(
+    test["y"].to_numpy(), test["called_photo"].to_numpy(), test["subtype"].to_numpy()
+)
+sources = classify_report.per_source(test)
+display(sources)
+
+# %% [markdown]
+# ## 7. Errors, the hard case, and images from elsewhere
+#
+# The most confident test errors, then the test paintings the model finds most photo-like
+# (realistic paintings are the known hard case), then the 18 full-size images of `samples/`,
+# which come from outside the training data (old black-and-white photographs with real scan
+# noise, full-page documents, large figures).
+
+# %%
+errors = classify_report.worst_errors(test, 12)
+display(errors[["path", "label", "source", "p_photo"]])
+if len(errors):
+    figure = classify_report.error_grid(errors, DATA)
+
+# %%
+paintings = test[test["label"] == "painting"].nlargest(6, "p_photo")
+figure = classify_report.error_grid(paintings, DATA)
+
+# %%
+samples = classify_report.samples_table(classifier)
+display(samples)
+print(f"{samples['correct'].sum()}/{len(samples)} samples correct (decision and subtype)")
+
+# %% [markdown]
+# ## 8. Speed, memory and size
+#
+# End to end on the 2-core CPU: decoding (`scancap.io.load_image`, in a worker thread that
+# prepares the next batch while the model runs), stretch to 224, backbone and head, in
+# batches of 32. Measured in a separate process so that its peak memory is the classifier's.
+
+# %%
+speed_paths = [DATA / p for p in test["path"].head(64 if FAST else 500)]
+speed = classify_report.measure_speed(speed_paths, classify.default_dir())
+sizes = classify_report.sizes_mb(classify.default_dir())
+print(
+    f"{speed['images_per_second']:.1f} images/s on {speed['images']} test images, "
+    f"peak RSS {speed['peak_rss_mb']:.0f} MB"
+)
+display(pd.Series(sizes, name="MB").round(2))
+
+# %% [markdown]
+# ## 9. Conclusions
+#
+# The targets, measured on test (the model was chosen on val):
+
+# %%
+header = "| target | required | measured | met |\n|---|---|---|---|\n"
+display(Markdown(header + "\n".join(classify_report.target_rows(evaluation, speed, sizes))))
+
+# %% [markdown]
+# - The frozen backbone with a small head, reading both the pooled grid and block 13's texture
+#   statistics, is the shipped model: it reuses the backbone pass the captioner needs anyway
+#   and trains in seconds from the feature cache; fine-tuning blocks 14–18 over-fitted
+#   quickly (section 3) without a val gain.
+# - Transfer learning is what makes high accuracy reachable with about 6,000 training images;
+#   the from-scratch CNN's row in section 3 shows how far it gets alone.
+# - The regularisers' effects on clean accuracy are mostly within the bootstrap noise; their
+#   measurable effects are on the train-val gap, the val loss and the grey photos (section 4).
+# - Test numbers measure new images from the same 16 sources. Other sources (full-size scans,
+#   other painting styles) are only checked on the 18 samples; realistic paintings remain the
+#   hard case.

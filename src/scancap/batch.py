@@ -1,0 +1,74 @@
+"""Batches of decoded images for the neural stages, with per-file errors that never stop a run.
+
+Every command that reads many files (classify, caption, run) goes through `load_batches`: a
+worker thread decodes the next batch while the caller's model runs on this one (decoding and
+TensorFlow both release the GIL), and a file that cannot be read becomes an `ImageLoadError`
+in its slot instead of an exception.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+
+Loaded = np.ndarray | ImageLoadError
+T = TypeVar("T")
+
+
+def error_reason(error: Exception) -> str:
+    """The reason alone (ImageLoadError's message already repeats the file name)."""
+    return getattr(error, "reason", None) or str(error)
+
+
+def report_error(path: Path, reason: str) -> None:
+    """One line on stderr per failed file, never a traceback."""
+    tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
+
+
+def load_or_error(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
+    """The image as uint8 RGB, or the reason it cannot be read."""
+    try:
+        return load_image(path, max_pixels=max_pixels)
+    except ImageLoadError as error:
+        return error
+    except (OSError, ValueError) as error:  # e.g. a file that vanished since it was listed
+        return ImageLoadError(path, error_reason(error))
+
+
+def load_batches(
+    paths: Sequence[Path],
+    batch_size: int = 32,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 1,
+    decode: Callable[[Path], T] | None = None,
+) -> Iterator[list[tuple[Path, T | Loaded]]]:
+    """(path, image or error) per file, in input order, `batch_size` files at a time.
+
+    Decoding runs `workers` threads ahead of the consumer by one batch, so memory holds at most
+    two batches of decoded images however many files there are. `decode` replaces
+    `load_or_error` (e.g. to time each file).
+    """
+    batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
+    if not batches:
+        return
+    read = decode or partial(load_or_error, max_pixels=max_pixels)
+
+    def decode_batch(batch: list[Path]) -> list:
+        return list(pool.map(read, batch))
+
+    with ThreadPoolExecutor(max(1, workers)) as pool, ThreadPoolExecutor(1) as prefetch:
+        pending = prefetch.submit(decode_batch, batches[0])
+        for i, batch in enumerate(batches):
+            loaded = pending.result()
+            if i + 1 < len(batches):
+                pending = prefetch.submit(decode_batch, batches[i + 1])
+            yield list(zip(batch, loaded, strict=True))

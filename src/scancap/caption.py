@@ -1,0 +1,550 @@
+"""Captioning: vocabulary, a Show, Attend and Tell decoder, batched beam search, `Captioner`.
+
+The encoder is the shipped MobileNetV2 (``scancap.backbone``): its 7x7x1280 grid gives 49 region
+features. Only what sits on top of it is trained and shipped under ``models/captioner/``: a
+dense projection of the regions, additive (Bahdanau) attention, a GRU and the word classifier,
+saved as weights + JSON config next to the vocabulary. Keeping the backbone out lets the
+pipeline run it once per image and hand the same grid to the classifier and the captioner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from scancap.paths import models_dir
+
+GRID_CELLS = 49  # 7x7 regions of the backbone's last grid at 224 px
+FEATURE_CHANNELS = 1280
+PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
+SPECIALS = (PAD, START, END, UNK)  # ids 0..3; PAD must be 0 (masking)
+MODEL_DIR = models_dir() / "captioner"
+WEIGHTS_FILE = "decoder.weights.h5"
+CONFIG_FILE = "config.json"
+VOCABULARY_FILE = "vocabulary.json"
+
+# Words, hyphenated words ("t-shirt") and clitics ("'s"): what the PTB tokenizer of the COCO
+# metrics keeps, so generated captions and references are tokenised alike.
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*|'[a-z]+")
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words without punctuation: "A dog's T-shirt ." -> [a, dog, 's, t-shirt]."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+
+
+def detokenize(words: Iterable[str]) -> str:
+    """Words back to a sentence, clitics re-attached: [a, dog, 's] -> "a dog's"."""
+    return " ".join(words).replace(" '", "'")
+
+
+class Vocabulary:
+    """Word <-> id mapping built from training captions, and the longest caption generated."""
+
+    def __init__(self, words: Sequence[str], max_len: int) -> None:
+        if tuple(words[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"a vocabulary starts with {SPECIALS}")
+        self.words = list(words)
+        self.max_len = max_len  # words per caption, <start>/<end> excluded
+        self.ids = {word: i for i, word in enumerate(self.words)}
+        self.pad, self.start, self.end, self.unk = (self.ids[s] for s in SPECIALS)
+
+    @classmethod
+    def build(
+        cls, captions: Iterable[str], min_count: int = 5, length_percentile: float = 99.0
+    ) -> Vocabulary:
+        """Words seen at least `min_count` times; max_len covers `length_percentile` % captions.
+
+        Rarer words become <unk>: with 5 captions per image, a word seen under 5 times is
+        mostly a typo or a one-off name the decoder could not learn anyway.
+        """
+        tokenized = [tokenize(text) for text in captions]
+        counts = Counter(word for words in tokenized for word in words)
+        kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: -counts[w])
+        max_len = int(
+            np.ceil(np.percentile([len(words) for words in tokenized], length_percentile))
+        )
+        return cls([*SPECIALS, *kept], max_len)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, text: str) -> list[int]:
+        """<start> word ids <end> (any length: callers drop or trim long captions)."""
+        return [self.start, *(self.ids.get(w, self.unk) for w in tokenize(text)), self.end]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The sentence up to the first <end>, special tokens left out."""
+        words = []
+        for i in ids:
+            if i == self.end:
+                break
+            if i >= len(SPECIALS):
+                words.append(self.words[i])
+        return detokenize(words)
+
+    def left_right_swap(self) -> np.ndarray:
+        """Id permutation exchanging "left" and "right", for horizontally flipped images."""
+        swap = np.arange(len(self.words), dtype=np.int32)
+        if "left" in self.ids and "right" in self.ids:
+            swap[[self.ids["left"], self.ids["right"]]] = self.ids["right"], self.ids["left"]
+        return swap
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"max_len": self.max_len, "words": self.words}, indent=0))
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        record = json.loads(path.read_text())
+        return cls(record["words"], record["max_len"])
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+
+def _build_all(*layers_and_shapes: tuple[layers.Layer, tuple | None]) -> None:
+    """Create sub-layer weights up front: weights cannot be created inside the RNN's loop."""
+    for layer, shape in layers_and_shapes:
+        if not layer.built:
+            layer.build(shape)
+
+
+@keras.saving.register_keras_serializable(package="scancap")
+class AdditiveAttention(layers.Layer):
+    """Bahdanau attention: e_i = v . tanh(W_k f_i + W_q h), alpha = softmax over the regions.
+
+    `keys` (W_k f) does not depend on the decoder state: it is computed once per image.
+    """
+
+    def __init__(self, units: int, feature_dim: int, state_dim: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units, self.feature_dim, self.state_dim = units, feature_dim, state_dim
+        self.key = layers.Dense(units, name="key")
+        self.query = layers.Dense(units, use_bias=False, name="query")
+        self.score = layers.Dense(1, name="score")
+
+    def build(self, input_shape=None) -> None:
+        _build_all(
+            (self.key, (None, GRID_CELLS, self.feature_dim)),
+            (self.query, (None, self.state_dim)),
+            (self.score, (None, GRID_CELLS, self.units)),
+        )
+
+    def keys(self, features):
+        return self.key(features)
+
+    def call(self, features, keys, state):
+        """Context vector (B, feature_dim) and attention weights (B, 49)."""
+        energy = ops.tanh(keys + ops.expand_dims(self.query(state), 1))
+        weights = ops.softmax(self.score(energy), axis=1)
+        return ops.sum(weights * features, axis=1), ops.squeeze(weights, -1)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "feature_dim": self.feature_dim,
+            "state_dim": self.state_dim,
+        }
+
+
+@keras.saving.register_keras_serializable(package="scancap")
+class AttentionGRUCell(layers.Layer):
+    """One decoder step: attend with the previous state, gate the context, then a GRU step.
+
+    The region features and keys travel as (unchanged) RNN states, because Keras 3's RNN layer
+    has no `constants`. The output packs the new state, the context and the attention weights,
+    which the readout and the attention regulariser need at every step.
+    """
+
+    def __init__(
+        self, units: int, attention_units: int, feature_dim: int, input_dim: int, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.units, self.attention_units = units, attention_units
+        self.feature_dim, self.input_dim = feature_dim, input_dim
+        self.attention = AdditiveAttention(attention_units, feature_dim, units, name="attention")
+        # Show, Attend and Tell's gate beta = sigmoid(f(h)): lets the decoder ignore the image
+        # for function words ("a", "of") instead of forcing attention somewhere.
+        self.gate = layers.Dense(feature_dim, activation="sigmoid", name="gate")
+        self.gru = layers.GRUCell(units, name="gru")
+        self.state_size = [units, (GRID_CELLS, feature_dim), (GRID_CELLS, attention_units)]
+        self.output_size = units + feature_dim + GRID_CELLS
+
+    def build(self, input_shape=None) -> None:
+        _build_all(
+            (self.attention, None),
+            (self.gate, (None, self.units)),
+            (self.gru, (None, self.input_dim + self.feature_dim)),
+        )
+
+    def call(self, inputs, states, training=False):
+        state, features, keys = states
+        context, weights = self.attention(features, keys, state)
+        context = self.gate(state) * context
+        state, _ = self.gru(ops.concatenate([inputs, context], axis=-1), state, training=training)
+        return ops.concatenate([state, context, weights], axis=-1), [state, features, keys]
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "attention_units": self.attention_units,
+            "feature_dim": self.feature_dim,
+            "input_dim": self.input_dim,
+        }
+
+
+def caption_loss(targets, logits, weights, label_smoothing: float, attention_weight: float):
+    """(objective, token cross-entropy, token accuracy), padding (id 0) masked out.
+
+    The objective adds to the label-smoothed cross-entropy the doubly stochastic regulariser of
+    Show, Attend and Tell, mean over regions of (1 - sum_t alpha_ti)^2: it pushes the decoder
+    to look at every region at some point of the caption instead of staring at one.
+    """
+    mask = ops.cast(ops.not_equal(targets, 0), logits.dtype)
+    log_probs = ops.log_softmax(logits, axis=-1)
+    nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(targets, -1), -1), -1)
+    smoothed = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
+    tokens = ops.sum(mask)
+    cross_entropy = ops.sum(nll * mask) / tokens
+    coverage = ops.sum(weights * ops.expand_dims(mask, -1), axis=1)
+    regulariser = ops.mean(ops.square(1.0 - coverage))
+    objective = ops.sum(smoothed * mask) / tokens + attention_weight * regulariser
+    hits = ops.cast(ops.equal(ops.argmax(logits, axis=-1), targets), logits.dtype)
+    return objective, cross_entropy, ops.sum(hits * mask) / tokens
+
+
+@keras.saving.register_keras_serializable(package="scancap")
+class CaptionDecoder(keras.Model):
+    """Region projection + embedding + attention GRU + deep readout, trained by teacher forcing.
+
+    Inputs: backbone grids (B, 49, 1280) and the caption shifted right (B, T) starting with
+    <start>. Outputs: word logits (B, T, vocab) and attention weights (B, T, 49).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 256,
+        units: int = 512,
+        attention_units: int = 512,
+        projection_dim: int = 512,
+        dropout: float = 0.4,
+        label_smoothing: float = 0.1,
+        attention_weight: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
+        self.attention_units, self.projection_dim = attention_units, projection_dim
+        self.dropout_rate, self.label_smoothing = dropout, label_smoothing
+        self.attention_weight = attention_weight
+        self.project = layers.Dense(projection_dim, activation="relu", name="project")
+        self.init_state = layers.Dense(units, activation="tanh", name="init_state")
+        self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.cell = AttentionGRUCell(
+            units, attention_units, projection_dim, embedding_dim, name="attention_gru"
+        )
+        self.rnn = layers.RNN(self.cell, return_sequences=True, name="rnn")
+        # Deep output (Show, Attend and Tell eq. 7): logits = L_o(E y + L_h h + L_z z).
+        self.readout_state = layers.Dense(embedding_dim, name="readout_state")
+        self.readout_context = layers.Dense(embedding_dim, use_bias=False, name="readout_context")
+        self.classifier = layers.Dense(vocab_size, name="classifier")
+        self.dropout = layers.Dropout(dropout)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "cross_entropy", "accuracy")
+        }
+
+    def encode(self, grids):
+        """Per image, once: projected regions, their attention keys and the initial state."""
+        features = self.project(ops.cast(grids, self.compute_dtype))
+        keys = self.cell.attention.keys(features)
+        return features, keys, self.init_state(ops.mean(features, axis=1))
+
+    def readout(self, embedded, state, context, training=False):
+        hidden = embedded + self.readout_state(state) + self.readout_context(context)
+        return self.classifier(self.dropout(hidden, training=training))
+
+    def call(self, inputs, training=False):
+        grids, tokens = inputs
+        features, keys, state = self.encode(grids)
+        embedded = self.embedding(tokens)
+        outputs = self.rnn(
+            self.dropout(embedded, training=training),
+            initial_state=[state, features, keys],
+            training=training,
+        )
+        states, context, weights = ops.split(
+            outputs, [self.units, self.units + self.projection_dim], axis=-1
+        )
+        return self.readout(embedded, states, context, training), weights
+
+    def step(self, tokens, state, features, keys):
+        """One greedy/beam step: (log-probabilities (B, vocab), new state, weights (B, 49))."""
+        embedded = self.embedding(tokens)
+        output, _ = self.cell(embedded, [state, features, keys])
+        state, context, weights = ops.split(
+            output, [self.units, self.units + self.projection_dim], axis=-1
+        )
+        return ops.log_softmax(self.readout(embedded, state, context)), state, weights
+
+    def build(self, input_shape=None) -> None:
+        _build_all(
+            (self.project, (None, GRID_CELLS, FEATURE_CHANNELS)),
+            (self.init_state, (None, self.projection_dim)),
+            (self.embedding, (None, None)),
+            (self.rnn, (None, None, self.embedding_dim)),
+            (self.readout_state, (None, self.units)),
+            (self.readout_context, (None, self.projection_dim)),
+            (self.classifier, (None, self.embedding_dim)),
+        )
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def _update(self, targets, logits, weights) -> tuple:
+        objective, cross_entropy, accuracy = caption_loss(
+            targets, logits, weights, self.label_smoothing, self.attention_weight
+        )
+        for name, value in zip(self.trackers, (objective, cross_entropy, accuracy), strict=True):
+            self.trackers[name].update_state(value)
+        return objective
+
+    def train_step(self, data):
+        (grids, tokens), targets = data
+        with tf.GradientTape() as tape:
+            logits, weights = self((grids, tokens), training=True)
+            objective = self._update(targets, logits, weights)
+        gradients = tape.gradient(objective, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def test_step(self, data):
+        (grids, tokens), targets = data
+        logits, weights = self((grids, tokens), training=False)
+        self._update(targets, logits, weights)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "attention_units": self.attention_units,
+            "projection_dim": self.projection_dim,
+            "dropout": self.dropout_rate,
+            "label_smoothing": self.label_smoothing,
+            "attention_weight": self.attention_weight,
+        }
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hypothesis:
+    """One decoded caption: word ids ending with <end>, length-normalised log-probability, and
+    the attention weights (one 49-vector per generated token)."""
+
+    tokens: list[int]
+    score: float
+    attention: np.ndarray
+
+
+@dataclass
+class Decoder:
+    """Compiled encode/step functions of a CaptionDecoder (one trace per batch size at most)."""
+
+    model: CaptionDecoder
+    encode: Callable
+    step: Callable
+
+    @classmethod
+    def of(cls, model: CaptionDecoder) -> Decoder:
+        return cls(
+            model,
+            tf.function(model.encode, reduce_retracing=True),
+            tf.function(model.step, reduce_retracing=True),
+        )
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest values of each row, best first."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def beam_search(
+    decoder: Decoder,
+    grids: np.ndarray,
+    vocab: Vocabulary,
+    beam: int = 3,
+    length_penalty: float = 0.7,
+) -> list[list[Hypothesis]]:
+    """Batched beam search; per image, `beam` hypotheses sorted by normalised score, best first.
+
+    State is kept for (images x beam) rows. Candidates are ranked by log P / length^alpha, so
+    finished short captions do not win just by having fewer negative terms. A finished beam
+    carries on with one zero-cost padding step, keeping its score and length. At max_len only
+    <end> is allowed, so every hypothesis ends with it. beam=1 is greedy decoding.
+    """
+    n, vocab_size = len(grids), len(vocab)
+    features, keys, state = decoder.encode(np.asarray(grids).reshape(n, GRID_CELLS, -1))
+    never = np.full(vocab_size, -np.inf, np.float32)
+    never[vocab.start + 1 :] = 0.0  # <pad>, <start> are never generated
+    never[vocab.unk] = -np.inf  # nor is "unknown word"
+    only_end = np.full(vocab_size, -np.inf, np.float32)
+    only_end[vocab.end] = 0.0
+    finished_row = np.full(vocab_size, -np.inf, np.float32)
+    finished_row[vocab.pad] = 0.0
+
+    scores = np.zeros((n, 1), np.float32)  # summed log-probabilities, one beam to start
+    lengths = np.zeros((n, 1), np.int32)
+    finished = np.zeros((n, 1), bool)
+    words = np.full((n, 1), vocab.start, np.int32)
+    history = np.zeros((n, 1, 0), np.int32)
+    attention = np.zeros((n, 1, 0, GRID_CELLS), np.float32)
+    for t in range(vocab.max_len + 1):
+        width = words.shape[1]
+        log_probs, state, weights = decoder.step(words.reshape(-1), state, features, keys)
+        log_probs = np.asarray(log_probs).reshape(n, width, vocab_size)
+        log_probs = log_probs + (only_end if t == vocab.max_len else never)
+        log_probs = np.where(finished[..., None], finished_row, log_probs)
+        candidates = scores[..., None] + log_probs
+        new_lengths = lengths + ~finished
+        normalised = candidates / new_lengths[..., None].astype(np.float32) ** length_penalty
+        best = _top_k(normalised.reshape(n, -1), min(beam, width * vocab_size))
+        source, words = np.divmod(best, vocab_size)
+        rows = np.arange(n)[:, None]
+        scores = candidates.reshape(n, -1)[rows, best]
+        lengths = new_lengths[rows, source]
+        words = words.astype(np.int32)
+        history = np.concatenate([history[rows, source], words[..., None]], axis=2)
+        step_weights = np.asarray(weights).reshape(n, width, 1, GRID_CELLS)[rows, source]
+        attention = np.concatenate([attention[rows, source], step_weights], axis=2)
+        finished = finished[rows, source] | (words == vocab.end)
+        flat = (rows * width + source).reshape(-1)
+        state = tf.gather(state, flat)
+        if t == 0:  # every image now has `beam` rows: widen the per-image tensors once
+            features, keys = (tf.gather(x, flat) for x in (features, keys))
+        if finished.all():
+            break
+    normalised = scores / lengths.astype(np.float32) ** length_penalty
+    return [
+        [
+            Hypothesis(
+                history[i, b, : lengths[i, b]].tolist(),
+                float(normalised[i, b]),
+                attention[i, b, : lengths[i, b]],
+            )
+            for b in np.argsort(-normalised[i], kind="stable")
+        ]
+        for i in range(n)
+    ]
+
+
+# --- the shipped captioner ------------------------------------------------------------------------
+
+
+@dataclass
+class Caption:
+    """A caption, its normalised log-probability and one 7x7 attention map per word (+ <end>)."""
+
+    text: str
+    score: float
+    words: list[str]
+    attention: np.ndarray  # (len(words) + 1, 7, 7)
+
+
+def save_decoder(model: CaptionDecoder, vocab: Vocabulary, out: Path, weights: bool = True) -> None:
+    """Weights + JSON config + vocabulary: the backbone is not part of the shipped captioner."""
+    out.mkdir(parents=True, exist_ok=True)
+    if weights:
+        model.save_weights(out / WEIGHTS_FILE)
+    (out / CONFIG_FILE).write_text(json.dumps(model.get_config(), indent=2))
+    vocab.save(out / VOCABULARY_FILE)
+
+
+def load_decoder(model_dir: Path) -> tuple[CaptionDecoder, Vocabulary]:
+    missing = [
+        f for f in (WEIGHTS_FILE, CONFIG_FILE, VOCABULARY_FILE) if not (model_dir / f).exists()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"{model_dir} lacks {', '.join(missing)}: run `scancap train captioner` to create it"
+        )
+    model = CaptionDecoder.from_config(json.loads((model_dir / CONFIG_FILE).read_text()))
+    model.build()
+    model.load_weights(model_dir / WEIGHTS_FILE)
+    return model, Vocabulary.load(model_dir / VOCABULARY_FILE)
+
+
+class Captioner:
+    """Captions for backbone grids or for images; the backbone loads on first image."""
+
+    def __init__(self, model: CaptionDecoder, vocab: Vocabulary) -> None:
+        self.model, self.vocab = model, vocab
+        self.decoder = Decoder.of(model)
+        self._backbone: keras.Model | None = None
+
+    @classmethod
+    def load(cls, model_dir: Path | None = None) -> Captioner:
+        return cls(*load_decoder(Path(model_dir or MODEL_DIR)))
+
+    @property
+    def backbone(self) -> keras.Model:
+        if self._backbone is None:
+            from scancap.backbone import load_backbone
+
+            self._backbone = load_backbone(include_top=False)
+        return self._backbone
+
+    def describe(self, grids: np.ndarray, beam: int = 3, batch_size: int = 100) -> list[Caption]:
+        """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps."""
+        captions = []
+        for first in range(0, len(grids), batch_size):
+            batch = np.asarray(grids[first : first + batch_size], np.float32)
+            for hypotheses in beam_search(self.decoder, batch, self.vocab, beam):
+                best = hypotheses[0]
+                words = [self.vocab.words[i] for i in best.tokens[:-1]]
+                maps = best.attention.reshape(-1, 7, 7)
+                captions.append(Caption(detokenize(words), best.score, words, maps))
+        return captions
+
+    def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
+        """(caption, normalised log-probability) per backbone grid."""
+        return [(c.text, c.score) for c in self.describe(grids, beam)]
+
+    def grids(self, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+        """(N, 49, 1280) backbone grids of uint8 RGB images (any size: resized to 224).
+
+        Backbone batches of 8 run as fast as larger ones on CPU, and keep the activations of
+        the first layers (112x112x96 floats per image) from pushing memory past 1.5 GB.
+        """
+        from scancap.caption_data import extract_grids
+
+        return np.concatenate(list(extract_grids(self.backbone, list(images), batch_size)))
+
+    def caption_images(
+        self, images: Sequence[np.ndarray], beam: int = 3
+    ) -> list[tuple[str, float]]:
+        """(caption, normalised log-probability) per uint8 RGB image."""
+        if not images:
+            return []
+        return self.caption_features(self.grids(images), beam)

@@ -1,0 +1,184 @@
+"""`scancap caption`, `scancap train captioner` and `scancap evaluate captioner`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from scancap.batch import load_batches, report_error
+from scancap.io import DEFAULT_MAX_PIXELS, atomic_write_text, iter_image_files
+from scancap.paths import models_dir, reports_dir
+
+CSV_COLUMNS = ["path", "caption", "error"]
+# TensorFlow loads in the handlers only, so `scancap --help` and the other stages stay fast.
+
+
+def caption_files(
+    files: list[tuple[Path, Path]],
+    model_dir: Path | None,
+    beam: int,
+    batch_size: int,
+    max_pixels: int,
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """(absolute path, CSV row) per file in input order; a bad file gets its error, the rest go on.
+
+    Images are decoded one batch at a time, so memory does not grow with the number of files.
+    """
+    from scancap.caption import Captioner
+
+    captioner = Captioner.load(model_dir)
+    relative = dict(files)
+    for batch in load_batches([path for path, _ in files], batch_size, max_pixels):
+        images = [item for _, item in batch if isinstance(item, np.ndarray)]
+        captions = iter(captioner.caption_images(images, beam=beam))
+        for path, item in batch:
+            row = {"path": str(relative[path]), "caption": "", "error": ""}
+            if isinstance(item, np.ndarray):
+                row["caption"] = next(captions)[0]
+            else:
+                row["error"] = item.reason
+            yield path, row
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    """Caption every image found under the inputs: CSV with --out, else path<TAB>caption."""
+    files = iter_image_files(args.inputs)
+    rows = []
+    results = caption_files(files, args.model, args.beam, args.batch_size, args.max_pixels)
+    for path, row in tqdm(
+        results, total=len(files), desc="caption", unit="img", disable=args.quiet
+    ):
+        if row["error"]:
+            report_error(path, row["error"])
+        elif not args.out:
+            tqdm.write(f"{row['path']}\t{row['caption']}", file=sys.stdout)
+        rows.append(row)
+    failures = sum(bool(row["error"]) for row in rows)
+    if args.out:
+        atomic_write_text(
+            Path(args.out), pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(index=False)
+        )
+    if not args.quiet:
+        target = f" -> {args.out}" if args.out else ""
+        print(f"captioned {len(files) - failures}/{len(files)} images{target}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from scancap.caption_train import train_captioner
+
+    record = train_captioner(
+        out=Path(args.out),
+        data=args.data,
+        cache_dir=args.cache,
+        limit=args.limit,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        progress=not args.quiet,
+    )
+    if record is None:
+        print("stopped at the time budget: run the same command again to resume", file=sys.stderr)
+        return 3
+    if not args.quiet:
+        best = record["best_dev_greedy"]
+        print(
+            f"saved to {args.out}: best epoch {record['best_epoch']}/{record['epochs_run']}, "
+            f"dev greedy BLEU-4 {best['BLEU-4']:.4f}, CIDEr-D {best['CIDEr-D']:.4f}"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from scancap.caption_report import write_report
+
+    path = write_report(
+        model_dir=args.model,
+        data=args.data,
+        cache_dir=args.cache,
+        report=args.report,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="datasets folder (default: $SCANCAP_DATA)")
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
+    parser.add_argument(
+        "--limit", type=_positive, help="only the first N train and N dev images (smoke tests)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def register_cli(
+    commands: argparse._SubParsersAction,
+    train_targets: argparse._SubParsersAction,
+    evaluate_targets: argparse._SubParsersAction,
+) -> None:
+    """Add the captioning stage's subcommands to the `scancap` parser."""
+    parser = commands.add_parser(
+        "caption",
+        help="describe photos in one sentence",
+        description="Caption images (files or folders, searched recursively). Prints "
+        "path<TAB>caption, or with --out writes a CSV: path, caption, error.",
+    )
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--out", help="CSV file to write (default: print to stdout)")
+    parser.add_argument(
+        "--beam", type=_positive, default=3, help="beam width (default 3; 1 is greedy decoding)"
+    )
+    parser.add_argument("--model", type=Path, help="captioner folder (default: models/captioner)")
+    parser.add_argument("--batch-size", type=_positive, default=32, help="images per batch (32)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(handler=cmd_caption)
+
+    train = train_targets.add_parser(
+        "captioner",
+        help="train the captioner on Flickr8k",
+        description="Cache backbone features of Flickr8k train and dev, train the attention "
+        "decoder on train, keep the epoch with the best dev CIDEr-D, and save it into --out.",
+    )
+    train.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
+    train.add_argument("--epochs", type=_positive, help="maximum epochs (default: the recipe's)")
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after the last epoch that fits (exit code 3); the same command resumes",
+    )
+    _add_data_options(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = evaluate_targets.add_parser(
+        "captioner",
+        help="evaluate the captioner and rewrite reports/captioning.md",
+        description="Caption Flickr8k dev (greedy and beam), score it, measure speed and "
+        "memory, and rewrite the report and its figures.",
+    )
+    evaluate.add_argument("--model", type=Path, help="captioner folder (default: models/captioner)")
+    evaluate.add_argument(
+        "--report", type=Path, default=reports_dir() / "captioning.md", help="report to write"
+    )
+    _add_data_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)

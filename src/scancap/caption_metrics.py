@@ -1,0 +1,74 @@
+"""Caption metrics: the COCO caption evaluation code (pycocoevalcap) behind one function.
+
+BLEU-1..4, METEOR, ROUGE-L and CIDEr-D (pycocoevalcap's `Cider` is the CIDEr-D variant: clipped
+n-gram counts and a Gaussian length penalty). References and candidates go through the PTB
+tokenizer (Java), as in the official evaluation; `ptb=False` uses scancap's own tokenizer
+instead, which needs no Java and is what training uses to pick its best epoch. METEOR (Java
+too) is optional because it is the slowest. SPICE is left out: it downloads Stanford CoreNLP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+
+from scancap.caption import tokenize
+
+BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
+
+
+def _tokenized(captions: dict[str, list[str]], ptb: bool) -> dict[str, list[str]]:
+    if not ptb:
+        return {
+            key: [" ".join(tokenize(text)) for text in texts] for key, texts in captions.items()
+        }
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    records = {key: [{"caption": text} for text in texts] for key, texts in captions.items()}
+    return PTBTokenizer().tokenize(records)
+
+
+def caption_scores(
+    references: dict[str, list[str]],
+    candidates: dict[str, str],
+    meteor: bool = True,
+    ptb: bool = True,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Corpus-level scores, and per-image scores (BLEU-4, ROUGE-L, CIDEr-D) for failure analysis.
+
+    `references` maps an image to its reference captions, `candidates` to one generated caption.
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    keys = list(candidates)
+    gts = _tokenized({key: references[key] for key in keys}, ptb)
+    res = _tokenized({key: [candidates[key]] for key in keys}, ptb)
+    summary: dict[str, float] = {}
+    per_image = pd.DataFrame(index=keys)
+    with contextlib.redirect_stdout(io.StringIO()):  # the scorers print their internals
+        bleu, bleu_images = Bleu(4).compute_score(gts, res, verbose=0)
+        summary |= dict(zip(BLEU, bleu, strict=True))
+        per_image["BLEU-4"] = bleu_images[3]
+        if meteor:
+            summary["METEOR"], _ = Meteor().compute_score(gts, res)
+        summary["ROUGE-L"], per_image["ROUGE-L"] = Rouge().compute_score(gts, res)
+        summary["CIDEr-D"], per_image["CIDEr-D"] = Cider().compute_score(gts, res)
+    return {name: float(value) for name, value in summary.items()}, per_image.astype(np.float64)
+
+
+def bleu(references: list[list[str]], candidates: list[str], n: int = 4) -> float:
+    """Corpus BLEU-n of candidates against their references (scancap's tokenizer, no Java)."""
+    keys = [str(i) for i in range(len(candidates))]
+    scores, _ = caption_scores(
+        dict(zip(keys, references, strict=True)),
+        dict(zip(keys, candidates, strict=True)),
+        meteor=False,
+        ptb=False,
+    )
+    return scores[BLEU[n - 1]]

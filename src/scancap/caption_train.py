@@ -1,0 +1,250 @@
+"""Training the captioner on Flickr8k train, selecting the epoch on dev CIDEr-D.
+
+Features come from the cache (one backbone pass per image, ever). Each epoch ends with greedy
+decoding of the dev images and BLEU-4/CIDEr-D on them: the checkpoint keeps the best CIDEr-D
+epoch, the learning rate halves when it stalls and training stops when it stops improving.
+`BackupAndRestore` saves the state every epoch, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from scancap.caption import (
+    WEIGHTS_FILE,
+    CaptionDecoder,
+    Captioner,
+    Vocabulary,
+    save_decoder,
+)
+from scancap.caption_data import (
+    build_feature_cache,
+    caption_dataset,
+    caption_pairs,
+    default_cache_dir,
+    load_captions,
+    load_split,
+    references,
+)
+from scancap.caption_metrics import caption_scores
+from scancap.io import atomic_write_text
+
+HISTORY_FILE = "history.csv"
+RECORD_FILE = "training.json"
+MONITOR = "val_cider"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines the shipped captioner besides the data."""
+
+    min_count: int = 5
+    length_percentile: float = 99.0
+    embedding_dim: int = 256
+    units: int = 512
+    attention_units: int = 512
+    projection_dim: int = 512
+    dropout: float = 0.4
+    label_smoothing: float = 0.1
+    attention_weight: float = 1.0
+    flip: bool = True
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    clipnorm: float = 5.0
+    epochs: int = 12
+    patience: int = 3
+    seed: int = 42
+
+    def decoder_kwargs(self) -> dict:
+        names = ("embedding_dim", "units", "attention_units", "projection_dim", "dropout")
+        names += ("label_smoothing", "attention_weight")
+        return {name: getattr(self, name) for name in names}
+
+
+class DevCaptionScore(keras.callbacks.Callback):
+    """Greedy-decodes the dev images after each epoch and logs val_bleu4 and val_cider.
+
+    It must come before the callbacks that read these values (checkpoint, early stopping).
+    Also logs the epoch's duration, for the speed figures of the report.
+    """
+
+    def __init__(self, grids: np.ndarray, refs: dict[str, list[str]], vocab: Vocabulary) -> None:
+        super().__init__()
+        self.grids, self.refs, self.vocab = grids, refs, vocab
+        self._started = 0.0
+        self._captioner: Captioner | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._captioner = Captioner(self.model, self.vocab)  # traced once, reused every epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        captions = self._captioner.caption_features(self.grids, beam=1)
+        candidates = {key: text for key, (text, _) in zip(self.refs, captions, strict=True)}
+        scores, _ = caption_scores(self.refs, candidates, meteor=False, ptb=False)
+        logs = logs if logs is not None else {}
+        logs |= {"val_bleu4": scores["BLEU-4"], MONITOR: scores["CIDEr-D"]}
+        logs["epoch_seconds"] = time.perf_counter() - self._started
+        logs["peak_rss_mb"] = peak_rss_mb()  # per run: the history keeps the peak over resumes
+        print(
+            f"\nepoch {epoch + 1}: dev greedy BLEU-4 {scores['BLEU-4']:.4f} CIDEr-D "
+            f"{scores['CIDEr-D']:.4f} ({logs['epoch_seconds']:.0f} s)",
+            flush=True,
+        )
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops after the last epoch that fits in the budget; the run resumes from the backup."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.exhausted = False
+        self._started = time.perf_counter()
+        self._epochs = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._epochs += 1
+        elapsed = time.perf_counter() - self._started
+        per_epoch = elapsed / self._epochs
+        last = epoch + 1 >= self.params["epochs"]
+        if not last and elapsed + per_epoch > self.seconds:
+            self.exhausted = self.model.stop_training = True
+            print(f"time budget reached after epoch {epoch + 1}: rerun to resume", flush=True)
+
+
+def _best_so_far(history_path: Path) -> float | None:
+    """Best monitored score of the epochs already run, so a resumed checkpoint keeps it."""
+    if not history_path.exists():
+        return None
+    history = pd.read_csv(history_path)
+    return float(history[MONITOR].max()) if len(history) else None
+
+
+def best_weights_only(model: CaptionDecoder, checkpoint: Path) -> CaptionDecoder:
+    """The checkpointed epoch without the optimizer state (two thirds of the checkpoint)."""
+    model.load_weights(checkpoint)
+    shipped = CaptionDecoder.from_config(model.get_config())
+    shipped.build()
+    shipped.set_weights(model.get_weights())
+    return shipped
+
+
+def machine() -> str:
+    """CPU model and core count, for the speed and memory figures."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = re.findall(r"model name\s*: (.+)", cpuinfo.read_text()) if cpuinfo.exists() else []
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (what `/usr/bin/time -v` reports), in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_captioner(
+    out: Path,
+    data: Path | None = None,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    epochs: int | None = None,
+    recipe: Recipe = Recipe(),
+    max_minutes: float | None = None,
+    progress: bool = True,
+) -> dict | None:
+    """Train into `out` (weights, config, vocabulary, history, record); returns the record.
+
+    `limit` keeps the first N train and N dev images (smoke tests). With `max_minutes`, stops
+    after the last epoch that fits and returns None: the same call resumes from the backup.
+    """
+    keras.utils.set_random_seed(recipe.seed)
+    cache_dir = cache_dir or default_cache_dir()
+    train_images, dev_images = load_split("train", data, limit), load_split("dev", data, limit)
+    cache = build_feature_cache(train_images + dev_images, cache_dir, data, progress=progress)
+    captions = load_captions(data)
+    train_captions = captions[captions["image"].isin(set(train_images))]["caption"]
+    vocab = Vocabulary.build(train_captions, recipe.min_count, recipe.length_percentile)
+    train_pairs = caption_pairs(captions, train_images, cache, vocab)
+    dev_pairs = caption_pairs(captions, dev_images, cache, vocab)
+
+    model = CaptionDecoder(len(vocab), **recipe.decoder_kwargs())
+    model.build()
+    model.compile(
+        optimizer=keras.optimizers.Adam(recipe.learning_rate, clipnorm=recipe.clipnorm),
+        jit_compile=False,
+    )
+    save_decoder(model, vocab, out, weights=False)  # the checkpoint adds the best weights
+    backup = cache_dir / "captioner_backup" / out.resolve().as_posix().strip("/").replace("/", "_")
+    history_path = out / HISTORY_FILE
+    resuming = (backup / "training_metadata.json").exists()
+    callbacks = [
+        DevCaptionScore(
+            cache.grids[cache.rows(dev_images)], references(captions, dev_images), vocab
+        ),
+        keras.callbacks.ReduceLROnPlateau(MONITOR, factor=0.5, patience=1, mode="max", min_lr=1e-5),
+        keras.callbacks.ModelCheckpoint(
+            out / WEIGHTS_FILE,
+            monitor=MONITOR,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=_best_so_far(history_path) if resuming else None,
+        ),
+        keras.callbacks.EarlyStopping(MONITOR, patience=recipe.patience, mode="max"),
+        keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
+        keras.callbacks.CSVLogger(history_path, append=resuming),
+        budget := TimeBudget(60 * max_minutes if max_minutes else np.inf),
+    ]
+    model.fit(
+        caption_dataset(
+            train_pairs, cache.grids, vocab, recipe.batch_size, True, recipe.flip, recipe.seed
+        ),
+        validation_data=caption_dataset(dev_pairs, cache.grids, vocab, 128, shuffle=False),
+        epochs=epochs or recipe.epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself
+        verbose=2 if progress else 0,
+    )
+    if budget.exhausted:
+        return None
+    shutil.rmtree(backup)
+    save_decoder(best_weights_only(model, out / WEIGHTS_FILE), vocab, out)
+    history = pd.read_csv(history_path)
+    best = history.loc[history[MONITOR].idxmax()]
+    record = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "recipe": asdict(recipe),
+        "train_images": len(train_images),
+        "train_captions": len(train_pairs.rows),
+        "dev_images": len(dev_images),
+        "vocabulary": len(vocab),
+        "max_len": vocab.max_len,
+        "parameters": model.count_params(),
+        "epochs_run": len(history),
+        "best_epoch": int(best["epoch"]) + 1,
+        "best_dev_greedy": {"BLEU-4": float(best["val_bleu4"]), "CIDEr-D": float(best[MONITOR])},
+        "train_seconds": float(history["epoch_seconds"].sum()),  # over resumed runs too
+        "seconds_per_epoch": float(history["epoch_seconds"].mean()),
+        "peak_rss_mb": max(peak_rss_mb(), history.get("peak_rss_mb", pd.Series([0.0])).max()),
+    }
+    atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
+    return record

@@ -1,0 +1,184 @@
+"""`scancap classify`, `scancap train classifier` and `scancap evaluate classifier`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from scancap.batch import report_error
+from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, atomic_write_text, iter_image_files
+from scancap.paths import models_dir, reports_dir
+
+REPORT = reports_dir() / "classification.md"
+RUNS_DIR = reports_dir() / "classification_runs"
+CSV_COLUMNS = ["path", "is_photo", "p_photo", "subtype", "error"]
+# Heavy modules (TensorFlow, matplotlib) are imported by the handlers, so `scancap --help`
+# and the other stages do not pay for them.
+
+
+def classify_files(
+    files: list[tuple[Path, Path]],
+    threshold: float | None,
+    model_dir: Path | None,
+    batch_size: int,
+    max_pixels: int,
+    quiet: bool,
+) -> tuple[pd.DataFrame, int]:
+    """One row per file, in input order; bad files get an error and do not stop the batch."""
+    from scancap.classify import Classifier  # TensorFlow loads only for commands that need it
+
+    classifier = Classifier.load(model_dir, threshold)
+    relative = dict(files)
+    rows: list[dict[str, object]] = []
+    results = classifier.predict_files([path for path, _ in files], batch_size, max_pixels)
+    for path, result in tqdm(results, total=len(files), desc="classify", unit="img", disable=quiet):
+        row = dict.fromkeys(CSV_COLUMNS, "") | {"path": str(relative[path])}
+        if isinstance(result, ImageLoadError):
+            row["error"] = result.reason
+            report_error(path, result.reason)
+        else:
+            row |= {
+                "is_photo": "true" if result.is_photo else "false",
+                "p_photo": f"{result.p_photo:.6f}",
+                "subtype": result.subtype,
+            }
+        rows.append(row)
+    failures = sum(bool(row["error"]) for row in rows)
+    return pd.DataFrame(rows, columns=CSV_COLUMNS), failures
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Classify every image found under the inputs; write the CSV even if some files failed."""
+    files = iter_image_files(args.inputs)
+    table, failures = classify_files(
+        files, args.threshold, args.model, args.batch_size, args.max_pixels, args.quiet
+    )
+    atomic_write_text(Path(args.out), table.to_csv(index=False))
+    if not args.quiet:
+        photos = int((table["is_photo"] == "true").sum())
+        print(f"{photos} photos among {len(files) - failures}/{len(files)} images -> {args.out}")
+    return 1 if failures else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from scancap.classify_train import train_classifier
+
+    record = train_classifier(
+        out=Path(args.out),
+        data=args.data,
+        cache_dir=args.cache,
+        limit=args.limit,
+        epochs=args.epochs,
+        runs_dir=args.compare,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        test = record.metrics["test"]
+        print(
+            f"saved to {args.out}: test accuracy {test['accuracy'][0]:.4f}, "
+            f"ROC-AUC {test['roc_auc'][0]:.4f}, threshold {record.calibration['threshold']:.3f}"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from scancap.classify_report import write_report
+
+    path = write_report(
+        model_dir=args.model,
+        data=args.data,
+        cache_dir=args.cache,
+        runs_dir=args.runs,
+        report=args.report,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="datasets folder (default: $SCANCAP_DATA)")
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
+    parser.add_argument(
+        "--limit", type=int, help="at most N images per label and split (smoke tests)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def register_cli(
+    commands: argparse._SubParsersAction,
+    train_targets: argparse._SubParsersAction,
+    evaluate_targets: argparse._SubParsersAction,
+) -> None:
+    """Add the classification stage's subcommands to the `scancap` parser."""
+    parser = commands.add_parser(
+        "classify",
+        help="photo or not, and the subtype of non-photos",
+        description="Classify images as photo or not (painting, schematic, text, sketch). "
+        "Writes one CSV row per file: path, is_photo, p_photo, subtype, error.",
+    )
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--out", required=True, help="CSV file to write")
+    parser.add_argument(
+        "--threshold",
+        type=_probability,
+        help="p(photo) at or above which an image is a photo (default: the calibrated one "
+        "in the model's calibration.json)",
+    )
+    parser.add_argument("--model", type=Path, help="classifier folder (default: models/classifier)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(handler=cmd_classify)
+
+    train = train_targets.add_parser(
+        "classifier",
+        help="train the photo-or-not classifier",
+        description="Split the doctype data set (seed 42), cache backbone features and train "
+        "the shipped classifier into --out, with its calibration and model card.",
+    )
+    train.add_argument("--out", default=str(models_dir() / "classifier"), help="output folder")
+    train.add_argument("--epochs", type=int, help="maximum epochs (default: the recipe's)")
+    train.add_argument(
+        "--compare",
+        type=Path,
+        nargs="?",
+        const=RUNS_DIR,
+        help=f"also train the compared models and ablations, saving their records here "
+        f"(default {RUNS_DIR})",
+    )
+    _add_data_options(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = evaluate_targets.add_parser(
+        "classifier",
+        help="evaluate the classifier and rewrite reports/classification.md",
+        description="Evaluate the shipped classifier on its persisted split and rewrite the "
+        "report and its figures.",
+    )
+    evaluate.add_argument(
+        "--model", type=Path, help="classifier folder (default: models/classifier)"
+    )
+    evaluate.add_argument(
+        "--runs", type=Path, default=RUNS_DIR, help="training-run records (from --compare)"
+    )
+    evaluate.add_argument("--report", type=Path, default=REPORT, help="report to write")
+    _add_data_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)

@@ -1,0 +1,443 @@
+"""The product: a folder of scans in; sorted, restored and captioned results out.
+
+Per image: decode -> classify -> if photo: restore -> caption the restored photo. One pass of
+the frozen backbone gives what the classifier reads (block 13 and the 7x7 grid) and, when
+restoration leaves a photo as it was, the grid the captioner reads; a photo that restoration
+changed gets a second pass, on its new pixels. The neural stages run on batches; decoding runs
+in threads and restoration on worker threads, each image under a time limit. Every finished
+image goes into the ledger at once, so an interrupted run resumes where it stopped and ends
+with the same manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from scancap import __version__
+from scancap.backbone import FEATURE_LAYER, load_backbone, to_model_input
+from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
+from scancap.caption import Captioner
+from scancap.classify import Classifier, Prediction
+from scancap.config import RunConfig
+from scancap.doctype import TRUNK_LAYER
+from scancap.io import (
+    ImageLoadError,
+    atomic_write_bytes,
+    atomic_write_text,
+    iter_image_files,
+    output_path,
+    save_image,
+)
+from scancap.ledger import Ledger, file_sha256
+from scancap.report import row_class, thumbnail_data_uri, write_report
+from scancap.restore import RestoreRecord, restore_and_measure
+
+MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
+CAPTIONS_FILE = "captions.jsonl"
+REPORT_FILE = "report.html"
+PHOTOS_DIR = "photos"
+SORTED_DIR = "sorted"
+NEURAL_BATCH = 32  # backbone images per forward pass: as fast per image as larger ones on CPU
+
+
+@dataclass
+class Result:
+    """One input's manifest row; `restored` (not in the manifest) holds a photo's new pixels."""
+
+    path: str
+    sha256: str = ""
+    width: int | None = None
+    height: int | None = None
+    status: str = "ok"
+    error: str = ""
+    is_photo: bool | None = None
+    p_photo: float | None = None
+    subtype: str = ""
+    noise_before: float | None = None
+    blur_before: float | None = None
+    noise_after: float | None = None
+    blur_after: float | None = None
+    denoiser: str = ""
+    denoise_sigma: float | None = None
+    sharpener: str = ""
+    sharpen_sigma: float | None = None
+    restore_notes: str = ""
+    caption: str = ""
+    caption_score: float | None = None
+    output: str = ""
+    seconds_decode: float = 0.0
+    seconds_classify: float = 0.0
+    seconds_restore: float = 0.0
+    seconds_caption: float = 0.0
+    restored: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def row(self) -> dict[str, Any]:
+        """The manifest fields as plain values."""
+        return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
+
+    def fail(self, reason: str) -> Result:
+        self.status, self.error = "error", reason
+        return self
+
+    def set_prediction(self, prediction: Prediction) -> None:
+        self.is_photo = prediction.is_photo
+        self.p_photo = round(prediction.p_photo, 6)
+        self.subtype = prediction.subtype
+
+    def set_restoration(self, record: RestoreRecord) -> None:
+        self.noise_before = _rounded(record.before.noise_sigma)
+        self.blur_before = _rounded(record.before.edge_blur)
+        self.noise_after = _rounded(record.after.noise_sigma)
+        self.blur_after = _rounded(record.after.edge_blur)
+        self.denoiser, self.denoise_sigma = record.denoiser, _rounded(record.denoise_sigma)
+        self.sharpener, self.sharpen_sigma = record.sharpener, _rounded(record.sharpen_sigma)
+        self.restore_notes = "; ".join(record.notes)
+        self.seconds_restore = _rounded(record.seconds)
+
+
+MANIFEST_COLUMNS = [f.name for f in fields(Result) if f.name != "restored"]
+
+
+def _rounded(value: float, digits: int = 4) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+# --- restoration on worker threads ------------------------------------------------------------
+
+
+class RestoreWorkers:
+    """Restoration on worker threads (OpenCV and NumPy release the GIL), under a time limit.
+
+    An image that runs out of time gets an error row and the batch goes on. Python cannot kill
+    a thread, so its computation finishes in the background on an abandoned pool (max_pixels
+    bounds how long that can be) while a fresh pool serves the next images.
+    """
+
+    def __init__(self, mode: str, strength: float, workers: int, time_limit: float) -> None:
+        self.mode, self.strength = mode, strength
+        self.workers, self.time_limit = max(1, workers), time_limit
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
+
+    def restore(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
+        """(restored, record) per image, or the reason it failed, in order."""
+        jobs = [
+            self._pool.submit(restore_and_measure, image, self.mode, self.strength)
+            for image in images
+        ]
+        results: list[tuple[np.ndarray, RestoreRecord] | str] = []
+        for job in jobs:  # each waits the whole limit after the previous one is in
+            try:
+                results.append(job.result(timeout=self.time_limit))
+            except TimeoutError:
+                results.append(f"restoration took longer than the {self.time_limit:g} s limit")
+                job.cancel()
+            except (ValueError, MemoryError, OSError) as error:
+                results.append(f"restoration failed: {error_reason(error)}")
+        if any(isinstance(r, str) and "limit" in r for r in results):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
+        return results
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+class Pipeline:
+    """The three stages with their models loaded once; `analyze` one image, `run` a batch."""
+
+    def __init__(
+        self, classifier: Classifier, captioner: Captioner, config: RunConfig | None = None
+    ) -> None:
+        if classifier.kind != "transfer":
+            raise ValueError("the pipeline shares one backbone pass: needs a transfer classifier")
+        config = config or RunConfig()
+        self.classifier, self.captioner, self.config = classifier, captioner, config
+        backbone = classifier.frozen
+        # One pass, two readers: block 13 (classifier texture) and the 7x7 grid (both).
+        self.features = keras.Model(
+            backbone.input,
+            [backbone.get_layer(TRUNK_LAYER).output, backbone.get_layer(FEATURE_LAYER).output],
+            name="shared_backbone_pass",
+        )
+        self.features.compile(jit_compile=False)
+        self.restorer = RestoreWorkers(
+            config.restore_mode, config.restore_strength, config.workers, config.time_limit
+        )
+
+    @classmethod
+    def load(cls, config: RunConfig | None = None, models: Path | None = None) -> Pipeline:
+        """The shipped models (or those under `models/`), configured by `config`."""
+        config = config or RunConfig()
+        backbone = load_backbone()
+        classifier = Classifier.load(
+            models / "classifier" if models else None, config.threshold, backbone
+        )
+        captioner = Captioner.load(models / "captioner" if models else None)
+        return cls(classifier, captioner, config)
+
+    def close(self) -> None:
+        self.restorer.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- one batch of decoded images -------------------------------------------------------------
+
+    def backbone_pass(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(block-13 grids, 7x7x1280 grids) of uint8 RGB images, NEURAL_BATCH at a time."""
+        trunks, grids = [], []
+        for first in range(0, len(images), NEURAL_BATCH):
+            batch = np.stack([to_model_input(i) for i in images[first : first + NEURAL_BATCH]])
+            trunk, grid = self.features.predict_on_batch(batch)
+            trunks.append(np.asarray(trunk))
+            grids.append(np.asarray(grid))
+        return np.concatenate(trunks), np.concatenate(grids)
+
+    def analyze_loaded(self, items: list[tuple[Result, Loaded]]) -> list[Result]:
+        """Classify, restore and caption a batch; each Result is filled in place and returned."""
+        ok = [(result, image) for result, image in items if isinstance(image, np.ndarray)]
+        for result, image in items:
+            if isinstance(image, ImageLoadError):
+                result.fail(image.reason)
+        if not ok:
+            return [result for result, _ in items]
+        results, images = [list(x) for x in zip(*ok, strict=True)]
+        start = time.perf_counter()
+        trunks, grids = self.backbone_pass(images)
+        predictions = self.classifier.predict_from_features([trunks, grids])
+        per_image = (time.perf_counter() - start) / len(images)
+        photos = []
+        for i, (result, image, prediction) in enumerate(
+            zip(results, images, predictions, strict=True)
+        ):
+            result.height, result.width = image.shape[:2]
+            result.set_prediction(prediction)
+            result.seconds_classify = round(per_image, 4)
+            if prediction.is_photo:
+                photos.append((result, image, grids[i]))
+        self._restore_and_caption(photos)
+        return [result for result, _ in items]
+
+    def _restore_and_caption(self, photos: list[tuple[Result, np.ndarray, np.ndarray]]) -> None:
+        restored = self.restorer.restore([image for _, image, _ in photos])
+        to_caption, changed = [], []
+        for (result, image, grid), outcome in zip(photos, restored, strict=True):
+            if isinstance(outcome, str):
+                result.fail(outcome)
+                continue
+            result.restored, record = outcome
+            result.set_restoration(record)
+            same_pixels = np.array_equal(result.restored, image)
+            to_caption.append((result, grid))
+            if not same_pixels:
+                changed.append(len(to_caption) - 1)
+        if not to_caption:
+            return
+        start = time.perf_counter()
+        grids = np.stack([grid for _, grid in to_caption])
+        if changed:  # new pixels, new grid; unchanged photos reuse the classification pass
+            grids[changed] = self.backbone_pass([to_caption[i][0].restored for i in changed])[1]
+        captions = self.captioner.describe(grids, beam=self.config.beam)
+        per_image = (time.perf_counter() - start) / len(to_caption)
+        for (result, _), caption in zip(to_caption, captions, strict=True):
+            result.caption, result.caption_score = caption.text, round(caption.score, 4)
+            result.seconds_caption = round(per_image, 4)
+
+    # --- one image, for the API and the service --------------------------------------------------
+
+    def analyze(self, source: str | Path | np.ndarray, name: str | None = None) -> Result:
+        """The manifest fields of one image (a file or a uint8 array); `restored` for photos.
+
+        A bad file gives status "error" with the reason, never an exception.
+        """
+        if isinstance(source, np.ndarray):
+            image: Loaded = _as_rgb8(source)
+            result = Result(name or "<array>", hashlib.sha256(image.tobytes()).hexdigest())
+        else:
+            path = Path(source)
+            image = load_or_error(path, self.config.max_pixels)
+            result = Result(name or path.name, _sha256_or_empty(path))
+        return self.analyze_loaded([(result, image)])[0]
+
+
+def _as_rgb8(image: np.ndarray) -> np.ndarray:
+    """A grey or RGB uint8 array as (H, W, 3) uint8; anything else is a caller's error."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        shape = f"{image.dtype} {image.shape}"
+        raise ValueError(f"expected a uint8 (H, W) or (H, W, 3) array, not {shape}")
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.shape[2] != 3:
+        raise ValueError(f"expected 3 channels, got {image.shape[2]}")
+    return np.ascontiguousarray(image)
+
+
+def _sha256_or_empty(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""  # the decoder reports why the file cannot be read
+
+
+# --- a batch run into an output folder ----------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    """What `scancap run` prints at the end."""
+
+    inputs: int
+    processed: int
+    resumed: int
+    counts: dict[str, int]
+    errors: int
+    seconds: float
+    out: Path
+
+    @property
+    def throughput(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def text(self) -> str:
+        classes = ", ".join(f"{name} {count}" for name, count in sorted(self.counts.items()))
+        return (
+            f"{self.inputs} inputs: {classes}\n"
+            f"errors: {self.errors}; processed {self.processed} in {self.seconds:.1f} s "
+            f"({self.throughput:.1f} images/s), {self.resumed} already done\n"
+            f"report: {self.out / REPORT_FILE}\nmanifest: {self.out / MANIFEST_FILES[0]}"
+        )
+
+
+def run(
+    pipeline: Pipeline,
+    inputs: list[str | Path],
+    out: Path,
+    force: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Process every image under `inputs` into `out`, skipping what the ledger has finished.
+
+    Files already under `out` are not inputs (a rerun must not read its own outputs).
+    """
+    config = pipeline.config
+    out = Path(out)
+    files = [(path, rel) for path, rel in iter_image_files(inputs) if not _is_under(path, out)]
+    sources = {path for path, _ in files}
+    start = time.perf_counter()
+    with Ledger(out) as ledger:
+        if force:
+            ledger.forget()
+        keys = {path: (str(rel), _sha256_or_empty(path)) for path, rel in files}
+        todo = [path for path, _ in files if ledger.finished(*keys[path]) is None]
+        bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
+                   unit="img", disable=not progress)  # fmt: skip
+        decode = partial(_timed_load, max_pixels=config.max_pixels)
+        for batch in load_batches(todo, config.batch_size, workers=config.workers, decode=decode):
+            items = [
+                (Result(*keys[path], seconds_decode=round(seconds, 4)), image)
+                for path, (image, seconds) in batch
+            ]
+            pipeline.analyze_loaded(items)
+            for (path, _), (result, image) in zip(batch, items, strict=True):
+                thumbnails = _write_image_outputs(result, path, image, out, config, sources)
+                ledger.record(result.path, result.sha256, result.row(), thumbnails)
+                if result.status == "error":
+                    report_error(path, result.error)
+                bar.update()
+        bar.close()
+        rows = [row for path, _ in files if (row := ledger.finished(*keys[path])) is not None]
+        seconds = time.perf_counter() - start
+        _write_batch_outputs(out, rows, ledger, len(todo), seconds)
+    counts = Counter(row_class(row) for row in rows)
+    errors = counts.pop("error", 0)
+    return RunSummary(len(files), len(todo), len(files) - len(todo), dict(counts), errors,
+                      seconds, out)  # fmt: skip
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _timed_load(path: Path, max_pixels: int) -> tuple[Loaded, float]:
+    start = time.perf_counter()
+    image = load_or_error(path, max_pixels)
+    return image, time.perf_counter() - start
+
+
+def _write_image_outputs(
+    result: Result,
+    source: Path,
+    image: Loaded,
+    out: Path,
+    config: RunConfig,
+    inputs: set[Path],
+) -> list[str]:
+    """The restored photo (and its caption file) or the sorted copy; returns report thumbnails.
+
+    A write that fails turns the row into an error: the batch goes on.
+    """
+    if result.status != "ok" or not isinstance(image, np.ndarray):
+        return []
+    try:
+        if result.is_photo:
+            target = output_path(out / PHOTOS_DIR, Path(result.path))
+            save_image(target, result.restored, inputs=inputs)
+            if config.caption_txt:
+                atomic_write_text(target.with_suffix(".txt"), result.caption + "\n")
+            result.output = target.relative_to(out).as_posix()
+            return [thumbnail_data_uri(image), thumbnail_data_uri(result.restored)]
+        if config.copy_non_photos:
+            target = out / SORTED_DIR / result.subtype / result.path
+            if target.resolve() in inputs:
+                raise ValueError("refusing to overwrite an input image")
+            atomic_write_bytes(target, source.read_bytes())
+            result.output = target.relative_to(out).as_posix()
+        return [thumbnail_data_uri(image)]
+    except (OSError, ValueError) as error:
+        result.fail(f"could not write the output: {error_reason(error)}")
+        return []
+    finally:
+        result.restored = None  # written: do not keep the pixels
+
+
+def _write_batch_outputs(
+    out: Path, rows: list[dict[str, Any]], ledger: Ledger, processed: int, seconds: float
+) -> None:
+    """Manifest (Parquet and CSV), captions.jsonl and the HTML report, each atomically."""
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    buffer = io.BytesIO()
+    manifest.to_parquet(buffer, index=False)
+    atomic_write_bytes(out / MANIFEST_FILES[0], buffer.getvalue())
+    atomic_write_text(out / MANIFEST_FILES[1], manifest.to_csv(index=False))
+    captions = [
+        json.dumps({"path": row["output"] or row["path"], "source": row["path"],
+                    "caption": row["caption"]})  # fmt: skip
+        for row in rows
+        if row["status"] == "ok" and row["is_photo"]
+    ]
+    atomic_write_text(out / CAPTIONS_FILE, "".join(line + "\n" for line in captions))
+    footer = (
+        f"scancap {__version__}; this run processed {processed} images in {seconds:.1f} s; "
+        "the others came from the ledger of earlier runs."
+    )
+    write_report(out / REPORT_FILE, rows, ledger.thumbnails, "scancap report", footer)

@@ -1,0 +1,125 @@
+"""The HTTP service: the pipeline behind FastAPI, models loaded once.
+
+`POST /v1/analyze` takes one image (multipart) and answers the manifest fields as JSON, with
+the restored photo as base64 PNG on request; `GET /healthz` and `GET /version` are for
+operations; `/docs` is the OpenAPI page. Bad input is a 4xx with a sentence saying what is
+wrong (413 too large, 400 empty, 422 not a readable image), never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from pydantic import create_model
+
+from scancap import __version__
+from scancap.config import RunConfig
+from scancap.io import IMAGE_SUFFIXES
+from scancap.pipeline import MANIFEST_COLUMNS, Pipeline, Result
+
+_HINTS = get_type_hints(Result)
+# The response schema is the manifest row, plus the optional restored image.
+Analysis = create_model(
+    "Analysis",
+    **{
+        f.name: (_HINTS[f.name], ... if f.default is MISSING else f.default)
+        for f in fields(Result)
+        if f.name in MANIFEST_COLUMNS
+    },
+    restored_png_base64=(str | None, None),
+)
+
+
+def create_app(
+    pipeline: Pipeline | None = None,
+    config: RunConfig | None = None,
+    models: Path | None = None,
+    max_upload_mb: float = 50.0,
+) -> FastAPI:
+    """The application; `pipeline` is loaded at start-up unless one is given (tests)."""
+    state: dict[str, Pipeline] = {}
+    lock = threading.Lock()  # one analysis at a time: the models use both cores already
+    max_bytes = int(max_upload_mb * 1e6)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["pipeline"] = pipeline or Pipeline.load(config, models)
+        yield
+        state.pop("pipeline").close()
+
+    app = FastAPI(
+        title="scancap",
+        version=__version__,
+        description="Sort a scanned image (photo or not), restore photos and caption them.",
+        lifespan=lifespan,
+    )
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Ready when the models are loaded."""
+        return {"status": "ok" if "pipeline" in state else "loading"}
+
+    @app.get("/version")
+    def version() -> dict[str, Any]:
+        """Package version and the decision settings in force."""
+        loaded = state.get("pipeline")
+        settings = {}
+        if loaded is not None:
+            settings = {
+                "threshold": loaded.classifier.calibration.threshold,
+                "restore_mode": loaded.config.restore_mode,
+                "beam": loaded.config.beam,
+            }
+        return {"scancap": __version__, **settings}
+
+    @app.post("/v1/analyze", response_model=Analysis)
+    def analyze(
+        request: Request,
+        file: Annotated[UploadFile, File(description="one image: JPEG, PNG, TIFF, BMP, WebP, GIF")],
+        include_image: Annotated[bool, Query(description="add the restored photo (PNG)")] = False,
+    ) -> dict[str, Any]:
+        """Classify one image; if it is a photo, restore and caption it."""
+        name = Path(file.filename or "upload").name
+        declared = int(request.headers.get("content-length") or 0)
+        data = file.file.read(max_bytes + 1)
+        if declared > max_bytes + 1_000_000 or len(data) > max_bytes:
+            raise HTTPException(413, f"{name}: upload larger than {max_upload_mb:g} MB")
+        if not data:
+            raise HTTPException(400, f"{name}: empty upload")
+        with lock:
+            result = _analyze_bytes(state["pipeline"], data, name)
+        if result.status != "ok":
+            raise HTTPException(422, f"{name}: {result.error}")
+        answer: dict[str, Any] = result.row()
+        if include_image and result.restored is not None:
+            answer["restored_png_base64"] = _png_base64(result.restored)
+        return answer
+
+    return app
+
+
+def _analyze_bytes(pipeline: Pipeline, data: bytes, name: str) -> Result:
+    """The decoder reads files: the upload goes to a private temporary one, deleted after."""
+    suffix = Path(name).suffix.lower()
+    suffix = suffix if suffix in IMAGE_SUFFIXES else ""
+    with tempfile.TemporaryDirectory(prefix="scancap-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        return pipeline.analyze(path, name=name)
+
+
+def _png_base64(image: np.ndarray) -> str:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode the restored image")
+    return base64.b64encode(encoded.tobytes()).decode("ascii")

@@ -1,0 +1,131 @@
+"""Captioning: tokeniser, beam search, training smoke test, shipped model, metrics, CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scancap.caption import (
+    GRID_CELLS,
+    CaptionDecoder,
+    Captioner,
+    Decoder,
+    Vocabulary,
+    beam_search,
+    tokenize,
+)
+from scancap.caption_metrics import bleu
+from scancap.cli import main
+from scancap.io import load_image
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLE_PHOTO = SAMPLES / "photo_4495885281_fe2a3b671d.jpg"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Captioner:
+    return Captioner.load()
+
+
+def test_tokeniser_normalises_and_round_trips() -> None:
+    assert tokenize("A dog's red T-shirt , near 2 cats .") == [
+        "a", "dog", "'s", "red", "t-shirt", "near", "2", "cats",
+    ]  # fmt: skip
+    vocab = Vocabulary.build(["A dog's red T-shirt .", "a dog runs", "A DOG runs !"], min_count=2)
+    assert vocab.words[:4] == ["<pad>", "<start>", "<end>", "<unk>"]
+    assert set(vocab.words[4:]) == {"a", "dog", "runs"}
+    ids = vocab.encode("A dog runs .")
+    assert ids[0] == vocab.start and ids[-1] == vocab.end
+    assert vocab.decode(ids) == "a dog runs"
+    assert vocab.encode("a cat")[2] == vocab.unk
+    assert vocab.decode([*vocab.encode("a dog"), vocab.ids["runs"]]) == "a dog"  # stops at <end>
+
+
+def test_vocabulary_saves_and_loads(tmp_path: Path) -> None:
+    vocab = Vocabulary.build(["a dog runs left", "a dog runs right"], min_count=1)
+    vocab.save(tmp_path / "vocab.json")
+    loaded = Vocabulary.load(tmp_path / "vocab.json")
+    assert loaded.words == vocab.words and loaded.max_len == vocab.max_len
+    swapped = vocab.left_right_swap()[vocab.encode("left right")]
+    assert vocab.decode(swapped) == "right left"
+
+
+def test_beam_search_on_a_tiny_model_returns_finished_sorted_hypotheses() -> None:
+    vocab = Vocabulary.build(["a dog runs on the grass", "a cat sleeps"], min_count=1)
+    model = CaptionDecoder(
+        len(vocab), embedding_dim=8, units=16, attention_units=8, projection_dim=8
+    )
+    model.build()
+    grids = np.random.default_rng(0).random((5, GRID_CELLS, 1280), np.float32)
+    results = beam_search(Decoder.of(model), grids, vocab, beam=3)
+    assert len(results) == 5
+    for hypotheses in results:
+        assert len(hypotheses) == 3
+        scores = [h.score for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+        for hypothesis in hypotheses:
+            assert hypothesis.tokens[-1] == vocab.end
+            assert vocab.end not in hypothesis.tokens[:-1]
+            assert len(hypothesis.tokens) <= vocab.max_len + 1
+            assert hypothesis.attention.shape == (len(hypothesis.tokens), GRID_CELLS)
+            np.testing.assert_allclose(hypothesis.attention.sum(axis=1), 1.0, rtol=1e-4)
+    greedy = beam_search(Decoder.of(model), grids, vocab, beam=1)
+    assert all(len(h) == 1 and h[0].tokens[-1] == vocab.end for h in greedy)
+
+
+def test_training_smoke_on_50_images(tmp_path: Path) -> None:
+    from scancap.caption_train import train_captioner
+
+    out = tmp_path / "captioner"
+    record = train_captioner(out, cache_dir=tmp_path / "cache", limit=50, epochs=1, progress=False)
+    assert record["train_images"] == 50 and record["epochs_run"] == 1
+    history = pd.read_csv(out / "history.csv")
+    assert np.isfinite(history[["loss", "val_loss", "val_cider"]].to_numpy()).all()
+    captioner = Captioner.load(out)
+    grids = np.zeros((2, 7, 7, 1280), np.float32)
+    captions = captioner.caption_features(grids, beam=2)
+    assert len(captions) == 2 and all(isinstance(text, str) for text, _ in captions)
+
+
+def test_shipped_model_captions_a_sample_photo(shipped: Captioner) -> None:
+    [(caption, score)] = shipped.caption_images([load_image(SAMPLE_PHOTO)], beam=3)
+    words = tokenize(caption)
+    assert 3 <= len(words) <= shipped.vocab.max_len
+    assert all(word in shipped.vocab.ids for word in words)
+    assert np.isfinite(score) and score < 0
+
+
+def test_shipped_model_gives_attention_maps(shipped: Captioner) -> None:
+    [caption] = shipped.describe(shipped.grids([load_image(SAMPLE_PHOTO)]), beam=3)
+    assert caption.attention.shape == (len(caption.words) + 1, 7, 7)
+
+
+def test_bleu_matches_a_hand_computed_value() -> None:
+    # Precisions 5/6, 3/5, 2/4, 1/3; same length, no brevity penalty: BLEU-4 = (1/12)^(1/4).
+    value = bleu([["the cat sat on the mat"]], ["the cat sat on a mat"])
+    assert value == pytest.approx((1 / 12) ** 0.25, rel=1e-6)
+    assert bleu([["the cat sat on the mat"]], ["the cat sat on the mat"]) == pytest.approx(1.0)
+
+
+def test_caption_cli_writes_a_row_per_file_and_reports_bad_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLE_PHOTO, folder / "sub" / "photo.jpg")
+    (folder / "broken.png").write_text("not an image\n")
+    csv = tmp_path / "captions.csv"
+    assert main(["caption", str(folder), "--out", str(csv), "--beam", "2", "--quiet"]) == 1
+    rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
+    assert list(rows.columns) == ["caption", "error"]
+    assert rows.loc["sub/photo.jpg", "caption"] and not rows.loc["sub/photo.jpg", "error"]
+    assert rows.loc["broken.png", "error"] and not rows.loc["broken.png", "caption"]
+    assert "broken.png" in capsys.readouterr().err
+
+    assert main(["caption", str(folder / "sub"), "--quiet"]) == 0
+    path, caption = capsys.readouterr().out.strip().split("\t")
+    assert path == "photo.jpg" and caption

@@ -1,0 +1,187 @@
+"""The photo-or-not classifier: calibration logic, data split, the shipped model, CLI, training."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from scancap import classify, doctype
+from scancap.cli import main
+from scancap.paths import REPO_ROOT, data_dir
+
+SAMPLES = REPO_ROOT / "samples"
+SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+needs_data = pytest.mark.skipif(
+    not (data_dir() / doctype.MANIFEST).exists(), reason="needs the shared doctype data set"
+)
+needs_model = pytest.mark.skipif(
+    not (classify.default_dir() / classify.MODEL_FILE).exists(), reason="no shipped classifier"
+)
+
+
+# --- calibration and decision ---------------------------------------------------------------------
+
+
+def test_temperature_scaling_recovers_a_known_temperature() -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 3, 20_000)
+    labels = rng.random(true_logits.size) < expit(true_logits)
+    over_confident = 2.5 * true_logits  # what a model with temperature 2.5 would output
+    assert classify.fit_temperature(over_confident, labels) == pytest.approx(2.5, rel=0.1)
+
+
+def test_threshold_reaches_the_target_precision_with_the_most_recall() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.random(3000) < 0.35
+    scores = np.clip(rng.normal(np.where(labels, 0.8, 0.35), 0.15), 0, 1)
+    threshold = classify.choose_threshold(scores, labels, target=0.99)
+    called = scores >= threshold
+    assert labels[called].mean() >= 0.99
+    assert threshold >= classify.MIN_THRESHOLD
+    lower = scores[(scores < threshold) & (scores >= classify.MIN_THRESHOLD)].max()
+    assert labels[scores >= lower].mean() < 0.99  # one step lower misses the target
+
+
+def test_threshold_falls_back_to_the_top_score_when_the_target_is_out_of_reach() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    labels = np.array([False, True, False, True])
+    assert classify.choose_threshold(scores, labels) == 0.9
+
+
+def test_non_photos_are_routed_to_a_non_photo_subtype() -> None:
+    calibration = classify.Calibration(temperature=1.0, threshold=0.9)
+    photo_logits = np.array([0.0, 5.0])  # p = 0.5 (below threshold), 0.993
+    subtype_logits = np.array([[9.0, 1.0, 0.0, 0.0, 0.0], [9.0, 1.0, 0.0, 0.0, 0.0]])
+    below, above = classify.decide(photo_logits, subtype_logits, calibration)
+    assert (below.is_photo, below.subtype) == (False, "painting")
+    assert (above.is_photo, above.subtype) == (True, "photo")
+    assert sum(below.subtype_probabilities.values()) == pytest.approx(1.0)
+
+
+def test_channel_stats_are_mean_and_std_per_channel() -> None:
+    grid = np.random.default_rng(2).random((3, 14, 14, 96), dtype=np.float32)
+    stats = np.asarray(classify.ChannelStats()(grid))
+    np.testing.assert_allclose(stats[:, :96], grid.mean(axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(stats[:, 96:], grid.std(axis=(1, 2)), atol=1e-3)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+@needs_data
+def test_split_is_stratified_disjoint_and_reproducible() -> None:
+    manifest = doctype.load_manifest()
+    split = doctype.make_split(manifest)
+    assert split.equals(doctype.make_split(manifest))
+    assert split["path"].is_unique and len(split) == len(manifest)
+    shares = split.groupby(["label", "source"])["split"].value_counts(normalize=True).unstack()
+    assert ((shares["train"] - 0.70).abs() < 0.02).all()
+    assert ((shares["test"] - 0.15).abs() < 0.02).all()
+
+
+@needs_data
+@needs_model
+def test_shipped_split_is_the_one_make_split_gives() -> None:
+    shipped = pd.read_csv(classify.default_dir() / doctype.SPLIT_FILE)
+    assert shipped.equals(doctype.make_split(doctype.load_manifest()))
+
+
+def test_augmented_views_are_seeded_uint8_rgb() -> None:
+    image = np.random.default_rng(3).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    first = doctype.view_of(image, "a.jpg", "aug1")
+    assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
+    np.testing.assert_array_equal(first, doctype.view_of(image, "a.jpg", "aug1"))
+    assert not np.array_equal(first, doctype.view_of(image, "a.jpg", "aug2"))
+    gray = doctype.view_of(image, "a.jpg", "gray")
+    assert (gray[..., 0] == gray[..., 2]).all()
+
+
+# --- the shipped model ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def classifier() -> classify.Classifier:
+    return classify.Classifier.load()
+
+
+@needs_model
+@pytest.mark.slow
+def test_shipped_classifier_labels_every_sample_correctly(classifier: classify.Classifier) -> None:
+    results = dict(classifier.predict_files(SAMPLE_FILES))
+    wrong = {
+        path.name: (round(result.p_photo, 3), result.subtype)
+        for path, result in results.items()
+        if result.is_photo != path.name.startswith("photo_")
+    }
+    assert len(results) == 18 and not wrong
+
+
+@needs_model
+@pytest.mark.slow
+def test_features_path_matches_the_image_path(classifier: classify.Classifier) -> None:
+    """What the pipeline does (one shared backbone pass) gives the same verdicts."""
+    from scancap.backbone import to_model_input
+    from scancap.io import load_image
+
+    images = [load_image(p) for p in SAMPLE_FILES[:4]]
+    direct = classifier.predict(images)
+    batch = np.stack([to_model_input(image) for image in images])
+    shared = classifier.predict_from_features(classifier.features(batch))
+    for a, b in zip(direct, shared, strict=True):
+        assert a.p_photo == pytest.approx(b.p_photo, abs=1e-5)
+        assert a.subtype == b.subtype
+
+
+@needs_model
+@pytest.mark.slow
+def test_cli_classify_reports_a_corrupt_file_and_goes_on(tmp_path: Path) -> None:
+    folder = tmp_path / "in" / "nested"
+    folder.mkdir(parents=True)
+    for path in SAMPLE_FILES[:5]:
+        shutil.copy(path, folder / path.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out.csv"
+    code = main(["classify", str(tmp_path / "in"), "--out", str(out), "--quiet"])
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert code == 1
+    assert list(table.columns) == ["path", "is_photo", "p_photo", "subtype", "error"]
+    assert len(table) == 6
+    broken = table[table["path"].str.endswith("broken.jpg")].iloc[0]
+    assert broken["error"] and broken["is_photo"] == "" and broken["p_photo"] == ""
+    fine = table[table["error"] == ""]
+    assert len(fine) == 5
+    assert set(fine["is_photo"]) <= {"true", "false"}
+    assert set(fine["subtype"]) <= set(doctype.LABELS)
+    assert fine["p_photo"].astype(float).between(0, 1).all()
+
+
+@needs_model
+@pytest.mark.slow
+def test_cli_threshold_overrides_the_calibrated_one(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    photo = next(p for p in SAMPLE_FILES if p.name.startswith("photo_"))
+    assert main(["classify", str(photo), "--out", str(out), "--threshold", "1", "--quiet"]) == 0
+    row = pd.read_csv(out, dtype=str, keep_default_na=False).iloc[0]
+    assert row["is_photo"] == "false" or float(row["p_photo"]) == 1.0
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+@needs_data
+@pytest.mark.slow
+def test_training_smoke_on_a_tiny_subset(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    args = ["train", "classifier", "--limit", "3", "--epochs", "2", "--quiet"]
+    assert main([*args, "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    files = {p.name for p in out.iterdir()}
+    assert {"classifier.keras", "calibration.json", "split.csv", "model_card.md"} <= files
+    assert len(pd.read_csv(out / "split.csv")) == 3 * 5 * 3
+    trained = classify.Classifier.load(out)
+    predictions = trained.predict([np.full((50, 80, 3), 200, np.uint8)])
+    assert 0.0 <= predictions[0].p_photo <= 1.0

@@ -1,0 +1,212 @@
+"""The product end to end: `scancap run`, resume after a kill, the Python API and the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from skimage import data
+
+from scancap import Pipeline
+from scancap.cli import main
+from scancap.ledger import LEDGER_FILE, file_sha256
+from scancap.pipeline import MANIFEST_COLUMNS, RestoreWorkers
+from scancap.service import create_app
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    with Pipeline.load() as loaded:
+        yield loaded
+
+
+def _inputs_with_bad_files(folder: Path) -> dict[str, str]:
+    """The samples in a nested folder plus three bad files; returns bad name -> expected reason."""
+    nested = folder / "batch" / "nested"
+    nested.mkdir(parents=True)
+    for path in SAMPLE_FILES:
+        shutil.copy(path, nested / path.name)
+    good = SAMPLE_FILES[3].read_bytes()
+    (folder / "batch" / "broken.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "batch" / "notes.png").write_text("meeting notes, not an image\n")
+    huge = np.zeros((2100, 2100), np.uint8)
+    import imageio.v3 as iio
+
+    iio.imwrite(folder / "batch" / "huge.png", huge)
+    return {"broken.jpg": "truncated", "notes.png": "not", "huge.png": "pixels"}
+
+
+def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> None:
+    bad = _inputs_with_bad_files(tmp_path)
+    inputs = sorted(p for p in (tmp_path / "batch").rglob("*") if p.is_file())
+    hashes = {p: file_sha256(p) for p in inputs}
+    out = tmp_path / "out"
+    args = ["run", str(tmp_path / "batch"), "--out", str(out), "--max-pixels", "4000000"]
+    code = main([*args, "--copy-non-photos", "--caption-txt", "--quiet"])
+
+    assert code == 1  # some inputs failed, the rest went through
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert sorted(manifest["path"]) == sorted(p.relative_to(tmp_path / "batch").as_posix()
+                                              for p in inputs)  # fmt: skip
+    errors = manifest[manifest["status"] == "error"].set_index("path")["error"]
+    assert sorted(errors.index) == sorted(bad)
+    for name, reason in bad.items():
+        assert reason in errors[name], errors[name]
+    fine = manifest[manifest["status"] == "ok"]
+    assert len(fine) == len(SAMPLE_FILES)
+    photos = fine[fine["is_photo"].astype(bool)]
+    assert set(photos["path"].map(lambda p: Path(p).name.startswith("photo_"))) == {True}
+    assert len(photos) >= 5
+    for row in photos.itertuples():
+        assert row.caption and (out / row.output).is_file()
+        assert (out / row.output).with_suffix(".txt").read_text().strip() == row.caption
+        assert np.isfinite([row.noise_before, row.noise_after, row.blur_before]).all()
+    for row in fine[~fine["is_photo"].astype(bool)].itertuples():
+        assert row.output == f"sorted/{row.subtype}/{row.path}"
+        assert (out / row.output).read_bytes() == (tmp_path / "batch" / row.path).read_bytes()
+    captions = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
+    assert sorted(c["source"] for c in captions) == sorted(photos["path"])
+    assert pd.read_csv(out / "manifest.csv").shape == manifest.shape
+    page = (out / "report.html").read_text()
+    assert page.count("data-klass=") == len(inputs)
+    for path in manifest["path"]:
+        assert f'data-path="{path}"' in page
+    assert {p: file_sha256(p) for p in inputs} == hashes  # inputs never modified
+
+
+def _ledger_rows(out: Path) -> dict[str, dict]:
+    if not (out / LEDGER_FILE).exists():
+        return {}
+    with sqlite3.connect(out / LEDGER_FILE) as connection:
+        try:
+            found = connection.execute("SELECT relative_path, row FROM done").fetchall()
+        except sqlite3.OperationalError:  # the table is not created yet
+            return {}
+    return {path: json.loads(row) for path, row in found}
+
+
+def test_a_run_killed_midway_resumes_and_lists_each_input_once(tmp_path: Path) -> None:
+    for copy in ("a", "b"):
+        (tmp_path / "in" / copy).mkdir(parents=True)
+        for path in SAMPLE_FILES:
+            shutil.copy(path, tmp_path / "in" / copy / path.name)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "scancap.cli", "run", str(tmp_path / "in"), "--out",
+               str(out), "--batch-size", "2", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(_ledger_rows(out)) < 4 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = _ledger_rows(out)
+    assert 4 <= len(before) < 2 * len(SAMPLE_FILES), "the run was not interrupted midway"
+    assert not (out / "manifest.parquet").exists()
+
+    assert main(["run", str(tmp_path / "in"), "--out", str(out), "--quiet"]) == 0
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False, dtype=str)
+    assert manifest["path"].is_unique and len(manifest) == 2 * len(SAMPLE_FILES)
+    after = _ledger_rows(out)
+    assert all(after[path] == row for path, row in before.items())
+
+
+def test_the_python_api_analyses_files_and_arrays(pipeline: Pipeline, tmp_path: Path) -> None:
+    cat = pipeline.analyze(data.chelsea())
+    assert cat.status == "ok" and cat.is_photo and cat.restored is not None
+    assert cat.caption and cat.caption_score < 0
+    page = pipeline.analyze(SAMPLES / "text_596.jpg")
+    assert page.status == "ok" and not page.is_photo and page.subtype == "text"
+    assert page.caption == "" and page.restored is None
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    broken = pipeline.analyze(tmp_path / "bad.png")
+    assert broken.status == "error" and broken.error
+
+
+def test_a_photo_left_unchanged_is_captioned_from_the_classification_pass(
+    pipeline: Pipeline,
+) -> None:
+    clean = np.asarray(data.chelsea())  # clean and sharp: restoration leaves it as it is
+    result = pipeline.analyze(clean)
+    assert np.array_equal(result.restored, clean)
+    direct = pipeline.captioner.caption_images([clean], beam=pipeline.config.beam)[0][0]
+    assert result.caption == direct
+
+
+def test_restoration_over_the_time_limit_is_an_error_not_a_hang() -> None:
+    workers = RestoreWorkers("auto", 1.0, workers=1, time_limit=0.01)
+    big = np.repeat(np.repeat(data.astronaut(), 2, axis=0), 2, axis=1)
+    start = time.perf_counter()
+    results = workers.restore([big])
+    assert "limit" in results[0] and time.perf_counter() - start < 5
+    workers.close()
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipeline) -> None:
+    with TestClient(create_app(pipeline, max_upload_mb=1.0)) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/version").json()["scancap"]
+        photo = SAMPLES / "photo_200557981_f800fa1af9.jpg"
+        answer = client.post(
+            "/v1/analyze",
+            files={"file": (photo.name, photo.read_bytes(), "image/jpeg")},
+            params={"include_image": True},
+        )
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["is_photo"] and body["caption"] and body["path"] == photo.name
+        assert set(MANIFEST_COLUMNS) <= set(body) and len(body["restored_png_base64"]) > 1000
+        text = client.post("/v1/analyze", files={"file": ("a.jpg", b"not an image")})
+        assert text.status_code == 422 and "a.jpg" in text.json()["detail"]
+        assert client.post("/v1/analyze", files={"file": ("e.png", b"")}).status_code == 400
+        large = client.post("/v1/analyze", files={"file": ("l.png", b"0" * 2_000_000)})
+        assert large.status_code == 413
+        assert "/v1/analyze" in client.get("/openapi.json").json()["paths"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_service_runs_under_a_real_uvicorn_process() -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "scancap.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz").json()["status"] == "ok":
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        photo = SAMPLES / "photo_Building.png"
+        answer = httpx.post(f"{base}/v1/analyze", files={"file": (photo.name, photo.read_bytes())},
+                            timeout=60)  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["caption"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
