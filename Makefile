@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= ../shared/datasets
 OUT ?= out/demo
 
-.PHONY: setup demo test lint bench-restoration notebooks clean
+.PHONY: setup demo test lint bench-restoration bench-pipeline clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/scancap restore samples --out $(OUT) --csv $(OUT)/restore.csv
+	$(BIN)/scancap run samples --out $(OUT)
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
@@ -30,6 +30,10 @@ lint: setup
 
 bench-restoration: setup
 	$(BIN)/python benchmarks/restoration.py --data $(DATA)
+
+bench-pipeline: setup
+	for part in throughput study memory; do \
+	  SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python benchmarks/pipeline.py $$part || exit 1; done
 
 clean:
 	rm -rf $(VENV) out
