@@ -12,10 +12,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from scancap.batch import load_batches, report_error
-from scancap.io import DEFAULT_MAX_PIXELS, atomic_write_text, iter_image_files
+from scancap.cli_args import add_batch_options, add_data_options, add_inputs, positive_int
+from scancap.io import atomic_write_text, iter_image_files
 from scancap.paths import models_dir, reports_dir
 
 CSV_COLUMNS = ["path", "caption", "error"]
+LIMIT_HELP = "only the first N train and N dev images (smoke tests)"
 # TensorFlow loads in the handlers only, so `scancap --help` and the other stages stay fast.
 
 
@@ -110,22 +112,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="datasets folder (default: $SCANCAP_DATA)")
-    parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
-    parser.add_argument(
-        "--limit", type=_positive, help="only the first N train and N dev images (smoke tests)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-
-
 def register_cli(
     commands: argparse._SubParsersAction,
     train_targets: argparse._SubParsersAction,
@@ -138,20 +124,14 @@ def register_cli(
         description="Caption images (files or folders, searched recursively). Prints "
         "path<TAB>caption, or with --out writes a CSV: path, caption, error.",
     )
-    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    add_inputs(parser)
     parser.add_argument("--out", help="CSV file to write (default: print to stdout)")
     parser.add_argument(
-        "--beam", type=_positive, default=3, help="beam width (default 3; 1 is greedy decoding)"
+        "--beam", type=positive_int, default=3, help="beam width (default 3; 1 is greedy decoding)"
     )
     parser.add_argument("--model", type=Path, help="captioner folder (default: models/captioner)")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="images per batch (32)")
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
+    add_batch_options(parser)
     parser.set_defaults(handler=cmd_caption)
 
     train = train_targets.add_parser(
@@ -161,13 +141,13 @@ def register_cli(
         "decoder on train, keep the epoch with the best dev CIDEr-D, and save it into --out.",
     )
     train.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
-    train.add_argument("--epochs", type=_positive, help="maximum epochs (default: the recipe's)")
+    train.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the recipe's)")
     train.add_argument(
         "--max-minutes",
         type=float,
         help="stop after the last epoch that fits (exit code 3); the same command resumes",
     )
-    _add_data_options(train)
+    add_data_options(train, LIMIT_HELP)
     train.set_defaults(handler=cmd_train)
 
     evaluate = evaluate_targets.add_parser(
@@ -180,5 +160,5 @@ def register_cli(
     evaluate.add_argument(
         "--report", type=Path, default=reports_dir() / "captioning.md", help="report to write"
     )
-    _add_data_options(evaluate)
+    add_data_options(evaluate, LIMIT_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)

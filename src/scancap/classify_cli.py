@@ -9,12 +9,20 @@ import pandas as pd
 from tqdm import tqdm
 
 from scancap.batch import report_error
-from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, atomic_write_text, iter_image_files
+from scancap.cli_args import (
+    add_batch_options,
+    add_data_options,
+    add_inputs,
+    positive_int,
+    probability,
+)
+from scancap.io import ImageLoadError, atomic_write_text, iter_image_files
 from scancap.paths import models_dir, reports_dir
 
 REPORT = reports_dir() / "classification.md"
 RUNS_DIR = reports_dir() / "classification_runs"
 CSV_COLUMNS = ["path", "is_photo", "p_photo", "subtype", "error"]
+LIMIT_HELP = "at most N images per label and split (smoke tests)"
 # Heavy modules (TensorFlow, matplotlib) are imported by the handlers, so `scancap --help`
 # and the other stages do not pay for them.
 
@@ -101,22 +109,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
-
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="datasets folder (default: $SCANCAP_DATA)")
-    parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
-    parser.add_argument(
-        "--limit", type=int, help="at most N images per label and split (smoke tests)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-
-
 def register_cli(
     commands: argparse._SubParsersAction,
     train_targets: argparse._SubParsersAction,
@@ -129,23 +121,19 @@ def register_cli(
         description="Classify images as photo or not (painting, schematic, text, sketch). "
         "Writes one CSV row per file: path, is_photo, p_photo, subtype, error.",
     )
-    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    add_inputs(parser)
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument(
         "--threshold",
-        type=_probability,
+        type=probability,
         help="p(photo) at or above which an image is a photo (default: the calibrated one "
         "in the model's calibration.json)",
     )
     parser.add_argument("--model", type=Path, help="classifier folder (default: models/classifier)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
     parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
+        "--batch-size", type=positive_int, default=32, help="images per batch (32)"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_batch_options(parser)
     parser.set_defaults(handler=cmd_classify)
 
     train = train_targets.add_parser(
@@ -164,7 +152,7 @@ def register_cli(
         help=f"also train the compared models and ablations, saving their records here "
         f"(default {RUNS_DIR})",
     )
-    _add_data_options(train)
+    add_data_options(train, LIMIT_HELP)
     train.set_defaults(handler=cmd_train)
 
     evaluate = evaluate_targets.add_parser(
@@ -180,5 +168,5 @@ def register_cli(
         "--runs", type=Path, default=RUNS_DIR, help="training-run records (from --compare)"
     )
     evaluate.add_argument("--report", type=Path, default=REPORT, help="report to write")
-    _add_data_options(evaluate)
+    add_data_options(evaluate, LIMIT_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)

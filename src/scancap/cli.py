@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from scancap import __version__, caption_cli, classify_cli, pipeline_cli
 from scancap.batch import error_reason, report_error
+from scancap.cli_args import add_batch_options, add_inputs
 from scancap.io import (
-    DEFAULT_MAX_PIXELS,
     ImageLoadError,
     atomic_write_text,
     iter_image_files,
@@ -57,7 +57,7 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Denoise and sharpen images. Outputs keep their relative paths and "
         "format (GIF becomes PNG); inputs are never modified.",
     )
-    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    add_inputs(parser)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--mode",
@@ -67,7 +67,7 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
         "the others apply one filter with a strength set from the measured noise",
     )
     parser.add_argument("--csv", help="write measurements and decisions to this CSV file")
-    add_common_options(parser)
+    add_batch_options(parser)
     parser.set_defaults(handler=cmd_restore)
 
 
@@ -77,16 +77,6 @@ STAGE_PARSERS: list[Callable[..., None]] = [
     classify_cli.register_cli,
     caption_cli.register_cli,
 ]
-
-
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -342,7 +342,7 @@ def run(
     config = pipeline.config
     out = Path(out)
     files = [(path, rel) for path, rel in iter_image_files(inputs) if not _is_under(path, out)]
-    sources = {path for path, _ in files}
+    sources = {path.resolve() for path, _ in files}  # resolved once: outputs must not be inputs
     start = time.perf_counter()
     with Ledger(out) as ledger:
         if force:
@@ -394,22 +394,22 @@ def _write_image_outputs(
 ) -> list[str]:
     """The restored photo (and its caption file) or the sorted copy; returns report thumbnails.
 
-    A write that fails turns the row into an error: the batch goes on.
+    A write that fails turns the row into an error: the batch goes on. `inputs` are resolved.
     """
     if result.status != "ok" or not isinstance(image, np.ndarray):
         return []
     try:
         if result.is_photo:
             target = output_path(out / PHOTOS_DIR, Path(result.path))
-            save_image(target, result.restored, inputs=inputs)
+            _refuse_input(target, inputs)
+            save_image(target, result.restored)
             if config.caption_txt:
                 atomic_write_text(target.with_suffix(".txt"), result.caption + "\n")
             result.output = target.relative_to(out).as_posix()
             return [thumbnail_data_uri(image), thumbnail_data_uri(result.restored)]
         if config.copy_non_photos:
             target = out / SORTED_DIR / result.subtype / result.path
-            if target.resolve() in inputs:
-                raise ValueError("refusing to overwrite an input image")
+            _refuse_input(target, inputs)
             atomic_write_bytes(target, source.read_bytes())
             result.output = target.relative_to(out).as_posix()
         return [thumbnail_data_uri(image)]
@@ -418,6 +418,11 @@ def _write_image_outputs(
         return []
     finally:
         result.restored = None  # written: do not keep the pixels
+
+
+def _refuse_input(target: Path, inputs: set[Path]) -> None:
+    if target.resolve() in inputs:
+        raise ValueError(f"{target}: refusing to overwrite an input image")
 
 
 def _write_batch_outputs(

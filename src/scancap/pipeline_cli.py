@@ -6,8 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from scancap.cli_args import (
+    add_batch_options,
+    add_inputs,
+    add_max_pixels,
+    positive_int,
+    probability,
+)
 from scancap.config import RunConfig, load_config
-from scancap.io import DEFAULT_MAX_PIXELS
 from scancap.restore import MODES
 
 DEFAULTS = RunConfig()
@@ -56,31 +62,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
-
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="TOML file with a [run] table (flags override it)"
     )
     parser.add_argument(
         "--models", type=Path, help="folder holding classifier/ and captioner/ (default: models/)"
-    )
-    parser.add_argument(
-        "--max-pixels",
-        type=_positive_int,
-        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
     )
 
 
@@ -98,11 +85,11 @@ def register_cli(
         "(--force redoes them); one bad file never stops the batch. Settings: defaults, then "
         "--config, then flags.",
     )
-    run.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    add_inputs(run)
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument(
         "--threshold",
-        type=_probability,
+        type=probability,
         help="p(photo) from which an image is a photo (default: the model card's)",
     )
     run.add_argument(
@@ -117,15 +104,15 @@ def register_cli(
         help=f"scales the denoising σ, in (0, 4] (default {DEFAULTS.restore_strength})",
     )
     run.add_argument(
-        "--beam", type=_positive_int, help=f"caption beam size (default {DEFAULTS.beam})"
+        "--beam", type=positive_int, help=f"caption beam size (default {DEFAULTS.beam})"
     )
     run.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         help=f"decoding threads and restoration processes (default {DEFAULTS.workers})",
     )
     run.add_argument(
-        "--batch-size", type=_positive_int, help=f"images per batch (default {DEFAULTS.batch_size})"
+        "--batch-size", type=positive_int, help=f"images per batch (default {DEFAULTS.batch_size})"
     )
     run.add_argument(
         "--copy-non-photos",
@@ -143,7 +130,7 @@ def register_cli(
         help=f"seconds one image may spend in restoration (default {DEFAULTS.time_limit:g})",
     )
     run.add_argument("--force", action="store_true", help="reprocess images already finished")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_batch_options(run, default=None)  # None: from --config, else the default
     _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
@@ -159,4 +146,5 @@ def register_cli(
         "--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (50)"
     )
     _add_run_options(serve)
+    add_max_pixels(serve, default=None)
     serve.set_defaults(handler=cmd_serve)

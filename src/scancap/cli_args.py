@@ -1,0 +1,58 @@
+"""Command-line argument types and option groups shared by every `scancap` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scancap.io import DEFAULT_MAX_PIXELS
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def add_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+
+
+def add_max_pixels(
+    parser: argparse.ArgumentParser, default: int | None = DEFAULT_MAX_PIXELS
+) -> None:
+    """None as default lets a config file decide (then DEFAULT_MAX_PIXELS)."""
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=default,
+        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
+
+
+def add_batch_options(
+    parser: argparse.ArgumentParser, default: int | None = DEFAULT_MAX_PIXELS
+) -> None:
+    """--max-pixels and --quiet, which every command reading images has."""
+    add_max_pixels(parser, default)
+    add_quiet(parser)
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def add_data_options(parser: argparse.ArgumentParser, limit_help: str) -> None:
+    """Where training and evaluation read data and cache features."""
+    parser.add_argument("--data", type=Path, help="datasets folder (default: $SCANCAP_DATA)")
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
+    parser.add_argument("--limit", type=positive_int, help=limit_help)
+    add_quiet(parser)
