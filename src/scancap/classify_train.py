@@ -450,7 +450,7 @@ one head, or {len(ENSEMBLE_SEEDS)} heads from different seeds averaging their lo
 `doctype/manifest.csv` from the shared datasets (8,880 images, 5 labels, 16 sources), split
 70/15/15 stratified by (label, source) with seed {SPLIT_SEED}; the split is `{SPLIT_FILE}`.
 Training used each training image plus 3 seeded scan-like augmented views (crop, flip, colour
-jitter, grey or sepia, low resolution, blur, noise, JPEG).
+jitter, grey or sepia, faded grainy print, low resolution, blur, noise up to σ=35, JPEG).
 
 {markdown_table(counts)}
 

@@ -43,7 +43,7 @@ VIEWS = {
     "val": ("clean", "gray"),
     "test": ("clean", "gray"),
 }
-AUGMENTATION_VERSION = 1  # bump when augment() changes: it invalidates the feature caches
+AUGMENTATION_VERSION = 3  # bump when augment() changes: it invalidates the feature caches
 
 
 def default_cache_dir() -> Path:
@@ -131,6 +131,18 @@ def _sepia(image: np.ndarray) -> np.ndarray:
     return np.clip(gray * np.array([1.07, 0.89, 0.69]) + 10, 0, 255).astype(np.uint8)
 
 
+def _aged_print(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A faded, grainy, vignetted print: how a scanned old photograph (or painting) looks."""
+    x = image.astype(np.float32)
+    paper = rng.uniform(200, 250)
+    x = paper + (x - paper) * rng.uniform(0.55, 0.9)  # faded: contrast pulled toward the paper
+    height, width = x.shape[:2]
+    rows, cols = np.ogrid[-1 : 1 : height * 1j, -1 : 1 : width * 1j]
+    x *= (1 - rng.uniform(0.0, 0.35) * (rows**2 + cols**2) / 2)[..., None]  # vignette
+    grain = rng.normal(0, rng.uniform(2, 10), (height, width, 1))  # film grain is colourless
+    return np.clip(x + grain, 0, 255).astype(np.uint8)
+
+
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -141,27 +153,31 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A scan-like variant of a uint8 RGB image: crop, flip, colour, grey/sepia, blur, noise, JPEG.
 
-    Each step targets a shortcut or a scanning artefact: grey and sepia because real old photos
-    are monochrome while almost every photo here is colour; blur and low resolution because
-    small sources (symbols, sketches) are upscaled; noise and JPEG because scans carry both.
+    Each step targets a shortcut or a scanning artefact: grey and sepia (half of them also faded,
+    grainy and vignetted) because real old photos are monochrome while almost every photo here is
+    colour, and every class gets them so that monochrome alone says nothing; blur and low
+    resolution because small sources (symbols, sketches) are upscaled; noise (up to σ=35, or a
+    noisy photo is sorted as a painting and never restored) and JPEG because scans carry both.
     """
     x = _random_crop(image, rng)
     if rng.random() < 0.5:
         x = x[:, ::-1]
     x = _colour_jitter(x, rng)
     tone = rng.random()
-    if tone < 0.25:
+    if tone < 0.35:
         x = to_gray(x)
-    elif tone < 0.35:
+    elif tone < 0.5:
         x = _sepia(x)
+    if tone < 0.5 and rng.random() < 0.5:
+        x = _aged_print(x, rng)
     if rng.random() < 0.2:
         scale = rng.uniform(0.35, 0.7)
         small = (max(8, round(x.shape[1] * scale)), max(8, round(x.shape[0] * scale)))
         x = cv2.resize(x, small, interpolation=cv2.INTER_AREA)
     if rng.random() < 0.25:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.4, 1.5))
-    if rng.random() < 0.3:
-        noise = rng.normal(0, rng.uniform(2, 12), x.shape)
+    if rng.random() < 0.4:  # σ log-uniform in 2-35: from fine grain to a very noisy scan
+        noise = rng.normal(0, np.exp(rng.uniform(np.log(2), np.log(35))), x.shape)
         x = np.clip(x + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
         x = _jpeg(x, int(rng.integers(30, 91)))
