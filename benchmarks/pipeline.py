@@ -212,11 +212,13 @@ def robustness_section(table: pd.DataFrame | None) -> str:
 The product classifies before it restores, so a degraded photo that falls below the photo
 threshold is sorted as a non-photo (here mostly "{worst["most common other label"]}") and is
 neither restored nor captioned. Photo recall drops from {clean["photo recall"]:.1%} on clean
-photos to {worst["photo recall"]:.1%} under "{worst["condition"]}": the classifier saw scan noise
-only up to σ≈12 in training, and its threshold favours precision on photo (a non-photo sent to
-captioning is the worse error). The captions study above measures restoration on every dev
-photo, as if the classifier had let them all through. Fixes to try: stronger noise in the
-classifier's augmentation, or classifying a denoised copy when the measured noise is high."""
+photos to {worst["photo recall"]:.1%} under "{worst["condition"]}". The threshold favours
+precision on photo (a non-photo sent to captioning is the worse error); the classifier's
+augmentation includes scan noise up to σ=35 (v3; with noise only up to σ=12, v1 kept 81.6% at
+σ=25 and 72.2% with noise and blur: `reports/classification_experiments.md`). The captions
+study above measures restoration on every dev photo, as if the classifier had let them all
+through. A further fix to try: classifying a denoised copy when the measured noise is high, or
+training on more real noisy scans."""
 
 
 def write_report() -> Path:

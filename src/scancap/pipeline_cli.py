@@ -45,7 +45,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: configuration: {error}", file=sys.stderr)
         return 2
     with Pipeline.load(config, args.models) as pipeline:
-        summary = run(pipeline, args.inputs, Path(args.out), args.force, not args.quiet)
+        try:
+            summary = run(pipeline, args.inputs, Path(args.out), args.force, not args.quiet)
+        except KeyboardInterrupt:
+            print(
+                "\ninterrupted: finished images are kept in the ledger; run the same command "
+                "again to resume",
+                file=sys.stderr,
+            )
+            return 130
     if not args.quiet:
         print(summary.text())
     return 1 if summary.errors else 0
