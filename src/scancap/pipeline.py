@@ -16,7 +16,7 @@ import io
 import json
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -132,12 +132,15 @@ class RestoreWorkers:
         self.workers, self.time_limit = max(1, workers), time_limit
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
 
-    def restore(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
-        """(restored, record) per image, or the reason it failed, in order."""
-        jobs = [
+    def submit(self, images: list[np.ndarray]) -> list[Future]:
+        """Start restoring; the caller does other work (the next batch) meanwhile."""
+        return [
             self._pool.submit(restore_and_measure, image, self.mode, self.strength)
             for image in images
         ]
+
+    def collect(self, jobs: list[Future]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
+        """(restored, record) per job, or the reason it failed, in order."""
         results: list[tuple[np.ndarray, RestoreRecord] | str] = []
         for job in jobs:  # each waits the whole limit after the previous one is in
             try:
@@ -152,8 +155,20 @@ class RestoreWorkers:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
         return results
 
+    def restore(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
+        return self.collect(self.submit(images))
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Batch:
+    """A batch between the two phases: classified, its photos being restored."""
+
+    items: list[tuple[Result, Loaded]]
+    photos: list[tuple[Result, np.ndarray, np.ndarray]]  # (result, pixels, 7x7 grid)
+    jobs: list[Future]
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -215,12 +230,20 @@ class Pipeline:
 
     def analyze_loaded(self, items: list[tuple[Result, Loaded]]) -> list[Result]:
         """Classify, restore and caption a batch; each Result is filled in place and returned."""
-        ok = [(result, image) for result, image in items if isinstance(image, np.ndarray)]
+        return self.finish_batch(self.start_batch(items))
+
+    def start_batch(self, items: list[tuple[Result, Loaded]]) -> Batch:
+        """Classify a batch and start restoring its photos (on the worker threads).
+
+        `run` starts the next batch before finishing this one, so that restoration overlaps
+        the next backbone pass instead of leaving a core idle.
+        """
         for result, image in items:
             if isinstance(image, ImageLoadError):
                 result.fail(image.reason)
+        ok = [(result, image) for result, image in items if isinstance(image, np.ndarray)]
         if not ok:
-            return [result for result, _ in items]
+            return Batch(items, [], [])
         results, images = [list(x) for x in zip(*ok, strict=True)]
         start = time.perf_counter()
         trunks, grids = self.backbone_pass(images)
@@ -235,24 +258,26 @@ class Pipeline:
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
                 photos.append((result, image, grids[i]))
-        self._restore_and_caption(photos)
-        return [result for result, _ in items]
+        return Batch(items, photos, self.restorer.submit([image for _, image, _ in photos]))
 
-    def _restore_and_caption(self, photos: list[tuple[Result, np.ndarray, np.ndarray]]) -> None:
-        restored = self.restorer.restore([image for _, image, _ in photos])
+    def finish_batch(self, batch: Batch) -> list[Result]:
+        """Collect the batch's restored photos and caption them."""
+        restored = self.restorer.collect(batch.jobs)
         to_caption, changed = [], []
-        for (result, image, grid), outcome in zip(photos, restored, strict=True):
+        for (result, image, grid), outcome in zip(batch.photos, restored, strict=True):
             if isinstance(outcome, str):
                 result.fail(outcome)
                 continue
             result.restored, record = outcome
             result.set_restoration(record)
-            same_pixels = np.array_equal(result.restored, image)
             to_caption.append((result, grid))
-            if not same_pixels:
+            if not np.array_equal(result.restored, image):
                 changed.append(len(to_caption) - 1)
-        if not to_caption:
-            return
+        if to_caption:
+            self._caption(to_caption, changed)
+        return [result for result, _ in batch.items]
+
+    def _caption(self, to_caption: list[tuple[Result, np.ndarray]], changed: list[int]) -> None:
         start = time.perf_counter()
         grids = np.stack([grid for _, grid in to_caption])
         if changed:  # new pixels, new grid; unchanged photos reuse the classification pass
@@ -351,19 +376,28 @@ def run(
         todo = [path for path, _ in files if ledger.finished(*keys[path]) is None]
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
                    unit="img", disable=not progress)  # fmt: skip
-        decode = partial(_timed_load, max_pixels=config.max_pixels)
-        for batch in load_batches(todo, config.batch_size, workers=config.workers, decode=decode):
-            items = [
-                (Result(*keys[path], seconds_decode=round(seconds, 4)), image)
-                for path, (image, seconds) in batch
-            ]
-            pipeline.analyze_loaded(items)
-            for (path, _), (result, image) in zip(batch, items, strict=True):
+        def finish(paths: list[Path], batch: Batch) -> None:
+            pipeline.finish_batch(batch)
+            for path, (result, image) in zip(paths, batch.items, strict=True):
                 thumbnails = _write_image_outputs(result, path, image, out, config, sources)
                 ledger.record(result.path, result.sha256, result.row(), thumbnails)
                 if result.status == "error":
                     report_error(path, result.error)
                 bar.update()
+
+        decode = partial(_timed_load, max_pixels=config.max_pixels)
+        pending: tuple[list[Path], Batch] | None = None
+        for loaded in load_batches(todo, config.batch_size, workers=config.workers, decode=decode):
+            items = [
+                (Result(*keys[path], seconds_decode=round(seconds, 4)), image)
+                for path, (image, seconds) in loaded
+            ]
+            started = ([path for path, _ in loaded], pipeline.start_batch(items))
+            if pending is not None:  # restoration of this batch overlaps the next pass
+                finish(*pending)
+            pending = started
+        if pending is not None:
+            finish(*pending)
         bar.close()
         rows = [row for path, _ in files if (row := ledger.finished(*keys[path])) is not None]
         seconds = time.perf_counter() - start
