@@ -150,8 +150,8 @@ def memory_section(result: dict | None) -> str:
         return "Not measured yet: `python benchmarks/pipeline.py memory`."
     ok = result["peak_rss_gb"] <= RSS_TARGET_GB
     return f"""{result["inputs"]:,} inputs linked from the shared data (every doctype image, then
-Flickr8k dev photos: photos, paintings, schematics, text and sketches mixed), one `scancap run`
-with default settings; {result["date"]}, {result["machine"]}.
+Flickr8k dev and train photos: photos, paintings, schematics, text and sketches mixed), one
+`scancap run` with default settings; {result["date"]}, {result["machine"]}.
 
 | measure | value |
 |---|---|

@@ -59,11 +59,15 @@ def make_photo_set(out: Path, count: int = 200, data: Path | None = None) -> lis
 
 
 def link_large_set(out: Path, count: int = 10_000, data: Path | None = None) -> int:
-    """`count` inputs as symbolic links: every doctype image, then Flickr8k dev photos."""
+    """`count` inputs as symbolic links: every doctype image, then Flickr8k dev and train photos.
+
+    The 1,000 Flickr8k photos of the doctype set come from train, so a few photos appear twice
+    under different names, as re-scanned prints do in a real archive.
+    """
     data = data or data_dir()
     manifest = load_manifest(data)
     paths = [data / p for p in manifest["path"]]
-    paths += [path for _, path in _flickr_images(data, "dev", None)]
+    paths += [path for split in ("dev", "train") for _, path in _flickr_images(data, split, None)]
     out.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(paths[:count]):
         link = out / f"{i:05d}{path.suffix.lower()}"

@@ -19,16 +19,16 @@ import numpy as np
 
 from scancap.io import atomic_open
 
-THUMBNAIL_SIDE = 256
+THUMBNAIL_SIDE = 192  # small enough for 10,000 cards in one page
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
 .summary span{display:inline-block;margin-right:1.2em}
 .controls{margin:1em 0}
 .cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:540px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:410px}
 .card.error{border-color:#c33;background:#fff5f5}
-.card img{max-width:256px;max-height:256px;margin-right:4px;vertical-align:top}
+.card img{max-width:192px;max-height:192px;margin-right:4px;vertical-align:top}
 .meta{font-size:13px;margin-top:4px}.caption{font-style:italic}
 .err{color:#c33;font-weight:bold}
 """
@@ -51,7 +51,7 @@ function refresh(){
 """
 
 
-def thumbnail_data_uri(image: np.ndarray, side: int = THUMBNAIL_SIDE, quality: int = 80) -> str:
+def thumbnail_data_uri(image: np.ndarray, side: int = THUMBNAIL_SIDE, quality: int = 75) -> str:
     """A small JPEG of a uint8 RGB image as a data: URI (keeps the report one file)."""
     scale = side / max(image.shape[:2])
     if scale < 1:
