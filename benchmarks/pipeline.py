@@ -145,10 +145,16 @@ the batch's images, and the stages overlap: decoding runs ahead in threads):
 """  # noqa: E501
 
 
-def memory_section(result: dict | None) -> str:
+def memory_section(result: dict | None, throughput: dict | None) -> str:
     if result is None:
         return "Not measured yet: `python benchmarks/pipeline.py memory`."
     ok = result["peak_rss_gb"] <= RSS_TARGET_GB
+    compared = (
+        f" The 200-photo throughput run, with larger images (up to 1024 px), peaks at "
+        f"{throughput['peak_rss_gb']} GB: the peak follows image size, not image count."
+        if throughput
+        else ""
+    )
     return f"""{result["inputs"]:,} inputs linked from the shared data (every doctype image, then
 Flickr8k dev and train photos: photos, paintings, schematics, text and sketches mixed), one
 `scancap run` with default settings; {result["date"]}, {result["machine"]}.
@@ -162,7 +168,7 @@ Flickr8k dev and train photos: photos, paintings, schematics, text and sketches 
 | report.html | {result["report_mb"]} MB (every card with inlined thumbnails) |
 
 Memory stays flat because images are decoded one batch ahead and written out at once, rows go
-to the SQLite ledger as they finish, and the report is streamed card by card from the ledger.
+to the SQLite ledger as they finish, and the report is streamed card by card from the ledger.{compared}
 """  # noqa: E501
 
 
@@ -237,7 +243,7 @@ Timings are wall-clock on the 2-core CPU machine with nothing else running.
 
 ## Memory on a 10,000-image run (target peak RSS ≤ {RSS_TARGET_GB:g} GB)
 
-{memory_section(load_result("memory"))}
+{memory_section(load_result("memory"), load_result("throughput"))}
 
 ## Study: does restoration help captioning?
 
