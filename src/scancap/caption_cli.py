@@ -12,7 +12,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from scancap.batch import load_batches, report_error
-from scancap.cli_args import add_batch_options, add_data_options, add_inputs, positive_int
+from scancap.cli_args import (
+    add_batch_options,
+    add_data_options,
+    add_inputs,
+    positive_int,
+    write_report_and_tell,
+)
 from scancap.io import atomic_write_text, iter_image_files
 from scancap.paths import models_dir, reports_dir
 
@@ -99,17 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from scancap.caption_report import write_report
 
-    path = write_report(
-        model_dir=args.model,
-        data=args.data,
-        cache_dir=args.cache,
-        report=args.report,
-        limit=args.limit,
-        progress=not args.quiet,
-    )
-    if not args.quiet:
-        print(f"wrote {path}")
-    return 0
+    return write_report_and_tell(write_report, args)
 
 
 def register_cli(

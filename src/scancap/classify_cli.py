@@ -15,6 +15,7 @@ from scancap.cli_args import (
     add_inputs,
     positive_int,
     probability,
+    write_report_and_tell,
 )
 from scancap.io import ImageLoadError, atomic_write_text, iter_image_files
 from scancap.paths import models_dir, reports_dir
@@ -95,18 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from scancap.classify_report import write_report
 
-    path = write_report(
-        model_dir=args.model,
-        data=args.data,
-        cache_dir=args.cache,
-        runs_dir=args.runs,
-        report=args.report,
-        limit=args.limit,
-        progress=not args.quiet,
-    )
-    if not args.quiet:
-        print(f"wrote {path}")
-    return 0
+    return write_report_and_tell(write_report, args, runs_dir=args.runs)
 
 
 def register_cli(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from scancap.io import DEFAULT_MAX_PIXELS
@@ -56,3 +57,21 @@ def add_data_options(parser: argparse.ArgumentParser, limit_help: str) -> None:
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
     parser.add_argument("--limit", type=positive_int, help=limit_help)
     add_quiet(parser)
+
+
+def write_report_and_tell(
+    write_report: Callable[..., Path], args: argparse.Namespace, **extra: object
+) -> int:
+    """`scancap evaluate ...`: rewrite a stage's report from the common options, say where."""
+    path = write_report(
+        model_dir=args.model,
+        data=args.data,
+        cache_dir=args.cache,
+        report=args.report,
+        limit=args.limit,
+        progress=not args.quiet,
+        **extra,
+    )
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
