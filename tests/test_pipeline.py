@@ -154,7 +154,7 @@ def test_restoration_over_the_time_limit_is_an_error_not_a_hang() -> None:
     workers = RestoreWorkers("auto", 1.0, workers=1, time_limit=0.01)
     big = np.repeat(np.repeat(data.astronaut(), 2, axis=0), 2, axis=1)
     start = time.perf_counter()
-    results = workers.restore([big])
+    results = workers.collect(workers.submit([big]))
     assert "limit" in results[0] and time.perf_counter() - start < 5
     workers.close()
 

@@ -6,7 +6,7 @@ import re
 
 from skimage import data
 
-from scancap.report import render_report, thumbnail_data_uri
+from scancap.report import report_chunks, thumbnail_data_uri
 
 
 def test_report_lists_every_row_with_thumbnails_and_errors() -> None:
@@ -18,7 +18,8 @@ def test_report_lists_every_row_with_thumbnails_and_errors() -> None:
         {"path": "c.jpg", "status": "error", "error": "c.jpg: truncated or corrupt image"},
     ]  # fmt: skip
     thumbnail = thumbnail_data_uri(data.chelsea())
-    page = render_report(rows, {"a.jpg": [thumbnail, thumbnail]})
+    thumbnails = {"a.jpg": [thumbnail, thumbnail]}
+    page = "".join(report_chunks(rows, lambda path: thumbnails.get(path, [])))
     assert thumbnail.startswith("data:image/jpeg;base64,")
     assert page.count("data-klass=") == 3
     assert re.findall(r'data-klass="(\w+)"', page) == ["photo", "text", "error"]

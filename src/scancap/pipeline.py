@@ -89,9 +89,8 @@ class Result:
         """The manifest fields as plain values."""
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
 
-    def fail(self, reason: str) -> Result:
+    def fail(self, reason: str) -> None:
         self.status, self.error = "error", reason
-        return self
 
     def set_prediction(self, prediction: Prediction) -> None:
         self.is_photo = prediction.is_photo
@@ -142,21 +141,19 @@ class RestoreWorkers:
     def collect(self, jobs: list[Future]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
         """(restored, record) per job, or the reason it failed, in order."""
         results: list[tuple[np.ndarray, RestoreRecord] | str] = []
+        timed_out = False
         for job in jobs:  # each waits the whole limit after the previous one is in
             try:
                 results.append(job.result(timeout=self.time_limit))
             except TimeoutError:
                 results.append(f"restoration took longer than the {self.time_limit:g} s limit")
-                job.cancel()
+                timed_out = True
             except (ValueError, MemoryError, OSError) as error:
                 results.append(f"restoration failed: {error_reason(error)}")
-        if any(isinstance(r, str) and "limit" in r for r in results):
+        if timed_out:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
         return results
-
-    def restore(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
-        return self.collect(self.submit(images))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -264,14 +261,14 @@ class Pipeline:
         """Collect the batch's restored photos and caption them."""
         restored = self.restorer.collect(batch.jobs)
         to_caption, changed = [], []
-        for (result, image, grid), outcome in zip(batch.photos, restored, strict=True):
+        for (result, _, grid), outcome in zip(batch.photos, restored, strict=True):
             if isinstance(outcome, str):
                 result.fail(outcome)
                 continue
             result.restored, record = outcome
             result.set_restoration(record)
             to_caption.append((result, grid))
-            if not np.array_equal(result.restored, image):
+            if record.changed:
                 changed.append(len(to_caption) - 1)
         if to_caption:
             self._caption(to_caption, changed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from scancap.cli_args import (
@@ -21,18 +22,8 @@ DEFAULTS = RunConfig()
 
 def _config(args: argparse.Namespace) -> RunConfig:
     """Defaults, then --config's [run] table, then the flags that were given."""
-    flags = {
-        "threshold": args.threshold,
-        "restore_mode": args.restore_mode,
-        "restore_strength": args.restore_strength,
-        "beam": args.beam,
-        "workers": args.workers,
-        "batch_size": args.batch_size,
-        "copy_non_photos": args.copy_non_photos,
-        "caption_txt": args.caption_txt,
-        "max_pixels": args.max_pixels,
-        "time_limit": args.time_limit,
-    }
+    # Every RunConfig field has a flag of the same name; None means "not given".
+    flags = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
     return load_config(args.config, **flags)
 
 

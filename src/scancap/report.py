@@ -137,16 +137,6 @@ sort <select id="order" onchange="refresh()"><option value="path">path</option>
 """
 
 
-def render_report(
-    rows: Sequence[Mapping[str, Any]],
-    thumbnails: Mapping[str, list[str]],
-    title: str = "scancap report",
-    footer: str = "",
-) -> str:
-    """The whole HTML page for the manifest rows (thumbnails keyed by row path)."""
-    return "".join(report_chunks(rows, lambda path: thumbnails.get(path, []), title, footer))
-
-
 def write_report(
     path: Path,
     rows: Sequence[Mapping[str, Any]],

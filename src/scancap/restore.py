@@ -325,6 +325,11 @@ class RestoreRecord:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def changed(self) -> bool:
+        """Whether a filter was applied (otherwise the output is the input, unchanged)."""
+        return self.denoiser != "none" or self.sharpener != "none"
+
     def flat(self) -> dict[str, object]:
         """One flat dict (before_*/after_* prefixes) for tables."""
         row = {f"before_{k}": v for k, v in asdict(self.before).items()}
@@ -490,6 +495,5 @@ def restore_and_measure(
     """
     restored, record = restore_image(image, mode, strength)
     if np.isnan(record.after.noise_sigma):
-        unchanged = restored is image or np.array_equal(restored, image)
-        record.after = record.before if unchanged else measure_fast(restored)
+        record.after = measure_fast(restored) if record.changed else record.before
     return restored, record
