@@ -81,10 +81,16 @@ def test_training_smoke_on_50_images(tmp_path: Path) -> None:
     from scancap.caption_train import train_captioner
 
     out = tmp_path / "captioner"
-    record = train_captioner(out, cache_dir=tmp_path / "cache", limit=50, epochs=1, progress=False)
+    record = train_captioner(
+        out, cache_dir=tmp_path / "cache", limit=50, epochs=1, scst_epochs=1, progress=False
+    )
     assert record["train_images"] == 50 and record["epochs_run"] == 1
     history = pd.read_csv(out / "history.csv")
     assert np.isfinite(history[["loss", "val_loss", "val_cider"]].to_numpy()).all()
+    scst = pd.read_csv(out / "scst_history.csv")
+    assert scst["epoch"].tolist() == [0, 1] and record["scst"]["epochs_run"] == 1
+    assert np.isfinite(scst.loc[1, ["train_reward", "loss", "dev_CIDEr-D"]].to_numpy(float)).all()
+    assert not (out / "scst_state.json").exists()  # a finished run leaves no resume state
     captioner = Captioner.load(out)
     grids = np.zeros((2, 7, 7, 1280), np.float32)
     captions = captioner.caption_features(grids, beam=2)

@@ -198,3 +198,16 @@ def test_training_smoke_on_a_tiny_subset(tmp_path: Path) -> None:
     trained = classify.Classifier.load(out)
     predictions = trained.predict([np.full((50, 80, 3), 200, np.uint8)])
     assert 0.0 <= predictions[0].p_photo <= 1.0
+
+
+def test_clean_view_weighting_balances_clean_and_augmented_views() -> None:
+    from dataclasses import replace
+
+    from scancap.classify_train import SHIPPED, view_weights
+
+    views = pd.Series(["clean", "aug1", "aug2", "aug3"] * 10)
+    assert view_weights(views, SHIPPED) is None  # the default recipe weighs views alike
+    weights = view_weights(views, replace(SHIPPED, clean_weight=3.0))
+    assert weights.mean() == pytest.approx(1.0)
+    clean = (views == "clean").to_numpy()
+    assert weights[clean].sum() == pytest.approx(weights[~clean].sum())  # 10 x 3 = 30 x 1

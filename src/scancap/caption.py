@@ -390,6 +390,12 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def _renormalised(log_probs: np.ndarray) -> np.ndarray:
+    """Log-probabilities over the tokens still allowed (the others are -inf): sums to one."""
+    top = log_probs.max(axis=-1, keepdims=True)
+    return log_probs - top - np.log(np.exp(log_probs - top).sum(axis=-1, keepdims=True))
+
+
 def beam_search(
     decoder: Decoder,
     grids: np.ndarray,
@@ -400,7 +406,9 @@ def beam_search(
     """Batched beam search; per image, `beam` hypotheses sorted by normalised score, best first.
 
     State is kept for (images x beam) rows. Candidates are ranked by log P / length^alpha, so
-    finished short captions do not win just by having fewer negative terms. A finished beam
+    finished short captions do not win just by having fewer negative terms. Probabilities are
+    renormalised over the tokens that may be generated (<pad>, <start> and <unk> never are,
+    and at max_len only <end> is), which is also the distribution SCST trains. A finished beam
     carries on with one zero-cost padding step, keeping its score and length. At max_len only
     <end> is allowed, so every hypothesis ends with it. beam=1 is greedy decoding.
     """
@@ -424,7 +432,7 @@ def beam_search(
         width = words.shape[1]
         log_probs, state, weights = decoder.step(words.reshape(-1), state, features, keys)
         log_probs = np.asarray(log_probs).reshape(n, width, vocab_size)
-        log_probs = log_probs + (only_end if t == vocab.max_len else never)
+        log_probs = _renormalised(log_probs + (only_end if t == vocab.max_len else never))
         log_probs = np.where(finished[..., None], finished_row, log_probs)
         candidates = scores[..., None] + log_probs
         new_lengths = lengths + ~finished

@@ -89,6 +89,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         max_minutes=args.max_minutes,
         progress=not args.quiet,
+        init=args.init,
+        scst_epochs=args.scst_epochs,
     )
     if record is None:
         print("stopped at the time budget: run the same command again to resume", file=sys.stderr)
@@ -134,10 +136,25 @@ def register_cli(
         "captioner",
         help="train the captioner on Flickr8k",
         description="Cache backbone features of Flickr8k train and dev, train the attention "
-        "decoder on train, keep the epoch with the best dev CIDEr-D, and save it into --out.",
+        "decoder on train by teacher forcing, then fine-tune it on its own samples with "
+        "self-critical sequence training (reward: CIDEr-D); keep the epoch with the best dev "
+        "CIDEr-D and save it into --out.",
     )
     train.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
-    train.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the recipe's)")
+    train.add_argument(
+        "--epochs", type=positive_int, help="maximum cross-entropy epochs (default: the recipe's)"
+    )
+    train.add_argument(
+        "--scst-epochs",
+        type=int,
+        help="maximum self-critical (CIDEr-D) epochs after them; 0 skips that phase "
+        "(default: the recipe's)",
+    )
+    train.add_argument(
+        "--init",
+        type=Path,
+        help="skip the cross-entropy phase: fine-tune the decoder in this folder instead",
+    )
     train.add_argument(
         "--max-minutes",
         type=float,

@@ -142,6 +142,24 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
     return figure
 
 
+def scst_curves(history: pd.DataFrame) -> plt.Figure:
+    """Self-critical epochs: mean sampled reward on train, dev beam-3 CIDEr-D and BLEU-4."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot(history["epoch"], history["train_reward"], "o-")
+    axes[0].set_title("train: mean CIDEr-D of the sampled captions")
+    axes[1].plot(history["epoch"], history["dev_CIDEr-D"], "o-", label="CIDEr-D")
+    axes[1].plot(history["epoch"], history["dev_BLEU-4"], "o-", label="BLEU-4")
+    axes[1].set_title("dev, beam 3 (epoch 0: the cross-entropy model)")
+    best = history["epoch"].to_numpy()[history["dev_CIDEr-D"].to_numpy().argmax()]
+    for axis in axes:
+        axis.axvline(best, color="#c44e52", alpha=0.4, lw=3, label=f"kept: epoch {best}")
+        axis.set_xlabel("self-critical epoch")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def _overlay(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The image darkened where a 7x7 attention map is low (upsampled smoothly)."""
     height, width = image.shape[:2]

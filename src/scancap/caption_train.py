@@ -16,7 +16,7 @@ import re
 import resource
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -24,13 +24,17 @@ import numpy as np
 import pandas as pd
 
 from scancap.caption import (
+    CONFIG_FILE,
+    VOCABULARY_FILE,
     WEIGHTS_FILE,
     CaptionDecoder,
     Captioner,
     Vocabulary,
+    load_decoder,
     save_decoder,
 )
 from scancap.caption_data import (
+    FeatureCache,
     build_feature_cache,
     caption_dataset,
     caption_pairs,
@@ -40,6 +44,7 @@ from scancap.caption_data import (
     references,
 )
 from scancap.caption_metrics import caption_scores
+from scancap.caption_scst import STATE_FILE, ScstData, ScstRecipe, self_critical
 from scancap.io import atomic_write_text
 
 HISTORY_FILE = "history.csv"
@@ -67,6 +72,7 @@ class Recipe:
     epochs: int = 12
     patience: int = 3
     seed: int = 42
+    scst: ScstRecipe = field(default_factory=ScstRecipe)
 
     def decoder_kwargs(self) -> dict:
         names = ("embedding_dim", "units", "attention_units", "projection_dim", "dropout")
@@ -160,6 +166,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass
+class TrainingData:
+    """Flickr8k train and dev as the decoder sees them: cached grids, captions, vocabulary."""
+
+    cache: FeatureCache
+    captions: pd.DataFrame
+    train_images: list[str]
+    dev_images: list[str]
+
+    def references(self, images: list[str]) -> dict[str, list[str]]:
+        return references(self.captions, images)
+
+    def scst(self) -> ScstData:
+        return ScstData(
+            self.cache.grids,
+            self.cache.rows(self.train_images),
+            self.train_images,
+            self.references(self.train_images),
+            self.cache.rows(self.dev_images),
+            self.references(self.dev_images),
+        )
+
+
+def load_training_data(
+    data: Path | None, cache_dir: Path, limit: int | None, progress: bool
+) -> TrainingData:
+    train_images, dev_images = load_split("train", data, limit), load_split("dev", data, limit)
+    cache = build_feature_cache(train_images + dev_images, cache_dir, data, progress=progress)
+    return TrainingData(cache, load_captions(data), train_images, dev_images)
+
+
 def train_captioner(
     out: Path,
     data: Path | None = None,
@@ -169,17 +206,89 @@ def train_captioner(
     recipe: Recipe = Recipe(),
     max_minutes: float | None = None,
     progress: bool = True,
+    init: Path | None = None,
+    scst_epochs: int | None = None,
 ) -> dict | None:
-    """Train into `out` (weights, config, vocabulary, history, record); returns the record.
+    """Train into `out` (weights, config, vocabulary, histories, record); returns the record.
 
-    `limit` keeps the first N train and N dev images (smoke tests). With `max_minutes`, stops
-    after the last epoch that fits and returns None: the same call resumes from the backup.
+    Two phases: cross-entropy with teacher forcing, then self-critical fine-tuning on dev
+    CIDEr-D (``scancap.caption_scst``). `init` skips the first phase and fine-tunes the
+    cross-entropy decoder found there. `limit` keeps the first N train and N dev images (smoke
+    tests). With `max_minutes`, stops after the last epoch that fits and returns None: the same
+    call resumes, phase and epoch.
     """
+    if scst_epochs is not None:
+        recipe = replace(recipe, scst=replace(recipe.scst, epochs=scst_epochs))
     keras.utils.set_random_seed(recipe.seed)
     cache_dir = cache_dir or default_cache_dir()
-    train_images, dev_images = load_split("train", data, limit), load_split("dev", data, limit)
-    cache = build_feature_cache(train_images + dev_images, cache_dir, data, progress=progress)
-    captions = load_captions(data)
+    started = time.perf_counter()
+    budget = 60 * max_minutes if max_minutes else np.inf
+    training = load_training_data(data, cache_dir, limit, progress)
+    if init is not None and not (out / STATE_FILE).exists():  # not resuming
+        copy_cross_entropy_phase(Path(init), out)
+    elif not cross_entropy_done(out):
+        finished = train_cross_entropy(out, training, cache_dir, epochs, recipe, budget, progress)
+        if finished is None:
+            return None
+    record = json.loads((out / RECORD_FILE).read_text())
+    if recipe.scst.epochs:
+        model, vocab = load_decoder(out)
+        remaining = budget - (time.perf_counter() - started)
+        history = self_critical(
+            model, vocab, training.scst(), out, recipe.scst, remaining, progress
+        )
+        if history is None:
+            return None
+        record["scst"] = scst_record(history, recipe.scst)
+        record["peak_rss_mb"] = max(record["peak_rss_mb"], peak_rss_mb())
+        save_decoder(model, vocab, out)
+        atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
+    return record
+
+
+def cross_entropy_done(out: Path) -> bool:
+    """True when `out` holds a finished cross-entropy phase that SCST has not completed yet."""
+    path = out / RECORD_FILE
+    return path.exists() and "scst" not in json.loads(path.read_text())
+
+
+def copy_cross_entropy_phase(init: Path, out: Path) -> None:
+    """Start from a trained decoder: its weights, config, vocabulary, history and record."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, CONFIG_FILE, VOCABULARY_FILE, HISTORY_FILE):
+        if init.resolve() != out.resolve():
+            shutil.copyfile(init / name, out / name)
+    record = json.loads((init / RECORD_FILE).read_text())
+    record.pop("scst", None)
+    atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
+
+
+def scst_record(history: pd.DataFrame, recipe: ScstRecipe) -> dict:
+    best = history.loc[history["dev_CIDEr-D"].idxmax()]
+    start = history.iloc[0]
+    return {
+        "recipe": asdict(recipe),
+        "epochs_run": len(history) - 1,
+        "best_epoch": int(best["epoch"]),
+        "dev_beam3_before": {"BLEU-4": start["dev_BLEU-4"], "CIDEr-D": start["dev_CIDEr-D"]},
+        "dev_beam3_best": {"BLEU-4": best["dev_BLEU-4"], "CIDEr-D": best["dev_CIDEr-D"]},
+        "train_seconds": float(history["seconds"].sum()),
+        "seconds_per_epoch": float(history["seconds"].iloc[1:].mean()),
+    }
+
+
+def train_cross_entropy(
+    out: Path,
+    training: TrainingData,
+    cache_dir: Path,
+    epochs: int | None,
+    recipe: Recipe,
+    budget_seconds: float,
+    progress: bool,
+) -> dict | None:
+    """The teacher-forced phase: best dev greedy CIDEr-D epoch into `out`, and its record."""
+    cache, captions = training.cache, training.captions
+    train_images, dev_images = training.train_images, training.dev_images
     train_captions = captions[captions["image"].isin(set(train_images))]["caption"]
     vocab = Vocabulary.build(train_captions, recipe.min_count, recipe.length_percentile)
     train_pairs = caption_pairs(captions, train_images, cache, vocab)
@@ -197,7 +306,7 @@ def train_captioner(
     resuming = (backup / "training_metadata.json").exists()
     callbacks = [
         DevCaptionScore(
-            cache.grids[cache.rows(dev_images)], references(captions, dev_images), vocab
+            cache.grids[cache.rows(dev_images)], training.references(dev_images), vocab
         ),
         keras.callbacks.ReduceLROnPlateau(MONITOR, factor=0.5, patience=1, mode="max", min_lr=1e-5),
         keras.callbacks.ModelCheckpoint(
@@ -211,7 +320,7 @@ def train_captioner(
         keras.callbacks.EarlyStopping(MONITOR, patience=recipe.patience, mode="max"),
         keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
         keras.callbacks.CSVLogger(history_path, append=resuming),
-        budget := TimeBudget(60 * max_minutes if max_minutes else np.inf),
+        budget := TimeBudget(budget_seconds),
     ]
     model.fit(
         caption_dataset(

@@ -1,0 +1,81 @@
+"""Self-critical fine-tuning: the CIDEr-D reward, the baseline, sampling and the update."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from scancap.caption import GRID_CELLS, CaptionDecoder, Vocabulary, tokenize
+from scancap.caption_metrics import caption_scores
+from scancap.caption_scst import CiderD, leave_one_out_advantages, make_sampler, make_update
+
+REFERENCES = {
+    "dog": ["A brown dog runs on the grass .", "A dog running in a field", "The dog plays outside"],
+    "kids": ["Two children play in the water .", "Kids splash in a pool", "Two kids swimming"],
+    "bike": ["A man rides a bike down a hill", "A cyclist on a mountain trail", "A biker rides"],
+}
+CANDIDATES = {"dog": "a dog runs on the grass", "kids": "a man in the water", "bike": "a dog"}
+
+
+def test_cider_reward_matches_the_coco_evaluation_code() -> None:
+    _, per_image = caption_scores(REFERENCES, CANDIDATES, meteor=False, ptb=False)
+    reward = CiderD({key: [tokenize(t) for t in refs] for key, refs in REFERENCES.items()})
+    mine = [reward.score(key, tokenize(text)) for key, text in CANDIDATES.items()]
+    np.testing.assert_allclose(mine, per_image["CIDEr-D"].to_numpy(), rtol=1e-9, atol=1e-12)
+    assert mine[0] > mine[1] > mine[2] >= 0  # a near-copy beats a half match beats a wrong one
+
+
+def test_leave_one_out_baseline_centres_each_image() -> None:
+    rewards = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]])
+    advantages = leave_one_out_advantages(rewards)
+    np.testing.assert_allclose(advantages[0], [-1.5, 0.0, 1.5])
+    np.testing.assert_allclose(advantages[1], 0.0)
+
+
+@pytest.fixture()
+def tiny() -> tuple[CaptionDecoder, Vocabulary]:
+    keras.utils.set_random_seed(0)
+    vocab = Vocabulary.build(["a dog runs on the grass", "a cat sleeps"], min_count=1)
+    model = CaptionDecoder(
+        len(vocab), embedding_dim=8, units=16, attention_units=8, projection_dim=8
+    )
+    model.build()
+    return model, vocab
+
+
+def test_samples_end_with_end_token_then_padding(tiny) -> None:
+    model, vocab = tiny
+    grids = np.random.default_rng(0).random((20, GRID_CELLS, 1280), np.float32)
+    tokens = np.asarray(make_sampler(model, vocab)(grids, np.array([3, 4], np.int32)))
+    assert tokens.shape == (20, vocab.max_len + 1)
+    for row in tokens:
+        end = int(np.flatnonzero(row == vocab.end)[0])
+        assert not np.isin(row[:end], [vocab.pad, vocab.start, vocab.unk]).any()
+        assert (row[end + 1 :] == vocab.pad).all()
+    assert len({tuple(row) for row in tokens}) > 1  # sampled, not one greedy caption
+
+
+def test_positive_advantage_makes_a_caption_more_likely(tiny) -> None:
+    model, vocab = tiny
+    grids = np.random.default_rng(1).random((2, GRID_CELLS, 1280), np.float32)
+    caption = np.array(vocab.encode("a dog runs")[1:], np.int32)  # words then <end>
+    tokens = np.stack([caption, caption])
+
+    def log_likelihood() -> float:
+        inputs = np.concatenate([[[vocab.start]] * 2, tokens[:, :-1]], axis=1)
+        logits, _ = model((grids, inputs))
+        log_probs = keras.ops.log_softmax(logits, axis=-1).numpy()
+        return float(np.take_along_axis(log_probs, tokens[..., None], -1).sum())
+
+    optimizer = keras.optimizers.Adam(1e-2)
+    optimizer.build(model.trainable_variables)
+    update = make_update(model, optimizer, vocab)
+    before = log_likelihood()
+    for _ in range(5):
+        update(grids, tokens, np.ones(2, np.float32))
+    raised = log_likelihood()
+    for _ in range(10):
+        update(grids, tokens, -np.ones(2, np.float32))
+    assert raised > before + 0.5
+    assert log_likelihood() < raised
