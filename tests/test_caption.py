@@ -91,7 +91,10 @@ def test_training_smoke_on_50_images(tmp_path: Path) -> None:
     assert scst["epoch"].tolist() == [0, 1] and record["scst"]["epochs_run"] == 1
     assert np.isfinite(scst.loc[1, ["train_reward", "loss", "dev_CIDEr-D"]].to_numpy(float)).all()
     assert not (out / "scst_state.json").exists()  # a finished run leaves no resume state
+    tried = [row["length_penalty"] for row in record["decoding"]["search"]]
+    assert record["decoding"]["length_penalty"] in tried and len(tried) > 1
     captioner = Captioner.load(out)
+    assert captioner.length_penalty == record["decoding"]["length_penalty"]
     grids = np.zeros((2, 7, 7, 1280), np.float32)
     captions = captioner.caption_features(grids, beam=2)
     assert len(captions) == 2 and all(isinstance(text, str) for text, _ in captions)

@@ -31,6 +31,8 @@ MODEL_DIR = models_dir() / "captioner"
 WEIGHTS_FILE = "decoder.weights.h5"
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.json"
+DECODING_FILE = "decoding.json"  # the length-normalisation exponent chosen on dev
+LENGTH_PENALTY = 0.7  # without a decoding.json
 
 # Words, hyphenated words ("t-shirt") and clitics ("'s"): what the PTB tokenizer of the COCO
 # metrics keeps, so generated captions and references are tokenised alike.
@@ -401,7 +403,7 @@ def beam_search(
     grids: np.ndarray,
     vocab: Vocabulary,
     beam: int = 3,
-    length_penalty: float = 0.7,
+    length_penalty: float = LENGTH_PENALTY,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; per image, `beam` hypotheses sorted by normalised score, best first.
 
@@ -504,16 +506,24 @@ def load_decoder(model_dir: Path) -> tuple[CaptionDecoder, Vocabulary]:
 
 
 class Captioner:
-    """Captions for backbone grids or for images; the backbone loads on first image."""
+    """Captions for backbone grids or for images; the backbone loads on first image.
 
-    def __init__(self, model: CaptionDecoder, vocab: Vocabulary) -> None:
-        self.model, self.vocab = model, vocab
+    `length_penalty` is beam search's alpha: captions are ranked by log P / length^alpha.
+    """
+
+    def __init__(
+        self, model: CaptionDecoder, vocab: Vocabulary, length_penalty: float = LENGTH_PENALTY
+    ) -> None:
+        self.model, self.vocab, self.length_penalty = model, vocab, length_penalty
         self.decoder = Decoder.of(model)
         self._backbone: keras.Model | None = None
 
     @classmethod
     def load(cls, model_dir: Path | None = None) -> Captioner:
-        return cls(*load_decoder(Path(model_dir or MODEL_DIR)))
+        model_dir = Path(model_dir or MODEL_DIR)
+        decoding = model_dir / DECODING_FILE
+        alpha = json.loads(decoding.read_text())["length_penalty"] if decoding.exists() else None
+        return cls(*load_decoder(model_dir), alpha or LENGTH_PENALTY)
 
     @property
     def backbone(self) -> keras.Model:
@@ -528,7 +538,9 @@ class Captioner:
         captions = []
         for first in range(0, len(grids), batch_size):
             batch = np.asarray(grids[first : first + batch_size], np.float32)
-            for hypotheses in beam_search(self.decoder, batch, self.vocab, beam):
+            for hypotheses in beam_search(
+                self.decoder, batch, self.vocab, beam, self.length_penalty
+            ):
                 best = hypotheses[0]
                 words = [self.vocab.words[i] for i in best.tokens[:-1]]
                 maps = best.attention.reshape(-1, 7, 7)

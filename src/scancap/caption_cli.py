@@ -98,9 +98,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         best = record["best_dev_greedy"]
         print(
-            f"saved to {args.out}: best epoch {record['best_epoch']}/{record['epochs_run']}, "
-            f"dev greedy BLEU-4 {best['BLEU-4']:.4f}, CIDEr-D {best['CIDEr-D']:.4f}"
+            f"saved to {args.out}: cross-entropy best epoch {record['best_epoch']}/"
+            f"{record['epochs_run']}, dev greedy BLEU-4 {best['BLEU-4']:.4f}, "
+            f"CIDEr-D {best['CIDEr-D']:.4f}"
         )
+        if "scst" in record:
+            scst, after = record["scst"], record["scst"]["dev_beam3_best"]
+            print(
+                f"self-critical best epoch {scst['best_epoch']}/{scst['epochs_run']}, dev beam-3 "
+                f"BLEU-4 {after['BLEU-4']:.4f}, CIDEr-D {after['CIDEr-D']:.4f}"
+            )
     return 0
 
 

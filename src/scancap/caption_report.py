@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from scancap import caption_figures
-from scancap.caption import MODEL_DIR, Caption, Captioner, tokenize
+from scancap.caption import DECODING_FILE, MODEL_DIR, Caption, Captioner, tokenize
 from scancap.caption_data import (
     FLICKR,
     build_feature_cache,
@@ -227,12 +227,31 @@ def fitting_analysis(history: pd.DataFrame) -> str:
     )
 
 
+def decoding_text(record: dict) -> str:
+    """How the length exponent was chosen, with the dev scores of each one tried."""
+    if "decoding" not in record:
+        return ", α = 0.7."
+    decoding = record["decoding"]
+    search = pd.DataFrame(decoding["search"]).set_index("length_penalty")
+    search.index.name = "α"
+    return f""", α = {decoding["length_penalty"]}, chosen by
+`scancap train captioner` as the best dev CIDEr-D of beam {decoding["beam"]} among these
+(scancap tokenizer, no Java):
+
+{_table(search, 4)}
+
+"""
+
+
 def scst_section(history: pd.DataFrame, record: dict, link: Callable[[str], str]) -> str:
     """The self-critical phase: recipe, per-epoch table, curves and what it changed."""
     scst = record["scst"]
     recipe = scst["recipe"]
     before, best = scst["dev_beam3_before"], scst["dev_beam3_best"]
     table = history.set_index("epoch")[["train_reward", "dev_BLEU-4", "dev_CIDEr-D", "seconds"]]
+    table["seconds"] = table["seconds"].round().astype(int)
+    table = table.astype(object).where(table.notna(), "")
+    table.columns = ["mean sampled train reward", "dev beam-3 BLEU-4", "dev beam-3 CIDEr-D", "s"]
     return f"""
 ## Self-critical fine-tuning (SCST)
 
@@ -354,7 +373,7 @@ def render(
                 [
                     f"{metric} (dev, beam {SHIPPED_BEAM})",
                     f">= {target}",
-                    f"{shipped[metric]:.3f}",
+                    f"{shipped[metric]:.4f}",
                     _verdict(shipped[metric], target),
                 ]
                 for metric, target in TARGETS.items()
@@ -409,8 +428,8 @@ slightly optimistic.
 
 {_table(evaluation.scores[metric_columns])}
 
-Beam search uses length normalisation (log P / length^0.7). Caption statistics and decoder speed
-(cached features, batches of 100, {machine()}):
+Beam search uses length normalisation (log P / length^α){decoding_text(record)}
+Caption statistics and decoder speed (cached features, batches of 100, {machine()}):
 
 {_table(evaluation.scores[STATISTICS], 2)}
 
@@ -472,7 +491,8 @@ The 12 least reliable words:
 {_table(words.head(12), 3)}
 
 Typical failures: (1) **a narrow, generic vocabulary**: maximum-likelihood training with beam
-search favours safe, frequent phrasings ("a man in a red shirt", "a dog runs through the
+search, and even more a CIDEr-D reward, which pays for the n-grams most references share,
+favour safe, frequent phrasings ("a man in a red shirt", "a dog runs through the
 grass"): {shipped["distinct captions"]:.0%} of the dev captions are distinct, but they use only
 {shipped["words used"]:.0f} of the {record["vocabulary"]:,} words; (2) **attributes**
 (colours, gender, counts) are hallucinated much more often than the scene words, as the table
@@ -496,6 +516,20 @@ Measured on {machine()} ({datetime.date.today().isoformat()}), TensorFlow on CPU
 """
 
 
+def _scst_line(record: dict) -> str:
+    """The training phases after cross-entropy, for the model card."""
+    text = ""
+    if "scst" in record:
+        scst = record["scst"]
+        text += f"; self-critical (CIDEr-D), best epoch {scst['best_epoch']} of "
+        text += f"{scst['epochs_run']}"
+    if "decoding" in record:
+        decoding = record["decoding"]
+        text += f"; beam {decoding['beam']}, length exponent {decoding['length_penalty']} "
+        text += f"(`{DECODING_FILE}`)"
+    return text
+
+
 def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) -> str:
     shipped = evaluation.scores.loc[f"beam {SHIPPED_BEAM}"]
     metrics = ", ".join(
@@ -508,16 +542,17 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   `models/mobilenet_v2_imagenet.keras`, GRU {record["recipe"]["units"]}, beam search).
   This folder holds only what is trained: `{Path(RECORD_FILE).name}` (training record),
   `config.json` (decoder configuration), `decoder.weights.h5`, `vocabulary.json`
-  ({record["vocabulary"]:,} tokens, captions up to {record["max_len"]} words) and
-  `{HISTORY_FILE}`.
+  ({record["vocabulary"]:,} tokens, captions up to {record["max_len"]} words),
+  `{DECODING_FILE}` (beam search's length exponent), `{HISTORY_FILE}` and
+  `{SCST_HISTORY_FILE}` (the two training phases).
 - **Data**: Flickr8k (Hodosh, Young, Hockenmaier 2013), {record["train_images"]:,} train
   images x 5 captions; epoch selected on the 1,000 dev images.
 - **Metrics** (dev, beam {SHIPPED_BEAM}, pycocoevalcap): {metrics}. Full report:
   `reports/captioning.md`.
 - **Speed**: {speed["latency_ms"]:.0f} ms for one image (backbone + beam),
   {speed["images_per_second"]:.1f} images/s in batches ({machine()}).
-- **Trained**: {record["date"]}, `scancap train captioner` (best epoch {record["best_epoch"]}
-  of {record["epochs_run"]}).
+- **Trained**: {record["date"]}, `scancap train captioner`: cross-entropy, best epoch
+  {record["best_epoch"]} of {record["epochs_run"]}{_scst_line(record)}.
 - **Limits**: describes Flickr-like everyday photos (people, dogs, sports, water); attributes
   such as colours, gender and counts are often wrong; non-photos get a photo caption.
 - **Licence**: Flickr8k is licensed for **research use only** (photos belong to their Flickr

@@ -25,6 +25,7 @@ import pandas as pd
 
 from scancap.caption import (
     CONFIG_FILE,
+    DECODING_FILE,
     VOCABULARY_FILE,
     WEIGHTS_FILE,
     CaptionDecoder,
@@ -44,12 +45,20 @@ from scancap.caption_data import (
     references,
 )
 from scancap.caption_metrics import caption_scores
-from scancap.caption_scst import STATE_FILE, ScstData, ScstRecipe, self_critical
+from scancap.caption_scst import (
+    STATE_FILE,
+    ScstData,
+    ScstRecipe,
+    dev_beam_scores,
+    self_critical,
+)
 from scancap.io import atomic_write_text
 
 HISTORY_FILE = "history.csv"
 RECORD_FILE = "training.json"
 MONITOR = "val_cider"
+DECODING_BEAM = 3  # the beam width the product uses
+LENGTH_PENALTIES = (0.7, 1.0, 1.3, 1.6, 2.0)  # beam search's length exponents tried on dev
 
 
 @dataclass(frozen=True)
@@ -240,10 +249,38 @@ def train_captioner(
         if history is None:
             return None
         record["scst"] = scst_record(history, recipe.scst)
-        record["peak_rss_mb"] = max(record["peak_rss_mb"], peak_rss_mb())
         save_decoder(model, vocab, out)
-        atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
+    record["decoding"] = save_decoding(out, training)
+    record["peak_rss_mb"] = max(record["peak_rss_mb"], peak_rss_mb())
+    atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
     return record
+
+
+def save_decoding(out: Path, training: TrainingData) -> dict:
+    """Choose the length exponent for the decoder in `out` on dev; write DECODING_FILE."""
+    model, vocab = load_decoder(out)
+    dev = training.scst()
+    alpha, search = choose_length_penalty(model, vocab, dev.grids[dev.dev_rows], dev.dev_refs)
+    decoding = {"beam": DECODING_BEAM, "length_penalty": alpha}
+    atomic_write_text(out / DECODING_FILE, json.dumps(decoding, indent=2))
+    return decoding | {"search": search.to_dict("records")}
+
+
+def choose_length_penalty(
+    model: CaptionDecoder, vocab: Vocabulary, grids: np.ndarray, refs: dict[str, list[str]]
+) -> tuple[float, pd.DataFrame]:
+    """Beam search's length exponent with the best dev CIDEr-D, and the scores of each tried.
+
+    Self-critical training shifts the caption lengths the model prefers, so the exponent is
+    chosen for the final weights rather than fixed.
+    """
+    rows = [
+        {"length_penalty": alpha}
+        | dev_beam_scores(Captioner(model, vocab, alpha), grids, refs, DECODING_BEAM)
+        for alpha in LENGTH_PENALTIES
+    ]
+    table = pd.DataFrame(rows)
+    return float(table.loc[table["CIDEr-D"].idxmax(), "length_penalty"]), table
 
 
 def cross_entropy_done(out: Path) -> bool:

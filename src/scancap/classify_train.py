@@ -41,6 +41,7 @@ from scancap.doctype import (
 from scancap.io import atomic_write_text
 
 SEED = 42
+SELECTION_FILE = "selection.csv"  # every candidate's val scores, in the model folder too
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Dataset:
 
     train: tuple[np.ndarray, np.ndarray]
     evals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    train_weights: np.ndarray | None = None  # per training sample, mean 1; None: all equal
+    train_views: np.ndarray | None = None  # view name of each training sample (cached data)
 
 
 @dataclass
@@ -142,14 +143,17 @@ def cache_dataset(cache: FeatureCache, config: TrainConfig) -> Dataset:
         for name in ("val", "test")
         for suffix, view in (("", "clean"), ("_gray", "gray"))
     }
-    return Dataset(take(train_rows), evals, view_weights(cache.index["view"][train_rows], config))
+    return Dataset(take(train_rows), evals, cache.index["view"].to_numpy()[train_rows])
 
 
-def view_weights(views: pd.Series, config: TrainConfig) -> np.ndarray | None:
-    """Loss weights of the training views (clean ones `clean_weight`x), scaled to mean 1."""
-    if config.clean_weight == 1.0:
+def view_weights(views: np.ndarray | None, config: TrainConfig) -> np.ndarray | None:
+    """Loss weights of the training views (clean ones `clean_weight`x), scaled to mean 1.
+
+    None (all samples alike) for the default weight or when the views are unknown.
+    """
+    if config.clean_weight == 1.0 or views is None:
         return None
-    weights = np.where(views.to_numpy() == "clean", config.clean_weight, 1.0)
+    weights = np.where(views == "clean", config.clean_weight, 1.0)
     return (weights / weights.mean()).astype(np.float32)
 
 
@@ -210,7 +214,7 @@ def fit(
     history = model.fit(
         x,
         classify.targets(y),
-        sample_weight=data.train_weights,
+        sample_weight=view_weights(data.train_views, config),
         validation_data=(x_val, classify.targets(y_val)),
         epochs=config.epochs,
         batch_size=config.batch_size,
@@ -406,9 +410,10 @@ def train_classifier(
     model, record, selection = select_shipped(cache, epochs)
     save_classifier(out, model, record)
     atomic_write_text(out / "model_card.md", model_card(record, split, selection))
+    atomic_write_text(out / SELECTION_FILE, selection.to_csv(index=False))
     if runs_dir:
         record.save(runs_dir)
-        atomic_write_text(runs_dir / "selection.csv", selection.to_csv(index=False))
+        atomic_write_text(runs_dir / SELECTION_FILE, selection.to_csv(index=False))
         single_head = compare_ablations(cache, runs_dir, epochs)
         compare_finetuned(cache, single_head, runs_dir, epochs)
         compare_baseline(split, runs_dir, epochs, progress)
