@@ -79,3 +79,28 @@ def test_positive_advantage_makes_a_caption_more_likely(tiny) -> None:
         update(grids, tokens, -np.ones(2, np.float32))
     assert raised > before + 0.5
     assert log_likelihood() < raised
+
+
+def test_self_critical_training_stops_at_its_budget_and_resumes(tiny, tmp_path) -> None:
+    from scancap.caption_scst import STATE_FILE, ScstData, ScstRecipe, self_critical
+
+    model, vocab = tiny
+    sentences = ["a dog runs on the grass", "a cat sleeps", "the dog sleeps on a cat"]
+    keys = [f"image{i}" for i in range(6)]
+    refs = {key: [sentences[i % 3], sentences[(i + 1) % 3]] for i, key in enumerate(keys)}
+    data = ScstData(
+        np.random.default_rng(2).random((6, GRID_CELLS, 1280)).astype(np.float16),
+        train_rows=np.arange(4),
+        train_keys=keys[:4],
+        train_refs={key: refs[key] for key in keys[:4]},
+        dev_rows=np.arange(4, 6),
+        dev_refs={key: refs[key] for key in keys[4:]},
+    )
+    recipe = ScstRecipe(epochs=2, samples=3, images_per_batch=2, patience=5)
+    out = tmp_path
+    assert self_critical(model, vocab, data, out, recipe, max_seconds=0, progress=False) is None
+    assert (out / STATE_FILE).exists()  # stopped after epoch 1, resumable
+    history = self_critical(model, vocab, data, out, recipe, progress=False)
+    assert history["epoch"].tolist() == [0, 1, 2]
+    assert np.isfinite(history.loc[1:, ["train_reward", "loss"]].to_numpy(float)).all()
+    assert not (out / STATE_FILE).exists() and (out / "decoder.weights.h5").exists()

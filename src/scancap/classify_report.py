@@ -632,10 +632,10 @@ seed 42, persisted as `models/classifier/{SPLIT_FILE}`:
   block 13's 96 channels (texture statistics). In a preliminary val experiment (one head
   each, not re-run for the shipped recipe), these statistics raised binary accuracy from
   98.1% to 99.0% and ROC-AUC from 0.9986 to 0.9993 over the pooled grid alone. Candidates
-  (two learning-rate/early-stopping recipes, one head or 3 seeds averaged) are compared on
-  val (mean
-  of clean and grey val accuracy) in `reports/classification_runs/selection.csv` and the
-  model card.
+  (two learning-rate/early-stopping recipes, and the second again with each clean view
+  weighted as much as the 3 augmented views of its image together; one head or 3 seeds
+  averaged) are compared on val (mean of clean and grey val accuracy, then ROC-AUC) in
+  `reports/classification_runs/selection.csv` and the model card.
 - **finetuned**: the same, with blocks 14-18 unfrozen (BatchNorm kept frozen), starting from
   the transfer head, Adam 1e-4. Both trained on 4 views per training image: the clean one and 3
   seeded scan-like augmentations (crop 55-100% with aspect jitter, flip, colour jitter, grey
