@@ -304,6 +304,7 @@ def scst_record(history: pd.DataFrame, recipe: ScstRecipe) -> dict:
     best = history.loc[history["dev_CIDEr-D"].idxmax()]
     start = history.iloc[0]
     return {
+        "date": datetime.date.today().isoformat(),
         "recipe": asdict(recipe),
         "epochs_run": len(history) - 1,
         "best_epoch": int(best["epoch"]),
