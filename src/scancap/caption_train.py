@@ -96,9 +96,15 @@ class DevCaptionScore(keras.callbacks.Callback):
     Also logs the epoch's duration, for the speed figures of the report.
     """
 
-    def __init__(self, grids: np.ndarray, refs: dict[str, list[str]], vocab: Vocabulary) -> None:
+    def __init__(
+        self,
+        grids: np.ndarray,
+        refs: dict[str, list[str]],
+        vocab: Vocabulary,
+        verbose: bool = True,
+    ) -> None:
         super().__init__()
-        self.grids, self.refs, self.vocab = grids, refs, vocab
+        self.grids, self.refs, self.vocab, self.verbose = grids, refs, vocab, verbose
         self._started = 0.0
         self._captioner: Captioner | None = None
 
@@ -116,6 +122,8 @@ class DevCaptionScore(keras.callbacks.Callback):
         logs |= {"val_bleu4": scores["BLEU-4"], MONITOR: scores["CIDEr-D"]}
         logs["epoch_seconds"] = time.perf_counter() - self._started
         logs["peak_rss_mb"] = peak_rss_mb()  # per run: the history keeps the peak over resumes
+        if not self.verbose:
+            return
         print(
             f"\nepoch {epoch + 1}: dev greedy BLEU-4 {scores['BLEU-4']:.4f} CIDEr-D "
             f"{scores['CIDEr-D']:.4f} ({logs['epoch_seconds']:.0f} s)",
@@ -344,7 +352,7 @@ def train_cross_entropy(
     resuming = (backup / "training_metadata.json").exists()
     callbacks = [
         DevCaptionScore(
-            cache.grids[cache.rows(dev_images)], training.references(dev_images), vocab
+            cache.grids[cache.rows(dev_images)], training.references(dev_images), vocab, progress
         ),
         keras.callbacks.ReduceLROnPlateau(MONITOR, factor=0.5, patience=1, mode="max", min_lr=1e-5),
         keras.callbacks.ModelCheckpoint(
