@@ -104,3 +104,34 @@ def test_self_critical_training_stops_at_its_budget_and_resumes(tiny, tmp_path) 
     assert history["epoch"].tolist() == [0, 1, 2]
     assert np.isfinite(history.loc[1:, ["train_reward", "loss"]].to_numpy(float)).all()
     assert not (out / STATE_FILE).exists() and (out / "decoder.weights.h5").exists()
+
+
+def test_flipped_batches_are_rewarded_as_the_unflipped_image() -> None:
+    from scancap.caption_data import flip_grids
+    from scancap.caption_scst import ScstData, ScstRecipe, _run_epoch
+
+    vocab = Vocabulary.build(["a dog runs left", "a dog runs right", "a cat sits"], min_count=1)
+    keys = [f"image{i}" for i in range(20)]
+    grids = np.random.default_rng(3).random((20, GRID_CELLS, 1280)).astype(np.float32)
+    refs = {key: ["a dog runs right", "a cat sits"] for key in keys}
+    data = ScstData(grids, np.arange(20), keys, refs, np.arange(0), {})
+    others = {f"other{i}": ["a cat sits"] for i in range(20)}  # so "dog" n-grams weigh > 0
+    reward = CiderD({key: [tokenize(t) for t in texts] for key, texts in (refs | others).items()})
+    said_left = np.array(vocab.encode("a dog runs left")[1:], np.int32)
+    flips = []
+
+    def sample(batch_grids, seed):  # always says "left"; notes whether it saw a mirrored grid
+        original = np.repeat(grids[data.train_rows], 2, 0)
+        flips.append(not any(np.allclose(batch_grids[0], g) for g in original))
+        mirrored = flip_grids(original)
+        assert flips[-1] == any(np.allclose(batch_grids[0], g) for g in mirrored)
+        return np.tile(said_left, (len(batch_grids), 1))
+
+    recipe = ScstRecipe(samples=2, images_per_batch=1, flip=True)
+    mean_reward, _ = _run_epoch(
+        data, reward, sample, lambda *_: 0.0, recipe, vocab, np.random.default_rng(0), False
+    )
+    right = reward.score("image0", tokenize("a dog runs right"))
+    left = reward.score("image0", tokenize("a dog runs left"))
+    assert 0 < np.mean(flips) < 1 and right > left
+    assert mean_reward == pytest.approx(np.mean([right if f else left for f in flips]))

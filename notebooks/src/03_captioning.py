@@ -173,6 +173,7 @@ display(Markdown(caption_report.fitting_analysis(history)))
 # | learning rate | 5e-5 | Adam, 20× below the cross-entropy phase: it starts from a good model |
 # | clipnorm | 5 | as in the first phase |
 # | dropout | off | the loss must score the distribution the captions were sampled from |
+# | flip | yes | half the batches see mirrored grids; "left"/"right" are swapped back in the samples before scoring |
 # | epochs, patience | 8, 2 | dev CIDEr-D with the shipped beam search picks the epoch |
 #
 # One step of it, on a dev image: five captions sampled from the shipped decoder, their reward

@@ -248,6 +248,12 @@ def scst_section(history: pd.DataFrame, record: dict, link: Callable[[str], str]
     scst = record["scst"]
     recipe = scst["recipe"]
     before, best = scst["dev_beam3_before"], scst["dev_beam3_best"]
+    flip = (
+        "; half the batches see the mirrored grids, their sampled captions' \"left\" and "
+        "\"right\" swapped back before scoring"
+        if recipe.get("flip")
+        else ""
+    )
     table = history.set_index("epoch")[["train_reward", "dev_BLEU-4", "dev_CIDEr-D", "seconds"]]
     table["seconds"] = table["seconds"].round().astype(int)
     table = table.astype(object).where(table.notna(), "")
@@ -265,9 +271,9 @@ log-probability of the samples that beat the mean of the image's other samples (
 baseline) and lowers the others. Adam {recipe["learning_rate"]}, clipnorm
 {recipe["clipnorm"]}, {recipe["images_per_batch"]} images ({
         recipe["images_per_batch"] * recipe["samples"]
-    } captions) per step, no dropout (the distribution that was sampled), at most
+    } captions) per step, no dropout (the distribution that was sampled){flip}, at most
 {recipe["epochs"]} epochs, stopped after {recipe["patience"]} without a better dev beam-3
-CIDEr-D (scancap tokenizer), best epoch kept.
+CIDEr-D (scancap tokenizer, α 0.7), best epoch kept.
 
 {_table(table, 4)}
 

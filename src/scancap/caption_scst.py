@@ -32,6 +32,7 @@ from scancap.caption import (
     Vocabulary,
     tokenize,
 )
+from scancap.caption_data import flip_grids
 from scancap.caption_metrics import caption_scores
 
 SCST_HISTORY_FILE = "scst_history.csv"
@@ -204,6 +205,7 @@ class ScstRecipe:
     learning_rate: float = 5e-5
     clipnorm: float = 5.0
     patience: int = 2
+    flip: bool = True  # half the batches see mirrored grids ("left"/"right" swapped back)
     seed: int = 42
 
 
@@ -251,17 +253,22 @@ def _run_epoch(
         for i in range(0, len(order), recipe.images_per_batch)
     ]
     rewards_seen, losses = [], []
+    swap = vocab.left_right_swap()
     for batch in tqdm(batches, desc="scst", unit="batch", disable=not progress, mininterval=30):
         rows = data.train_rows[batch]
         unique, inverse = np.unique(rows, return_inverse=True)  # memmaps read sorted rows
         grids = np.repeat(np.asarray(data.grids[unique], np.float32)[inverse], recipe.samples, 0)
+        flipped = recipe.flip and rng.random() < 0.5
+        if flipped:
+            grids = flip_grids(grids)
         seed = rng.integers(0, 2**31 - 1, size=2, dtype=np.int32)
         tokens = np.asarray(sample(grids, seed))
         keys = np.repeat([data.train_keys[i] for i in batch], recipe.samples)
+        as_seen = swap[tokens] if flipped else tokens  # the references describe the unflipped image
         rewards = np.array(
             [
                 reward.score(key, words)
-                for key, words in zip(keys, _word_lists(tokens, vocab), strict=True)
+                for key, words in zip(keys, _word_lists(as_seen, vocab), strict=True)
             ]
         ).reshape(-1, recipe.samples)
         advantages = leave_one_out_advantages(rewards).reshape(-1)
