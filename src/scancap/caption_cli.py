@@ -16,6 +16,7 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    data_options,
     positive_int,
     write_report_and_tell,
 )
@@ -83,14 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     record = train_captioner(
         out=Path(args.out),
-        data=args.data,
-        cache_dir=args.cache,
-        limit=args.limit,
         epochs=args.epochs,
         max_minutes=args.max_minutes,
-        progress=not args.quiet,
         init=args.init,
         scst_epochs=args.scst_epochs,
+        **data_options(args),
     )
     if record is None:
         print("stopped at the time budget: run the same command again to resume", file=sys.stderr)

@@ -115,6 +115,17 @@ def architecture() -> plt.Figure:
     return figure
 
 
+def _mark_kept_epoch(figure: plt.Figure, axes, best: int, xlabel: str) -> plt.Figure:
+    """Highlight the epoch whose weights were kept on every panel; grid, legend, layout."""
+    for axis in axes:
+        axis.axvline(best, color="#c44e52", alpha=0.4, lw=3, label=f"kept: epoch {best}")
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def training_curves(history: pd.DataFrame) -> plt.Figure:
     """Train vs dev objective and cross-entropy, dev greedy BLEU-4/CIDEr-D, best epoch marked."""
     epochs = history["epoch"].to_numpy() + 1
@@ -133,13 +144,7 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
     rates = history["learning_rate"].to_numpy()
     for epoch in np.flatnonzero(rates[1:] < rates[:-1]) + 1:  # first epoch at the halved rate
         axes[2].axvline(epoch + 0.5, color="#999", ls=":", lw=1)
-    for axis in axes:
-        axis.axvline(best, color="#c44e52", alpha=0.4, lw=3, label=f"kept: epoch {best}")
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
+    return _mark_kept_epoch(figure, axes, best, "epoch")
 
 
 def scst_curves(history: pd.DataFrame) -> plt.Figure:
@@ -151,13 +156,7 @@ def scst_curves(history: pd.DataFrame) -> plt.Figure:
     axes[1].plot(history["epoch"], history["dev_BLEU-4"], "o-", label="BLEU-4")
     axes[1].set_title("dev, beam 3 (epoch 0: the cross-entropy model)")
     best = history["epoch"].to_numpy()[history["dev_CIDEr-D"].to_numpy().argmax()]
-    for axis in axes:
-        axis.axvline(best, color="#c44e52", alpha=0.4, lw=3, label=f"kept: epoch {best}")
-        axis.set_xlabel("self-critical epoch")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
+    return _mark_kept_epoch(figure, axes, best, "self-critical epoch")
 
 
 def _overlay(image: np.ndarray, weights: np.ndarray) -> np.ndarray:

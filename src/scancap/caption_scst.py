@@ -214,10 +214,10 @@ def _word_lists(tokens: np.ndarray, vocab: Vocabulary) -> list[list[str]]:
     return [tokenize(vocab.decode(row)) for row in tokens]
 
 
-def dev_beam_scores(
+def dev_scores(
     captioner: Captioner, grids: np.ndarray, refs: dict[str, list[str]], beam: int = 3
 ) -> dict[str, float]:
-    """Dev BLEU-4 and CIDEr-D with the shipped beam search (scancap tokenizer, no Java)."""
+    """Dev BLEU-4 and CIDEr-D of `beam` search (1: greedy), scancap tokenizer, no Java."""
     captions = captioner.caption_features(grids, beam=beam)
     candidates = {key: text for key, (text, _) in zip(refs, captions, strict=True)}
     scores, _ = caption_scores(refs, candidates, meteor=False, ptb=False)
@@ -310,7 +310,7 @@ def self_critical(
         history = pd.read_csv(history_path)
     else:
         state = {"epoch": 0}
-        start = dev_beam_scores(captioner, dev_grids, data.dev_refs)
+        start = dev_scores(captioner, dev_grids, data.dev_refs)
         history = pd.DataFrame(
             [
                 {"epoch": 0, "train_reward": np.nan, "loss": np.nan, "seconds": 0.0}
@@ -318,6 +318,7 @@ def self_critical(
             ]
         )
         model.save_weights(out / WEIGHTS_FILE)
+        history.to_csv(history_path, index=False)
     started, epochs_run = time.perf_counter(), 0
     while state["epoch"] < recipe.epochs:
         epoch = state["epoch"] + 1
@@ -326,7 +327,7 @@ def self_critical(
         epoch_started = time.perf_counter()
         rng = np.random.default_rng([recipe.seed, epoch])
         train_reward, loss = _run_epoch(data, reward, sample, update, recipe, vocab, rng, progress)
-        scores = dev_beam_scores(captioner, dev_grids, data.dev_refs)
+        scores = dev_scores(captioner, dev_grids, data.dev_refs)
         row = {
             "epoch": epoch,
             "train_reward": train_reward,
@@ -350,7 +351,6 @@ def self_critical(
         elapsed = time.perf_counter() - started
         if epoch < recipe.epochs and elapsed + elapsed / epochs_run > max_seconds:
             return None
-    history.to_csv(history_path, index=False)
     for path in (state_path, out / LAST_WEIGHTS_FILE):
         path.unlink(missing_ok=True)
     model.load_weights(out / WEIGHTS_FILE)

@@ -44,12 +44,11 @@ from scancap.caption_data import (
     load_split,
     references,
 )
-from scancap.caption_metrics import caption_scores
 from scancap.caption_scst import (
     STATE_FILE,
     ScstData,
     ScstRecipe,
-    dev_beam_scores,
+    dev_scores,
     self_critical,
 )
 from scancap.io import atomic_write_text
@@ -115,9 +114,7 @@ class DevCaptionScore(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        captions = self._captioner.caption_features(self.grids, beam=1)
-        candidates = {key: text for key, (text, _) in zip(self.refs, captions, strict=True)}
-        scores, _ = caption_scores(self.refs, candidates, meteor=False, ptb=False)
+        scores = dev_scores(self._captioner, self.grids, self.refs, beam=1)
         logs = logs if logs is not None else {}
         logs |= {"val_bleu4": scores["BLEU-4"], MONITOR: scores["CIDEr-D"]}
         logs["epoch_seconds"] = time.perf_counter() - self._started
@@ -192,6 +189,10 @@ class TrainingData:
     train_images: list[str]
     dev_images: list[str]
 
+    def dev(self) -> tuple[np.ndarray, dict[str, list[str]]]:
+        """Dev grids (memory-mapped) and references, in the same order."""
+        return self.cache.grids[self.cache.rows(self.dev_images)], self.references(self.dev_images)
+
     def references(self, images: list[str]) -> dict[str, list[str]]:
         return references(self.captions, images)
 
@@ -248,8 +249,8 @@ def train_captioner(
         if finished is None:
             return None
     record = json.loads((out / RECORD_FILE).read_text())
+    model, vocab = load_decoder(out)
     if recipe.scst.epochs:
-        model, vocab = load_decoder(out)
         remaining = budget - (time.perf_counter() - started)
         history = self_critical(
             model, vocab, training.scst(), out, recipe.scst, remaining, progress
@@ -258,17 +259,21 @@ def train_captioner(
             return None
         record["scst"] = scst_record(history, recipe.scst)
         save_decoder(model, vocab, out)
-    record["decoding"] = save_decoding(out, training)
+    record["decoding"] = save_decoding(out, model, vocab, *training.dev())
     record["peak_rss_mb"] = max(record["peak_rss_mb"], peak_rss_mb())
     atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
     return record
 
 
-def save_decoding(out: Path, training: TrainingData) -> dict:
-    """Choose the length exponent for the decoder in `out` on dev; write DECODING_FILE."""
-    model, vocab = load_decoder(out)
-    dev = training.scst()
-    alpha, search = choose_length_penalty(model, vocab, dev.grids[dev.dev_rows], dev.dev_refs)
+def save_decoding(
+    out: Path,
+    model: CaptionDecoder,
+    vocab: Vocabulary,
+    grids: np.ndarray,
+    refs: dict[str, list[str]],
+) -> dict:
+    """Choose the length exponent of `model` on dev; write DECODING_FILE into `out`."""
+    alpha, search = choose_length_penalty(model, vocab, grids, refs)
     decoding = {"beam": DECODING_BEAM, "length_penalty": alpha}
     atomic_write_text(out / DECODING_FILE, json.dumps(decoding, indent=2))
     return decoding | {"search": search.to_dict("records")}
@@ -284,7 +289,7 @@ def choose_length_penalty(
     """
     rows = [
         {"length_penalty": alpha}
-        | dev_beam_scores(Captioner(model, vocab, alpha), grids, refs, DECODING_BEAM)
+        | dev_scores(Captioner(model, vocab, alpha), grids, refs, DECODING_BEAM)
         for alpha in LENGTH_PENALTIES
     ]
     table = pd.DataFrame(rows)
@@ -300,8 +305,8 @@ def cross_entropy_done(out: Path) -> bool:
 def copy_cross_entropy_phase(init: Path, out: Path) -> None:
     """Start from a trained decoder: its weights, config, vocabulary, history and record."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_FILE, CONFIG_FILE, VOCABULARY_FILE, HISTORY_FILE):
-        if init.resolve() != out.resolve():
+    if init.resolve() != out.resolve():
+        for name in (WEIGHTS_FILE, CONFIG_FILE, VOCABULARY_FILE, HISTORY_FILE):
             shutil.copyfile(init / name, out / name)
     record = json.loads((init / RECORD_FILE).read_text())
     record.pop("scst", None)
@@ -351,9 +356,7 @@ def train_cross_entropy(
     history_path = out / HISTORY_FILE
     resuming = (backup / "training_metadata.json").exists()
     callbacks = [
-        DevCaptionScore(
-            cache.grids[cache.rows(dev_images)], training.references(dev_images), vocab, progress
-        ),
+        DevCaptionScore(*training.dev(), vocab, progress),
         keras.callbacks.ReduceLROnPlateau(MONITOR, factor=0.5, patience=1, mode="max", min_lr=1e-5),
         keras.callbacks.ModelCheckpoint(
             out / WEIGHTS_FILE,

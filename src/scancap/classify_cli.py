@@ -13,6 +13,7 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    data_options,
     positive_int,
     probability,
     write_report_and_tell,
@@ -76,13 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from scancap.classify_train import train_classifier
 
     record = train_classifier(
-        out=Path(args.out),
-        data=args.data,
-        cache_dir=args.cache,
-        limit=args.limit,
-        epochs=args.epochs,
-        runs_dir=args.compare,
-        progress=not args.quiet,
+        out=Path(args.out), epochs=args.epochs, runs_dir=args.compare, **data_options(args)
     )
     if not args.quiet:
         test = record.metrics["test"]

@@ -59,19 +59,21 @@ def add_data_options(parser: argparse.ArgumentParser, limit_help: str) -> None:
     add_quiet(parser)
 
 
+def data_options(args: argparse.Namespace) -> dict:
+    """The options of `add_data_options` as the keyword arguments of training and evaluation."""
+    return {
+        "data": args.data,
+        "cache_dir": args.cache,
+        "limit": args.limit,
+        "progress": not args.quiet,
+    }
+
+
 def write_report_and_tell(
     write_report: Callable[..., Path], args: argparse.Namespace, **extra: object
 ) -> int:
     """`scancap evaluate ...`: rewrite a stage's report from the common options, say where."""
-    path = write_report(
-        model_dir=args.model,
-        data=args.data,
-        cache_dir=args.cache,
-        report=args.report,
-        limit=args.limit,
-        progress=not args.quiet,
-        **extra,
-    )
+    path = write_report(model_dir=args.model, report=args.report, **data_options(args), **extra)
     if not args.quiet:
         print(f"wrote {path}")
     return 0
