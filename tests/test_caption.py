@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from scancap.caption import (
     CaptionDecoder,
     Captioner,
     Decoder,
+    EnsembleDecoder,
     Vocabulary,
     beam_search,
     tokenize,
@@ -77,12 +80,57 @@ def test_beam_search_on_a_tiny_model_returns_finished_sorted_hypotheses() -> Non
     assert all(len(h) == 1 and h[0].tokens[-1] == vocab.end for h in greedy)
 
 
-def test_training_smoke_on_50_images(tmp_path: Path) -> None:
+def _tiny_decoder(vocab: Vocabulary, seed: int) -> CaptionDecoder:
+    keras.utils.set_random_seed(seed)
+    model = CaptionDecoder(
+        len(vocab), embedding_dim=8, units=16, attention_units=8, projection_dim=8
+    )
+    model.build()
+    return model
+
+
+def test_ensemble_averages_its_members_next_word_probabilities() -> None:
+    vocab = Vocabulary.build(["a dog runs on the grass", "a cat sleeps"], min_count=1)
+    members = [Decoder.of(_tiny_decoder(vocab, seed)) for seed in (1, 2)]
+    grids = np.random.default_rng(0).random((4, GRID_CELLS, 1280), np.float32)
+    ensemble = EnsembleDecoder(members)
+    words = np.full(4, vocab.start, np.int32)
+    log_probs, _, weights = ensemble.step(words, *_state_first(ensemble.encode(grids)))
+    alone = [member.step(words, *_state_first(member.encode(grids))) for member in members]
+    mean = (np.exp(alone[0][0]) + np.exp(alone[1][0])) / 2
+    np.testing.assert_allclose(np.exp(log_probs), mean, rtol=1e-5)
+    np.testing.assert_allclose(weights, (alone[0][2] + alone[1][2]) / 2, rtol=1e-5)
+    assert not np.allclose(alone[0][0], alone[1][0])  # the members do differ
+
+
+def _state_first(encoded: tuple) -> tuple:
+    """encode() gives (features, keys, state); step() takes (state, features, keys)."""
+    features, keys, state = encoded
+    return state, features, keys
+
+
+def test_ensemble_of_one_decoder_twice_decodes_like_the_decoder() -> None:
+    vocab = Vocabulary.build(["a dog runs on the grass", "a cat sleeps"], min_count=1)
+    decoder = Decoder.of(_tiny_decoder(vocab, 3))
+    grids = np.random.default_rng(1).random((3, GRID_CELLS, 1280), np.float32)
+    alone = beam_search(decoder, grids, vocab, beam=3)
+    twice = beam_search(EnsembleDecoder([decoder, decoder]), grids, vocab, beam=3)
+    for single, double in zip(alone, twice, strict=True):
+        assert [h.tokens for h in single] == [h.tokens for h in double]
+        np.testing.assert_allclose([h.score for h in single], [h.score for h in double], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def smoke_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_training_smoke_on_50_images(tmp_path: Path, smoke_cache: Path) -> None:
     from scancap.caption_train import train_captioner
 
     out = tmp_path / "captioner"
     record = train_captioner(
-        out, cache_dir=tmp_path / "cache", limit=50, epochs=1, scst_epochs=1, progress=False
+        out, cache_dir=smoke_cache, limit=50, epochs=1, scst_epochs=1, progress=False
     )
     assert record["train_images"] == 50 and record["epochs_run"] == 1
     history = pd.read_csv(out / "history.csv")
@@ -98,6 +146,29 @@ def test_training_smoke_on_50_images(tmp_path: Path) -> None:
     grids = np.zeros((2, 7, 7, 1280), np.float32)
     captions = captioner.caption_features(grids, beam=2)
     assert len(captions) == 2 and all(isinstance(text, str) for text, _ in captions)
+
+
+def test_train_captioner_ensemble_cli_ships_two_members(tmp_path: Path, smoke_cache: Path) -> None:
+    from scancap.caption_train import train_captioner
+
+    members = [tmp_path / "seed-1", tmp_path / "seed-2"]
+    for seed, member in enumerate(members, start=1):
+        train_captioner(
+            member, cache_dir=smoke_cache, limit=50, epochs=1, scst_epochs=0, seed=seed,
+            progress=False,
+        )  # fmt: skip
+    out = tmp_path / "ensemble"
+    argv = ["train", "captioner-ensemble", *map(str, members), "--out", str(out)]
+    assert main([*argv, "--limit", "50", "--cache", str(smoke_cache), "--quiet"]) == 0
+    decoding = json.loads((out / "decoding.json").read_text())
+    assert decoding["members"] == ["member-1", "member-2"]
+    assert (out / "member-2" / "decoder.weights.h5").exists()
+    assert not (out / "decoder.weights.h5").exists()
+    captioner = Captioner.load(out)
+    assert isinstance(captioner.decoder, EnsembleDecoder) and len(captioner.decoder.members) == 2
+    assert captioner.length_penalty == decoding["length_penalty"]
+    [(caption, score)] = captioner.caption_images([load_image(SAMPLE_PHOTO)], beam=2)
+    assert isinstance(caption, str) and np.isfinite(score)
 
 
 def test_shipped_model_captions_a_sample_photo(shipped: Captioner) -> None:

@@ -294,14 +294,16 @@ class CaptionDecoder(keras.Model):
         )
         return self.readout(embedded, states, context, training), weights
 
-    def step(self, tokens, state, features, keys):
-        """One greedy/beam step: (log-probabilities (B, vocab), new state, weights (B, 49))."""
+    def step(self, tokens, state, features, keys, training=False):
+        """One decoding step: (log-probabilities (B, vocab), new state, weights (B, 49)).
+
+        With `training`, dropout is applied as in `call` (SCST may sample with it)."""
         embedded = self.embedding(tokens)
-        output, _ = self.cell(embedded, [state, features, keys])
+        output, _ = self.cell(self.dropout(embedded, training=training), [state, features, keys])
         state, context, weights = ops.split(
             output, [self.units, self.units + self.projection_dim], axis=-1
         )
-        return ops.log_softmax(self.readout(embedded, state, context)), state, weights
+        return ops.log_softmax(self.readout(embedded, state, context, training)), state, weights
 
     def build(self, input_shape=None) -> None:
         _build_all(
@@ -385,6 +387,33 @@ class Decoder:
         )
 
 
+@dataclass
+class EnsembleDecoder:
+    """Several decoders over one vocabulary, decoded as one: each step averages the members'
+    next-word probabilities (and attention maps); states, regions and keys are per member."""
+
+    members: list[Decoder]
+
+    def encode(self, grids):
+        return tuple(zip(*(member.encode(grids) for member in self.members), strict=True))
+
+    def step(self, tokens, states, features, keys):
+        inputs = zip(states, features, keys, strict=True)
+        outputs = [
+            member.step(tokens, *member_inputs)
+            for member, member_inputs in zip(self.members, inputs, strict=True)
+        ]
+        log_probs = np.stack([np.asarray(log_p) for log_p, _, _ in outputs])
+        mean_log_probs = np.logaddexp.reduce(log_probs, axis=0) - np.log(len(outputs))
+        weights = np.mean([np.asarray(w) for _, _, w in outputs], axis=0)
+        return mean_log_probs, tuple(state for _, state, _ in outputs), weights
+
+
+def _gather_rows(tensors, rows: np.ndarray):
+    """tf.gather along the first axis of one tensor or of each tensor of a nested structure."""
+    return tf.nest.map_structure(lambda tensor: tf.gather(tensor, rows), tensors)
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest values of each row, best first."""
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -450,9 +479,9 @@ def beam_search(
         attention = np.concatenate([attention[rows, source], step_weights], axis=2)
         finished = finished[rows, source] | (words == vocab.end)
         flat = (rows * width + source).reshape(-1)
-        state = tf.gather(state, flat)
+        state = _gather_rows(state, flat)
         if t == 0:  # every image now has `beam` rows: widen the per-image tensors once
-            features, keys = (tf.gather(x, flat) for x in (features, keys))
+            features, keys = _gather_rows(features, flat), _gather_rows(keys, flat)
         if finished.all():
             break
     normalised = scores / lengths.astype(np.float32) ** length_penalty
@@ -505,25 +534,51 @@ def load_decoder(model_dir: Path) -> tuple[CaptionDecoder, Vocabulary]:
     return model, Vocabulary.load(model_dir / VOCABULARY_FILE)
 
 
+def load_decoders(model_dirs: Sequence[Path]) -> tuple[Decoder | EnsembleDecoder, Vocabulary]:
+    """One decoder, or an ensemble of several trained on the same vocabulary."""
+    loaded = [load_decoder(model_dir) for model_dir in model_dirs]
+    vocab = loaded[0][1]
+    for model_dir, (_, other) in zip(model_dirs, loaded, strict=True):
+        if other.words != vocab.words:
+            raise ValueError(f"{model_dir}: its vocabulary differs from {model_dirs[0]}'s")
+    decoders = [Decoder.of(model) for model, _ in loaded]
+    return (decoders[0] if len(decoders) == 1 else EnsembleDecoder(decoders)), vocab
+
+
+def member_dirs(model_dir: Path) -> list[Path]:
+    """The decoder folders of a captioner: its ensemble's members, or the folder itself."""
+    decoding = model_dir / DECODING_FILE
+    members = json.loads(decoding.read_text()).get("members", []) if decoding.exists() else []
+    return [model_dir / name for name in members] or [model_dir]
+
+
 class Captioner:
     """Captions for backbone grids or for images; the backbone loads on first image.
 
-    `length_penalty` is beam search's alpha: captions are ranked by log P / length^alpha.
+    `decoder` is one trained decoder or an ensemble; `length_penalty` is beam search's alpha:
+    captions are ranked by log P / length^alpha.
     """
 
     def __init__(
-        self, model: CaptionDecoder, vocab: Vocabulary, length_penalty: float = LENGTH_PENALTY
+        self,
+        decoder: Decoder | EnsembleDecoder,
+        vocab: Vocabulary,
+        length_penalty: float = LENGTH_PENALTY,
     ) -> None:
-        self.model, self.vocab, self.length_penalty = model, vocab, length_penalty
-        self.decoder = Decoder.of(model)
+        self.decoder, self.vocab, self.length_penalty = decoder, vocab, length_penalty
         self._backbone: keras.Model | None = None
+
+    @classmethod
+    def of(cls, model: CaptionDecoder, vocab: Vocabulary, length_penalty: float = LENGTH_PENALTY):
+        """A captioner around one decoder being trained or tuned."""
+        return cls(Decoder.of(model), vocab, length_penalty)
 
     @classmethod
     def load(cls, model_dir: Path | None = None) -> Captioner:
         model_dir = Path(model_dir or MODEL_DIR)
         decoding = model_dir / DECODING_FILE
         alpha = json.loads(decoding.read_text())["length_penalty"] if decoding.exists() else None
-        return cls(*load_decoder(model_dir), alpha or LENGTH_PENALTY)
+        return cls(*load_decoders(member_dirs(model_dir)), alpha or LENGTH_PENALTY)
 
     @property
     def backbone(self) -> keras.Model:

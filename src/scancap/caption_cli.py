@@ -88,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         init=args.init,
         scst_epochs=args.scst_epochs,
+        seed=args.seed,
         **data_options(args),
     )
     if record is None:
@@ -106,6 +107,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"self-critical best epoch {scst['best_epoch']}/{scst['epochs_run']}, dev beam-3 "
                 f"BLEU-4 {after['BLEU-4']:.4f}, CIDEr-D {after['CIDEr-D']:.4f}"
             )
+    return 0
+
+
+def cmd_train_ensemble(args: argparse.Namespace) -> int:
+    from scancap.caption_train import build_ensemble
+
+    decoding = build_ensemble(args.members, Path(args.out), **data_options(args))
+    if not args.quiet:
+        best = max(decoding["search"], key=lambda row: row["CIDEr-D"])
+        print(
+            f"saved {len(args.members)} members to {args.out}: length exponent "
+            f"{decoding['length_penalty']}, dev beam-{decoding['beam']} BLEU-4 "
+            f"{best['BLEU-4']:.4f}, CIDEr-D {best['CIDEr-D']:.4f}"
+        )
     return 0
 
 
@@ -161,12 +176,27 @@ def register_cli(
         help="skip the cross-entropy phase: fine-tune the decoder in this folder instead",
     )
     train.add_argument(
+        "--seed", type=int, help="random seed of both phases (default: the recipe's, 42)"
+    )
+    train.add_argument(
         "--max-minutes",
         type=float,
         help="stop after the last epoch that fits (exit code 3); the same command resumes",
     )
     add_data_options(train, LIMIT_HELP)
     train.set_defaults(handler=cmd_train)
+
+    ensemble = train_targets.add_parser(
+        "captioner-ensemble",
+        help="combine trained captioners into one",
+        description="Copy trained decoders (folders written by `scancap train captioner`, same "
+        "vocabulary) into --out as the members of one captioner that averages their next-word "
+        "probabilities, and choose its beam search's length exponent on Flickr8k dev.",
+    )
+    ensemble.add_argument("members", nargs="+", type=Path, help="trained decoder folders")
+    ensemble.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
+    add_data_options(ensemble, LIMIT_HELP)
+    ensemble.set_defaults(handler=cmd_train_ensemble)
 
     evaluate = evaluate_targets.add_parser(
         "captioner",

@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from scancap import caption_figures
-from scancap.caption import DECODING_FILE, MODEL_DIR, Caption, Captioner, tokenize
+from scancap.caption import (
+    DECODING_FILE,
+    MODEL_DIR,
+    Caption,
+    Captioner,
+    member_dirs,
+    tokenize,
+)
 from scancap.caption_data import (
     FLICKR,
     build_feature_cache,
@@ -316,9 +323,10 @@ def write_report(
     speed = measure_speed(captioner, pixels)
     files = [data / FLICKR / "images" / name for name in images[:200]]
     memory = measure_cli_memory(files, model_dir)
-    history = pd.read_csv(model_dir / HISTORY_FILE)
-    record = json.loads((model_dir / RECORD_FILE).read_text())
-    scst_path = model_dir / SCST_HISTORY_FILE
+    members = member_dirs(model_dir)
+    history = pd.read_csv(members[0] / HISTORY_FILE)
+    record = training_record(model_dir)
+    scst_path = members[0] / SCST_HISTORY_FILE
     scst = pd.read_csv(scst_path) if "scst" in record and scst_path.exists() else None
 
     shipped = f"beam {SHIPPED_BEAM}"
@@ -341,6 +349,65 @@ def write_report(
     atomic_write_text(report, text)
     atomic_write_text(model_dir / MODEL_CARD, model_card(evaluation, record, speed))
     return report
+
+
+def training_record(model_dir: Path) -> dict:
+    """The training record of a single decoder, or of an ensemble's first member completed with
+    the ensemble's decoding, its members' summaries and their largest training memory."""
+    members = member_dirs(model_dir)
+    records = [json.loads((member / RECORD_FILE).read_text()) for member in members]
+    if len(members) == 1:
+        return records[0]
+    return records[0] | {
+        "decoding": json.loads((model_dir / DECODING_FILE).read_text()),
+        "peak_rss_mb": max(record["peak_rss_mb"] for record in records),
+        "members": [
+            member_summary(member.name, record)
+            for member, record in zip(members, records, strict=True)
+        ],
+    }
+
+
+def member_summary(name: str, record: dict) -> dict:
+    """One row of the ensemble table: how the member was trained and how it scores alone."""
+    alone = max(record["decoding"]["search"], key=lambda row: row["CIDEr-D"])
+    scst = record.get("scst")
+    return {
+        "member": name,
+        "seed": record["recipe"]["seed"],
+        "cross-entropy epochs (best)": f"{record['epochs_run']} ({record['best_epoch']})",
+        "SCST epochs (best)": (
+            f"{scst['epochs_run']} ({scst['best_epoch']}), seed {scst['recipe']['seed']}"
+            + (", dropout" if scst["recipe"].get("dropout") else "")
+            if scst
+            else "none"
+        ),
+        "α alone": record["decoding"]["length_penalty"],
+        "BLEU-4 alone": alone["BLEU-4"],
+        "CIDEr-D alone": alone["CIDEr-D"],
+    }
+
+
+def ensemble_section(record: dict) -> str:
+    """What the ensemble is, its members alone, and what combining them costs."""
+    members = pd.DataFrame(record["members"]).set_index("member")
+    best = max(record["decoding"]["search"], key=lambda row: row["CIDEr-D"])
+    return f"""
+## Ensemble
+
+The shipped captioner is {len(members)} decoders trained as above (one vocabulary, different
+seeds or self-critical runs): at every beam step each member reads the same backbone grid with
+its own state and attention, and the beam ranks words by the mean of their next-word
+probabilities (the attention maps shown are the members' mean). The sections above describe
+member 1. Each member alone and the ensemble, dev beam {record["decoding"]["beam"]}, scancap
+tokenizer, each with its own length exponent chosen on dev:
+
+{_table(members, 4)}
+
+Ensemble: BLEU-4 {best["BLEU-4"]:.4f}, CIDEr-D {best["CIDEr-D"]:.4f} (α
+{record["decoding"]["length_penalty"]}). The backbone runs once per image; the decoder's cost
+grows with the number of members (see the speed figures).
+"""
 
 
 def _examples_figure(evaluation: Evaluation, pixels: list[np.ndarray], name: str, best: bool):
@@ -471,7 +538,9 @@ slower epochs shared the 2 cores with other jobs); best epoch {record["best_epoc
 {link("curves")}
 
 {fitting_analysis(history)}
-{scst_section(scst, record, link) if scst is not None else ""}
+{scst_section(scst, record, link) if scst is not None else ""}{
+    ensemble_section(record) if "members" in record else ""
+}
 ## Examples and attention
 
 Each row: a dev image with its caption (beam {SHIPPED_BEAM}), then for each word the image
@@ -538,6 +607,24 @@ def _scst_line(record: dict) -> str:
     return text
 
 
+def _folder_contents(record: dict) -> str:
+    """For the model card: which file holds what, and where an ensemble's members are."""
+    files = (
+        f"`{RECORD_FILE}` (training record), `config.json` (decoder configuration), "
+        f"`decoder.weights.h5`, `vocabulary.json` ({record['vocabulary']:,} tokens, captions up "
+        f"to {record['max_len']} words), `{DECODING_FILE}` (beam search's length exponent), "
+        f"`{HISTORY_FILE}` and `{SCST_HISTORY_FILE}` (the two training phases)."
+    )
+    if "members" not in record:
+        return f"This folder holds only what is trained: {files}"
+    names = ", ".join(f"`{member['member']}/`" for member in record["members"])
+    return (
+        f"An ensemble of {len(record['members'])} such decoders ({names}), their next-word "
+        f"probabilities averaged; `{DECODING_FILE}` lists them with the ensemble's length "
+        f"exponent. Each member folder holds only what is trained: {files}"
+    )
+
+
 def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) -> str:
     shipped = evaluation.scores.loc[f"beam {SHIPPED_BEAM}"]
     metrics = ", ".join(
@@ -548,11 +635,7 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
 - **What**: one-sentence English captions for photos. Show, Attend and Tell-style decoder
   (additive attention over the 49 regions of the frozen ImageNet MobileNetV2
   `models/mobilenet_v2_imagenet.keras`, GRU {record["recipe"]["units"]}, beam search).
-  This folder holds only what is trained: `{Path(RECORD_FILE).name}` (training record),
-  `config.json` (decoder configuration), `decoder.weights.h5`, `vocabulary.json`
-  ({record["vocabulary"]:,} tokens, captions up to {record["max_len"]} words),
-  `{DECODING_FILE}` (beam search's length exponent), `{HISTORY_FILE}` and
-  `{SCST_HISTORY_FILE}` (the two training phases).
+  {_folder_contents(record)}
 - **Data**: Flickr8k (Hodosh, Young, Hockenmaier 2013), {record["train_images"]:,} train
   images x 5 captions; epoch selected on the 1,000 dev images.
 - **Metrics** (dev, beam {SHIPPED_BEAM}, pycocoevalcap): {metrics}. Full report:

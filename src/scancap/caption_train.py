@@ -16,6 +16,7 @@ import re
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,8 +31,11 @@ from scancap.caption import (
     WEIGHTS_FILE,
     CaptionDecoder,
     Captioner,
+    Decoder,
+    EnsembleDecoder,
     Vocabulary,
     load_decoder,
+    load_decoders,
     save_decoder,
 )
 from scancap.caption_data import (
@@ -45,6 +49,7 @@ from scancap.caption_data import (
     references,
 )
 from scancap.caption_scst import (
+    SCST_HISTORY_FILE,
     STATE_FILE,
     ScstData,
     ScstRecipe,
@@ -108,7 +113,7 @@ class DevCaptionScore(keras.callbacks.Callback):
         self._captioner: Captioner | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._captioner = Captioner(self.model, self.vocab)  # traced once, reused every epoch
+        self._captioner = Captioner.of(self.model, self.vocab)  # traced once, reused every epoch
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
@@ -226,6 +231,7 @@ def train_captioner(
     progress: bool = True,
     init: Path | None = None,
     scst_epochs: int | None = None,
+    seed: int | None = None,
 ) -> dict | None:
     """Train into `out` (weights, config, vocabulary, histories, record); returns the record.
 
@@ -233,10 +239,12 @@ def train_captioner(
     CIDEr-D (``scancap.caption_scst``). `init` skips the first phase and fine-tunes the
     cross-entropy decoder found there. `limit` keeps the first N train and N dev images (smoke
     tests). With `max_minutes`, stops after the last epoch that fits and returns None: the same
-    call resumes, phase and epoch.
+    call resumes, phase and epoch. `seed` replaces both phases' seeds (ensemble members).
     """
     if scst_epochs is not None:
         recipe = replace(recipe, scst=replace(recipe.scst, epochs=scst_epochs))
+    if seed is not None:
+        recipe = replace(recipe, seed=seed, scst=replace(recipe.scst, seed=seed))
     keras.utils.set_random_seed(recipe.seed)
     cache_dir = cache_dir or default_cache_dir()
     started = time.perf_counter()
@@ -259,7 +267,7 @@ def train_captioner(
             return None
         record["scst"] = scst_record(history, recipe.scst)
         save_decoder(model, vocab, out)
-    record["decoding"] = save_decoding(out, model, vocab, *training.dev())
+    record["decoding"] = save_decoding(out, Decoder.of(model), vocab, *training.dev())
     record["peak_rss_mb"] = max(record["peak_rss_mb"], peak_rss_mb())
     atomic_write_text(out / RECORD_FILE, json.dumps(record, indent=2))
     return record
@@ -267,20 +275,27 @@ def train_captioner(
 
 def save_decoding(
     out: Path,
-    model: CaptionDecoder,
+    decoder: Decoder | EnsembleDecoder,
     vocab: Vocabulary,
     grids: np.ndarray,
     refs: dict[str, list[str]],
+    members: Sequence[str] = (),
 ) -> dict:
-    """Choose the length exponent of `model` on dev; write DECODING_FILE into `out`."""
-    alpha, search = choose_length_penalty(model, vocab, grids, refs)
+    """Choose the length exponent of `decoder` on dev; write DECODING_FILE (with the names of
+    the ensemble's member folders, if any) into `out`."""
+    alpha, search = choose_length_penalty(decoder, vocab, grids, refs)
     decoding = {"beam": DECODING_BEAM, "length_penalty": alpha}
+    decoding |= {"members": list(members)} if members else {}
+    decoding |= {"search": search.to_dict("records")}
     atomic_write_text(out / DECODING_FILE, json.dumps(decoding, indent=2))
-    return decoding | {"search": search.to_dict("records")}
+    return decoding
 
 
 def choose_length_penalty(
-    model: CaptionDecoder, vocab: Vocabulary, grids: np.ndarray, refs: dict[str, list[str]]
+    decoder: Decoder | EnsembleDecoder,
+    vocab: Vocabulary,
+    grids: np.ndarray,
+    refs: dict[str, list[str]],
 ) -> tuple[float, pd.DataFrame]:
     """Beam search's length exponent with the best dev CIDEr-D, and the scores of each tried.
 
@@ -289,11 +304,55 @@ def choose_length_penalty(
     """
     rows = [
         {"length_penalty": alpha}
-        | dev_scores(Captioner(model, vocab, alpha), grids, refs, DECODING_BEAM)
+        | dev_scores(Captioner(decoder, vocab, alpha), grids, refs, DECODING_BEAM)
         for alpha in LENGTH_PENALTIES
     ]
     table = pd.DataFrame(rows)
     return float(table.loc[table["CIDEr-D"].idxmax(), "length_penalty"]), table
+
+
+MEMBER_FILES = (
+    WEIGHTS_FILE,
+    CONFIG_FILE,
+    VOCABULARY_FILE,
+    DECODING_FILE,
+    HISTORY_FILE,
+    SCST_HISTORY_FILE,
+    RECORD_FILE,
+)
+
+
+def build_ensemble(
+    members: Sequence[Path],
+    out: Path,
+    data: Path | None = None,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Ship trained decoders as one captioner that averages their next-word probabilities.
+
+    Each member folder is copied to `out`/member-N (what `out` held as a single decoder is
+    then removed), and beam search's length exponent is chosen again on dev for the ensemble.
+    """
+    names = [f"member-{i}" for i in range(1, len(members) + 1)]
+    for source, name in zip(members, names, strict=True):
+        copy_member(Path(source), out / name)
+    for name in MEMBER_FILES:
+        (out / name).unlink(missing_ok=True)
+    decoder, vocab = load_decoders([out / name for name in names])
+    training = load_training_data(data, cache_dir or default_cache_dir(), limit, progress)
+    return save_decoding(out, decoder, vocab, *training.dev(), members=names)
+
+
+def copy_member(source: Path, destination: Path) -> None:
+    """The files of a trained decoder (not its resume checkpoints)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    if source.resolve() == destination.resolve():
+        return
+    for name in MEMBER_FILES:
+        if (source / name).exists():
+            shutil.copyfile(source / name, destination / name)
 
 
 def cross_entropy_done(out: Path) -> bool:
