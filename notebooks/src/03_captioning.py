@@ -26,7 +26,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scancap import caption_data, caption_figures, caption_report
-from scancap.caption import MODEL_DIR, Captioner, Vocabulary, tokenize
+from scancap.caption import MODEL_DIR, Captioner, Vocabulary, load_decoder, member_dirs, tokenize
 from scancap.caption_scst import SCST_HISTORY_FILE, CiderD, leave_one_out_advantages, make_sampler
 from scancap.caption_train import HISTORY_FILE, Recipe
 from scancap.io import load_image
@@ -135,7 +135,9 @@ caption_figures.architecture();
 
 # %%
 captioner = Captioner.load()
-display(caption_report.parameter_table(captioner.model))
+MEMBER = member_dirs(MODEL_DIR)[0]  # the shipped folder itself, or an ensemble's first member
+member_model, _ = load_decoder(MEMBER)
+display(caption_report.parameter_table(member_model))
 
 # %% [markdown]
 # ## 3. Training
@@ -145,7 +147,7 @@ display(caption_report.parameter_table(captioner.model))
 # CIDEr-D): that score, not the loss, picks the epoch, because what matters is the captions.
 
 # %%
-history = pd.read_csv(MODEL_DIR / HISTORY_FILE)
+history = pd.read_csv(MEMBER / HISTORY_FILE)
 caption_figures.training_curves(history);
 display(Markdown(caption_report.fitting_analysis(history)))
 
@@ -185,7 +187,7 @@ train_refs = caption_data.references(captions, train_images)
 reward = CiderD({key: [tokenize(t) for t in texts] for key, texts in
                  {**train_refs, image: caption_data.references(captions, [image])[image]}.items()})
 grid = captioner.grids([load_image(DATA / caption_data.FLICKR / "images" / image)])
-sampled = make_sampler(captioner.model, captioner.vocab)(np.repeat(grid, 5, 0), np.array([0, 1], np.int32))
+sampled = make_sampler(member_model, captioner.vocab)(np.repeat(grid, 5, 0), np.array([0, 1], np.int32))
 texts = [captioner.vocab.decode(row) for row in np.asarray(sampled)]
 rewards = np.array([[reward.score(image, tokenize(text)) for text in texts]])
 display(pd.DataFrame({"sampled caption": texts, "CIDEr-D reward": rewards[0],
@@ -196,9 +198,27 @@ display(pd.DataFrame({"sampled caption": texts, "CIDEr-D reward": rewards[0],
 # sampled train captions, and dev CIDEr-D / BLEU-4 with beam search.
 
 # %%
-scst_history = pd.read_csv(MODEL_DIR / SCST_HISTORY_FILE)
+scst_history = pd.read_csv(MEMBER / SCST_HISTORY_FILE)
 display(scst_history.round(4))
 caption_figures.scst_curves(scst_history);
+
+# %% [markdown]
+# ### Ensemble
+#
+# Decoders trained from different random seeds make partly different mistakes. The shipped
+# captioner can hold several (`scancap train captioner-ensemble`): at every beam step each
+# member reads the image with its own state and attention, and the beam ranks the next word
+# by the mean of the members' probabilities. The backbone still runs once per image; the
+# decoding cost grows with the number of members. Each member alone and the ensemble (dev,
+# beam 3, scancap tokenizer; the ensemble's length exponent is chosen on dev again):
+
+# %%
+record = caption_report.training_record(MODEL_DIR)
+if "members" in record:
+    display(pd.DataFrame(record["members"]).set_index("member").round(4))
+    display(pd.DataFrame(record["decoding"]["search"]).set_index("length_penalty").round(4))
+else:
+    print("the shipped captioner is a single decoder")
 
 # %% [markdown]
 # ## 4. Evaluation on dev: greedy vs beam search

@@ -294,16 +294,14 @@ class CaptionDecoder(keras.Model):
         )
         return self.readout(embedded, states, context, training), weights
 
-    def step(self, tokens, state, features, keys, training=False):
-        """One decoding step: (log-probabilities (B, vocab), new state, weights (B, 49)).
-
-        With `training`, dropout is applied as in `call` (SCST may sample with it)."""
+    def step(self, tokens, state, features, keys):
+        """One greedy/beam step: (log-probabilities (B, vocab), new state, weights (B, 49))."""
         embedded = self.embedding(tokens)
-        output, _ = self.cell(self.dropout(embedded, training=training), [state, features, keys])
+        output, _ = self.cell(embedded, [state, features, keys])
         state, context, weights = ops.split(
             output, [self.units, self.units + self.projection_dim], axis=-1
         )
-        return ops.log_softmax(self.readout(embedded, state, context, training)), state, weights
+        return ops.log_softmax(self.readout(embedded, state, context)), state, weights
 
     def build(self, input_shape=None) -> None:
         _build_all(

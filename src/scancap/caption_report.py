@@ -241,8 +241,9 @@ def decoding_text(record: dict) -> str:
     decoding = record["decoding"]
     search = pd.DataFrame(decoding["search"]).set_index("length_penalty")
     search.index.name = "α"
+    command = "captioner-ensemble" if "members" in decoding else "captioner"
     return f""", α = {decoding["length_penalty"]}, chosen by
-`scancap train captioner` as the best dev CIDEr-D of beam {decoding["beam"]} among these
+`scancap train {command}` as the best dev CIDEr-D of beam {decoding["beam"]} among these
 (scancap tokenizer, no Java):
 
 {_table(search, 4)}
@@ -382,7 +383,7 @@ def member_summary(name: str, record: dict) -> dict:
             if scst
             else "none"
         ),
-        "α alone": record["decoding"]["length_penalty"],
+        "α alone": f"{record['decoding']['length_penalty']:g}",
         "BLEU-4 alone": alone["BLEU-4"],
         "CIDEr-D alone": alone["CIDEr-D"],
     }

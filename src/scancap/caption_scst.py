@@ -132,11 +132,11 @@ def _banned_tokens(vocab: Vocabulary) -> np.ndarray:
     return offsets
 
 
-def make_sampler(model: CaptionDecoder, vocab: Vocabulary, dropout: bool = False) -> Callable:
+def make_sampler(model: CaptionDecoder, vocab: Vocabulary) -> Callable:
     """Compiled (grids (N, 49, C), seed (2,)) -> sampled tokens (N, max_len + 1), 0 after <end>.
 
-    Captions are drawn word by word from the decoder's distribution, with its dropout if
-    `dropout`; the last step may only be <end>, so every caption ends.
+    Captions are drawn word by word from the decoder's distribution (no dropout); the last
+    step may only be <end>, so every caption ends.
     """
     banned = tf.constant(_banned_tokens(vocab))
     only_end = np.full(len(vocab), NEVER, np.float32)
@@ -150,7 +150,7 @@ def make_sampler(model: CaptionDecoder, vocab: Vocabulary, dropout: bool = False
         finished = tf.zeros_like(words, tf.bool)
         sampled = []
         for t in range(vocab.max_len + 1):
-            log_probs, state, _ = model.step(words, state, features, keys, training=dropout)
+            log_probs, state, _ = model.step(words, state, features, keys)
             log_probs += only_end if t == vocab.max_len else banned
             step_seed = seed + tf.constant([0, t], tf.int32)
             words = tf.cast(
@@ -164,18 +164,13 @@ def make_sampler(model: CaptionDecoder, vocab: Vocabulary, dropout: bool = False
     return sample
 
 
-def make_update(
-    model: CaptionDecoder,
-    optimizer: keras.optimizers.Optimizer,
-    vocab: Vocabulary,
-    dropout: bool = False,
-) -> Callable:
+def make_update(model: CaptionDecoder, optimizer: keras.optimizers.Optimizer, vocab: Vocabulary):
     """Compiled (grids, sampled tokens, advantages) -> loss: one REINFORCE step.
 
     loss = - sum over tokens of advantage x log p(token) / number of tokens, with the sampled
-    captions fed back by teacher forcing (with dropout if `dropout`) and p the distribution
-    they were drawn from, banned tokens excluded. Left in, those would soak up the probability
-    that negative advantages take from sampled words, since nothing ever pushes them back down.
+    captions fed back by teacher forcing (no dropout) and p the distribution they were drawn
+    from, banned tokens excluded. Left in, those would soak up the probability that negative
+    advantages take from sampled words, since nothing ever pushes them back down.
     """
 
     banned = tf.constant(_banned_tokens(vocab))
@@ -186,7 +181,7 @@ def make_update(
         inputs = tf.concat([starts, tokens[:, :-1]], axis=1)
         mask = ops.cast(ops.not_equal(tokens, vocab.pad), "float32")
         with tf.GradientTape() as tape:
-            logits, _ = model((grids, inputs), training=dropout)
+            logits, _ = model((grids, inputs), training=False)
             log_probs = ops.log_softmax(logits + banned, axis=-1)  # the policy sampled from
             picked = ops.squeeze(ops.take_along_axis(log_probs, tokens[..., None], -1), -1)
             loss = -ops.sum(advantages[:, None] * picked * mask) / ops.sum(mask)
@@ -211,7 +206,6 @@ class ScstRecipe:
     clipnorm: float = 5.0
     patience: int = 2
     flip: bool = True  # half the batches see mirrored grids ("left"/"right" swapped back)
-    dropout: bool = False  # sample and update with the decoder's dropout (a regulariser)
     seed: int = 42
 
 
@@ -306,8 +300,7 @@ def self_critical(
     )
     optimizer = keras.optimizers.Adam(recipe.learning_rate, clipnorm=recipe.clipnorm)
     optimizer.build(model.trainable_variables)
-    sample = make_sampler(model, vocab, recipe.dropout)
-    update = make_update(model, optimizer, vocab, recipe.dropout)
+    sample, update = make_sampler(model, vocab), make_update(model, optimizer, vocab)
     captioner = Captioner.of(model, vocab)
     dev_grids = data.grids[data.dev_rows]
 
