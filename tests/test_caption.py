@@ -16,7 +16,6 @@ from scancap.caption import (
     CaptionDecoder,
     Captioner,
     Decoder,
-    EnsembleDecoder,
     Vocabulary,
     beam_search,
     tokenize,
@@ -91,9 +90,10 @@ def _tiny_decoder(vocab: Vocabulary, seed: int) -> CaptionDecoder:
 
 def test_ensemble_averages_its_members_next_word_probabilities() -> None:
     vocab = Vocabulary.build(["a dog runs on the grass", "a cat sleeps"], min_count=1)
-    members = [Decoder.of(_tiny_decoder(vocab, seed)) for seed in (1, 2)]
+    models = [_tiny_decoder(vocab, seed) for seed in (1, 2)]
+    members = [Decoder.of(model) for model in models]
     grids = np.random.default_rng(0).random((4, GRID_CELLS, 1280), np.float32)
-    ensemble = EnsembleDecoder(members)
+    ensemble = Decoder.of(*models)
     words = np.full(4, vocab.start, np.int32)
     log_probs, _, weights = ensemble.step(words, *_state_first(ensemble.encode(grids)))
     alone = [member.step(words, *_state_first(member.encode(grids))) for member in members]
@@ -111,10 +111,10 @@ def _state_first(encoded: tuple) -> tuple:
 
 def test_ensemble_of_one_decoder_twice_decodes_like_the_decoder() -> None:
     vocab = Vocabulary.build(["a dog runs on the grass", "a cat sleeps"], min_count=1)
-    decoder = Decoder.of(_tiny_decoder(vocab, 3))
+    model = _tiny_decoder(vocab, 3)
     grids = np.random.default_rng(1).random((3, GRID_CELLS, 1280), np.float32)
-    alone = beam_search(decoder, grids, vocab, beam=3)
-    twice = beam_search(EnsembleDecoder([decoder, decoder]), grids, vocab, beam=3)
+    alone = beam_search(Decoder.of(model), grids, vocab, beam=3)
+    twice = beam_search(Decoder.of(model, model), grids, vocab, beam=3)
     for single, double in zip(alone, twice, strict=True):
         assert [h.tokens for h in single] == [h.tokens for h in double]
         np.testing.assert_allclose([h.score for h in single], [h.score for h in double], rtol=1e-5)
@@ -165,7 +165,7 @@ def test_train_captioner_ensemble_cli_ships_two_members(tmp_path: Path, smoke_ca
     assert (out / "member-2" / "decoder.weights.h5").exists()
     assert not (out / "decoder.weights.h5").exists()
     captioner = Captioner.load(out)
-    assert isinstance(captioner.decoder, EnsembleDecoder) and len(captioner.decoder.members) == 2
+    assert len(captioner.decoder.models) == 2
     assert captioner.length_penalty == decoding["length_penalty"]
     [(caption, score)] = captioner.caption_images([load_image(SAMPLE_PHOTO)], beam=2)
     assert isinstance(caption, str) and np.isfinite(score)

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -370,41 +371,40 @@ class Hypothesis:
 
 @dataclass
 class Decoder:
-    """Compiled encode/step functions of a CaptionDecoder (one trace per batch size at most)."""
+    """Compiled encode/step functions of one CaptionDecoder or of an ensemble of them.
 
-    model: CaptionDecoder
+    An ensemble's step averages its members' next-word probabilities (and attention maps);
+    its regions, keys and states are tuples with one entry per member. Each is one graph, so
+    the members run in a single call per step (one trace per batch size at most).
+    """
+
+    models: tuple[CaptionDecoder, ...]
     encode: Callable
     step: Callable
 
     @classmethod
-    def of(cls, model: CaptionDecoder) -> Decoder:
-        return cls(
-            model,
-            tf.function(model.encode, reduce_retracing=True),
-            tf.function(model.step, reduce_retracing=True),
-        )
+    def of(cls, *models: CaptionDecoder) -> Decoder:
+        if len(models) == 1:
+            encode, step = models[0].encode, models[0].step
+        else:
+            encode, step = partial(_ensemble_encode, models), partial(_ensemble_step, models)
+        compiled = (tf.function(f, reduce_retracing=True) for f in (encode, step))
+        return cls(models, *compiled)
 
 
-@dataclass
-class EnsembleDecoder:
-    """Several decoders over one vocabulary, decoded as one: each step averages the members'
-    next-word probabilities (and attention maps); states, regions and keys are per member."""
+def _ensemble_encode(models: Sequence[CaptionDecoder], grids):
+    """(regions, keys, states), each a tuple with one entry per member."""
+    return tuple(zip(*(model.encode(grids) for model in models), strict=True))
 
-    members: list[Decoder]
 
-    def encode(self, grids):
-        return tuple(zip(*(member.encode(grids) for member in self.members), strict=True))
-
-    def step(self, tokens, states, features, keys):
-        inputs = zip(states, features, keys, strict=True)
-        outputs = [
-            member.step(tokens, *member_inputs)
-            for member, member_inputs in zip(self.members, inputs, strict=True)
-        ]
-        log_probs = np.stack([np.asarray(log_p) for log_p, _, _ in outputs])
-        mean_log_probs = np.logaddexp.reduce(log_probs, axis=0) - np.log(len(outputs))
-        weights = np.mean([np.asarray(w) for _, _, w in outputs], axis=0)
-        return mean_log_probs, tuple(state for _, state, _ in outputs), weights
+def _ensemble_step(models: Sequence[CaptionDecoder], tokens, states, features, keys):
+    """The log of the members' mean next-word probabilities, their states, mean attention."""
+    inputs = zip(states, features, keys, strict=True)
+    outputs = [model.step(tokens, *x) for model, x in zip(models, inputs, strict=True)]
+    log_probs = tf.stack([log_p for log_p, _, _ in outputs])
+    mean_log_probs = tf.reduce_logsumexp(log_probs, axis=0) - float(np.log(len(models)))
+    weights = tf.reduce_mean(tf.stack([w for _, _, w in outputs]), axis=0)
+    return mean_log_probs, tuple(state for _, state, _ in outputs), weights
 
 
 def _gather_rows(tensors, rows: np.ndarray):
@@ -532,15 +532,14 @@ def load_decoder(model_dir: Path) -> tuple[CaptionDecoder, Vocabulary]:
     return model, Vocabulary.load(model_dir / VOCABULARY_FILE)
 
 
-def load_decoders(model_dirs: Sequence[Path]) -> tuple[Decoder | EnsembleDecoder, Vocabulary]:
+def load_decoders(model_dirs: Sequence[Path]) -> tuple[Decoder, Vocabulary]:
     """One decoder, or an ensemble of several trained on the same vocabulary."""
     loaded = [load_decoder(model_dir) for model_dir in model_dirs]
     vocab = loaded[0][1]
     for model_dir, (_, other) in zip(model_dirs, loaded, strict=True):
         if other.words != vocab.words:
             raise ValueError(f"{model_dir}: its vocabulary differs from {model_dirs[0]}'s")
-    decoders = [Decoder.of(model) for model, _ in loaded]
-    return (decoders[0] if len(decoders) == 1 else EnsembleDecoder(decoders)), vocab
+    return Decoder.of(*(model for model, _ in loaded)), vocab
 
 
 def member_dirs(model_dir: Path) -> list[Path]:
@@ -559,7 +558,7 @@ class Captioner:
 
     def __init__(
         self,
-        decoder: Decoder | EnsembleDecoder,
+        decoder: Decoder,
         vocab: Vocabulary,
         length_penalty: float = LENGTH_PENALTY,
     ) -> None:

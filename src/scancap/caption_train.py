@@ -32,7 +32,6 @@ from scancap.caption import (
     CaptionDecoder,
     Captioner,
     Decoder,
-    EnsembleDecoder,
     Vocabulary,
     load_decoder,
     load_decoders,
@@ -275,7 +274,7 @@ def train_captioner(
 
 def save_decoding(
     out: Path,
-    decoder: Decoder | EnsembleDecoder,
+    decoder: Decoder,
     vocab: Vocabulary,
     grids: np.ndarray,
     refs: dict[str, list[str]],
@@ -292,7 +291,7 @@ def save_decoding(
 
 
 def choose_length_penalty(
-    decoder: Decoder | EnsembleDecoder,
+    decoder: Decoder,
     vocab: Vocabulary,
     grids: np.ndarray,
     refs: dict[str, list[str]],
