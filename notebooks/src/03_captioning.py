@@ -85,7 +85,7 @@ caption_figures.word_frequencies(counts, recipe.min_count);
 print(f"vocabulary: {len(vocab):,} tokens; most frequent:",
       ", ".join(counts.nlargest(15).index))
 print("examples of words left out:", ", ".join(counts[counts < recipe.min_count].index[:15]))
-shipped_vocab = Vocabulary.load(MODEL_DIR / "vocabulary.json")
+shipped_vocab = Vocabulary.load(member_dirs(MODEL_DIR)[0] / "vocabulary.json")
 print("shipped vocabulary rebuilt identically:", shipped_vocab.words == vocab.words)
 
 # %% [markdown]
