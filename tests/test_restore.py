@@ -51,7 +51,10 @@ def test_dct_denoiser_works_on_grey_and_in_strips() -> None:
     whole = restore.denoise_dct(noisy, 15, rows_per_strip=1024)
     strips = restore.denoise_dct(noisy, 15, rows_per_strip=64)
     assert whole.ndim == 2
-    assert np.array_equal(whole, strips)
+    # Equal up to float rounding: the matrix products see other shapes, and a rounding
+    # difference can flip a pixel by one level. A wrong strip margin changes far more.
+    differs = whole != strips
+    assert np.abs(whole.astype(int) - strips).max() <= 1 and differs.mean() < 1e-3
     assert quality.psnr(camera, whole) > quality.psnr(camera, noisy) + 5
 
 

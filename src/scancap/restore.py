@@ -186,7 +186,7 @@ def denoise_dct(
     """
 
     # Strips start on the patch grid, and their margin covers the two passes' reach
-    # (2 × 7 px), so strips give exactly the whole-image result.
+    # (2 × 7 px), so strips give the whole-image result (up to float rounding).
     rows = -(-rows_per_strip // stride) * stride
     margin = -(-16 // stride) * stride
 
