@@ -566,7 +566,9 @@ class Captioner:
         self._backbone: keras.Model | None = None
 
     @classmethod
-    def of(cls, model: CaptionDecoder, vocab: Vocabulary, length_penalty: float = LENGTH_PENALTY):
+    def of(
+        cls, model: CaptionDecoder, vocab: Vocabulary, length_penalty: float = LENGTH_PENALTY
+    ) -> Captioner:
         """A captioner around one decoder being trained or tuned."""
         return cls(Decoder.of(model), vocab, length_penalty)
 
