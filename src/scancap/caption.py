@@ -542,10 +542,15 @@ def load_decoders(model_dirs: Sequence[Path]) -> tuple[Decoder, Vocabulary]:
     return Decoder.of(*(model for model, _ in loaded)), vocab
 
 
-def member_dirs(model_dir: Path) -> list[Path]:
+def read_decoding(model_dir: Path) -> dict:
+    """DECODING_FILE of a captioner (beam, length exponent, ensemble members); {} without one."""
+    path = model_dir / DECODING_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def member_dirs(model_dir: Path, decoding: dict | None = None) -> list[Path]:
     """The decoder folders of a captioner: its ensemble's members, or the folder itself."""
-    decoding = model_dir / DECODING_FILE
-    members = json.loads(decoding.read_text()).get("members", []) if decoding.exists() else []
+    members = (read_decoding(model_dir) if decoding is None else decoding).get("members", [])
     return [model_dir / name for name in members] or [model_dir]
 
 
@@ -575,9 +580,9 @@ class Captioner:
     @classmethod
     def load(cls, model_dir: Path | None = None) -> Captioner:
         model_dir = Path(model_dir or MODEL_DIR)
-        decoding = model_dir / DECODING_FILE
-        alpha = json.loads(decoding.read_text())["length_penalty"] if decoding.exists() else None
-        return cls(*load_decoders(member_dirs(model_dir)), alpha or LENGTH_PENALTY)
+        decoding = read_decoding(model_dir)
+        decoder, vocab = load_decoders(member_dirs(model_dir, decoding))
+        return cls(decoder, vocab, decoding.get("length_penalty", LENGTH_PENALTY))
 
     @property
     def backbone(self) -> keras.Model:

@@ -111,11 +111,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_ensemble(args: argparse.Namespace) -> int:
-    from scancap.caption_train import build_ensemble
+    from scancap.caption_train import build_ensemble, chosen_row
 
     decoding = build_ensemble(args.members, Path(args.out), **data_options(args))
     if not args.quiet:
-        best = max(decoding["search"], key=lambda row: row["CIDEr-D"])
+        best = chosen_row(decoding)
         print(
             f"saved {len(args.members)} members to {args.out}: length exponent "
             f"{decoding['length_penalty']}, dev beam-{decoding['beam']} BLEU-4 "

@@ -30,6 +30,7 @@ from scancap.caption import (
     Caption,
     Captioner,
     member_dirs,
+    read_decoding,
     tokenize,
 )
 from scancap.caption_data import (
@@ -42,7 +43,7 @@ from scancap.caption_data import (
 )
 from scancap.caption_metrics import caption_scores
 from scancap.caption_scst import SCST_HISTORY_FILE
-from scancap.caption_train import HISTORY_FILE, RECORD_FILE, machine
+from scancap.caption_train import HISTORY_FILE, RECORD_FILE, chosen_row, machine
 from scancap.figures import save
 from scancap.io import atomic_write_text, load_image
 from scancap.paths import data_dir, reports_dir
@@ -355,12 +356,13 @@ def write_report(
 def training_record(model_dir: Path) -> dict:
     """The training record of a single decoder, or of an ensemble's first member completed with
     the ensemble's decoding, its members' summaries and their largest training memory."""
-    members = member_dirs(model_dir)
+    decoding = read_decoding(model_dir)
+    members = member_dirs(model_dir, decoding)
     records = [json.loads((member / RECORD_FILE).read_text()) for member in members]
     if len(members) == 1:
         return records[0]
     return records[0] | {
-        "decoding": json.loads((model_dir / DECODING_FILE).read_text()),
+        "decoding": decoding,
         "peak_rss_mb": max(record["peak_rss_mb"] for record in records),
         "members": [
             member_summary(member.name, record)
@@ -371,7 +373,7 @@ def training_record(model_dir: Path) -> dict:
 
 def member_summary(name: str, record: dict) -> dict:
     """One row of the ensemble table: how the member was trained and how it scores alone."""
-    alone = max(record["decoding"]["search"], key=lambda row: row["CIDEr-D"])
+    alone = chosen_row(record["decoding"])
     scst = record.get("scst")
     return {
         "member": name,
@@ -379,7 +381,6 @@ def member_summary(name: str, record: dict) -> dict:
         "cross-entropy epochs (best)": f"{record['epochs_run']} ({record['best_epoch']})",
         "SCST epochs (best)": (
             f"{scst['epochs_run']} ({scst['best_epoch']}), seed {scst['recipe']['seed']}"
-            + (", dropout" if scst["recipe"].get("dropout") else "")
             if scst
             else "none"
         ),
@@ -392,7 +393,7 @@ def member_summary(name: str, record: dict) -> dict:
 def ensemble_section(record: dict) -> str:
     """What the ensemble is, its members alone, and what combining them costs."""
     members = pd.DataFrame(record["members"]).set_index("member")
-    best = max(record["decoding"]["search"], key=lambda row: row["CIDEr-D"])
+    best = chosen_row(record["decoding"])
     return f"""
 ## Ensemble
 

@@ -290,6 +290,11 @@ def save_decoding(
     return decoding
 
 
+def chosen_row(decoding: dict) -> dict:
+    """The dev scores of the length exponent that `save_decoding` chose."""
+    return max(decoding["search"], key=lambda row: row["CIDEr-D"])
+
+
 def choose_length_penalty(
     decoder: Decoder,
     vocab: Vocabulary,
