@@ -101,36 +101,6 @@ def test_augmented_views_are_seeded_uint8_rgb() -> None:
     assert (gray[..., 0] == gray[..., 2]).all()
 
 
-def test_halftone_keeps_the_tone_and_adds_a_screen() -> None:
-    """A printed reproduction of the camera man: same tones at a distance, dots up close."""
-    from skimage import data, filters
-
-    image = doctype.to_gray(data.camera()[::2, ::2, None].repeat(3, axis=2))
-    printed = doctype._halftone(image, np.random.default_rng(0))
-    assert printed.shape == image.shape and printed.dtype == np.uint8
-    assert (printed[..., 0] == printed[..., 2]).all()  # a grey print gets one screen
-
-    def coarse(x: np.ndarray) -> np.ndarray:
-        return filters.gaussian(x[..., 0].astype(float), sigma=4)
-
-    assert np.abs(coarse(printed) - coarse(image)).mean() < 12  # grey levels, of 255
-    flat = image[0:40, 180:220, 0].astype(float)  # the sky: smooth in the photo
-    assert printed[0:40, 180:220, 0].std() > 3 * max(flat.std(), 1.0)
-
-
-def test_print_grain_is_colourless_and_correlated() -> None:
-    from skimage import data
-
-    image = np.full((128, 128, 3), (120, 90, 60), np.uint8)
-    grainy = doctype._print_grain(image, np.random.default_rng(1)).astype(int)
-    added = grainy - image
-    np.testing.assert_array_equal(added[..., 0], added[..., 2])  # same on every channel
-    grain = added[..., 0].astype(float)
-    neighbours = np.corrcoef(grain[:, :-1].ravel(), grain[:, 1:].ravel())[0, 1]
-    assert grain.std() >= 3 and neighbours > 0.3  # film grain spans pixels; sensor noise ~0
-    assert doctype._print_grain(data.astronaut(), np.random.default_rng(1)).dtype == np.uint8
-
-
 # --- the shipped model ----------------------------------------------------------------------------
 
 
@@ -241,3 +211,22 @@ def test_clean_view_weighting_balances_clean_and_augmented_views() -> None:
     assert weights.mean() == pytest.approx(1.0)
     clean = views == "clean"
     assert weights[clean].sum() == pytest.approx(weights[~clean].sum())  # 10 x 3 = 30 x 1
+
+
+# --- the report's unseen-source check -------------------------------------------------------------
+
+
+@needs_data
+@needs_model
+@pytest.mark.slow
+def test_unseen_source_check_reads_every_listed_image(classifier: classify.Classifier) -> None:
+    """Every image of the unseen-source table still ships where it is looked for, is decoded
+    (PNG with alpha, grey, palette, JPEG) and is scored against its label."""
+    from scancap.classify_report import UNSEEN_NON_PHOTOS, UNSEEN_PHOTOS, unseen_table
+
+    table = unseen_table(classifier, data_dir())
+    listed = sum(len(files) for files in (*UNSEEN_PHOTOS.values(), *UNSEEN_NON_PHOTOS.values()))
+    assert len(table) == listed
+    assert table["p_photo"].between(0, 1).all()
+    assert (table["correct"] == (table["is_photo"] == (table["class"] == "photo"))).all()
+    assert table["correct"].mean() >= 0.8

@@ -43,7 +43,7 @@ VIEWS = {
     "val": ("clean", "gray"),
     "test": ("clean", "gray"),
 }
-AUGMENTATION_VERSION = 4  # bump when augment() changes: it invalidates the feature caches
+AUGMENTATION_VERSION = 3  # bump when augment() changes: it invalidates the feature caches
 
 
 def default_cache_dir() -> Path:
@@ -114,7 +114,7 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = image.astype(np.float32)
     gray = x.mean(axis=2, keepdims=True)
     x = gray + (x - gray) * rng.uniform(0.6, 1.4)  # saturation
-    x = x.mean() + (x - x.mean()) * rng.uniform(0.75, 1.5)  # contrast (reproductions push it)
+    x = x.mean() + (x - x.mean()) * rng.uniform(0.75, 1.25)  # contrast
     x = x * rng.uniform(0.8, 1.2)  # brightness
     return np.clip(x, 0, 255).astype(np.uint8)
 
@@ -143,39 +143,6 @@ def _aged_print(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x + grain, 0, 255).astype(np.uint8)
 
 
-def _halftone(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A printed reproduction (book, newspaper, card): ink dots on a rotated screen, then the
-    scanner's blur, which smooths the dots into a texture without removing it.
-
-    Each channel gets its own screen angle, as the inks of a colour print do; a grey image's
-    channels are equal, so it gets one screen.
-    """
-    height, width = image.shape[:2]
-    period = rng.uniform(2.5, 5.0)
-    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = rng.uniform(0, np.pi / 2)
-    grey = bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
-    out = np.empty_like(image)
-    for channel in range(3):
-        angle = base + (0.0 if grey else channel * np.pi / 6)
-        u = (cols * np.cos(angle) + rows * np.sin(angle)) * (2 * np.pi / period)
-        v = (rows * np.cos(angle) - cols * np.sin(angle)) * (2 * np.pi / period)
-        screen = (np.cos(u) + np.cos(v) + 2) / 4  # in [0, 1]: dot centres at 1
-        ink = image[..., channel].astype(np.float32) / 255 < screen  # darker: bigger dots
-        out[..., channel] = np.where(ink, 0, 255).astype(np.uint8)
-    return cv2.GaussianBlur(out, (0, 0), period * rng.uniform(0.3, 0.5))
-
-
-def _print_grain(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An old print's grain or paper texture: colourless, correlated over a pixel or two, unlike
-    sensor noise, which is independent per pixel and per channel."""
-    height, width = image.shape[:2]
-    grain = rng.normal(0, 1, (height, width)).astype(np.float32)
-    grain = cv2.GaussianBlur(grain, (0, 0), rng.uniform(0.6, 1.5))
-    grain *= rng.uniform(4, 20) / max(float(grain.std()), 1e-6)
-    return np.clip(image + grain[..., None], 0, 255).astype(np.uint8)
-
-
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -184,14 +151,11 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A scan-like variant of a uint8 RGB image: crop, flip, colour, grey/sepia, print texture,
-    blur, noise, JPEG.
+    """A scan-like variant of a uint8 RGB image: crop, flip, colour, grey/sepia, blur, noise, JPEG.
 
     Each step targets a shortcut or a scanning artefact: grey and sepia (half of them also faded,
     grainy and vignetted) because real old photos are monochrome while almost every photo here is
-    colour, and every class gets them so that monochrome alone says nothing; a halftone screen
-    or correlated grain because archived photos are often printed reproductions, whose texture
-    must not read as paint; blur and low
+    colour, and every class gets them so that monochrome alone says nothing; blur and low
     resolution because small sources (symbols, sketches) are upscaled; noise (up to σ=35, or a
     noisy photo is sorted as a painting and never restored) and JPEG because scans carry both.
     """
@@ -206,11 +170,6 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = _sepia(x)
     if tone < 0.5 and rng.random() < 0.5:
         x = _aged_print(x, rng)
-    texture = rng.random()
-    if texture < 0.15:
-        x = _halftone(x, rng)
-    elif texture < 0.45:
-        x = _print_grain(x, rng)
     if rng.random() < 0.2:
         scale = rng.uniform(0.35, 0.7)
         small = (max(8, round(x.shape[1] * scale)), max(8, round(x.shape[0] * scale)))
