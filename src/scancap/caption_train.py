@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import time
 from collections.abc import Sequence
@@ -56,6 +55,7 @@ from scancap.caption_scst import (
     self_critical,
 )
 from scancap.io import atomic_write_text
+from scancap.memory import peak_rss_mb
 
 HISTORY_FILE = "history.csv"
 RECORD_FILE = "training.json"
@@ -177,11 +177,6 @@ def machine() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     names = re.findall(r"model name\s*: (.+)", cpuinfo.read_text()) if cpuinfo.exists() else []
     return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (what `/usr/bin/time -v` reports), in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass

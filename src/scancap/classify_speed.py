@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
+
+from scancap.memory import peak_rss_mb
 
 
 def measure(paths: list[Path], model_dir: Path | None, batch_size: int, repeats: int) -> dict:
@@ -34,7 +35,7 @@ def measure(paths: list[Path], model_dir: Path | None, batch_size: int, repeats:
         "seconds": seconds,
         "images_per_second": images / seconds,
         "load_seconds": load_seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
