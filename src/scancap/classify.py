@@ -1,12 +1,13 @@
 """Photo or not: the classifier's networks, its calibration and the prediction API.
 
-The shipped classifier is the frozen ImageNet backbone (models/mobilenet_v2_imagenet.keras)
-followed by a small trained part, saved alone in models/classifier/. The head reads two frozen
-outputs of one backbone pass: the pooled 7x7x1280 grid (what the image shows) and per-channel
-mean and standard deviation of block 13's 14x14x96 grid (texture: brush strokes, paper, print
-screens; reports/classification.md measures what they add). "transfer" keeps blocks 14-18 frozen;
-"finetuned" trains copies of them. Either way the pipeline can run the shared frozen layers
-once per image and hand their outputs to `Classifier.predict_from_features`.
+The shipped classifier is the frozen ImageNet EfficientNet-Lite0 (models/
+efficientnet_lite0_imagenet.npz) followed by a small trained part, saved alone in
+models/classifier/. The head reads two frozen outputs of one backbone pass: the pooled 7x7x1280
+grid (what the image shows) and per-channel mean and standard deviation of block 10's
+14x14x112 grid (texture: brush strokes, paper, print screens; reports/classification.md
+measures what they add). "transfer" keeps blocks 11-15 frozen; "finetuned" trains copies of
+them. Lite0 won over the MobileNetV2 the captioner reads on val
+(reports/classification_experiments.md), so the classifier has its own backbone pass.
 
 Both kinds have two outputs: a photo logit, turned into a calibrated p(photo) by temperature
 scaling fitted on val, and five subtype logits, which route non-photos.
@@ -25,15 +26,16 @@ from keras import layers, regularizers
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, softmax
 
-from scancap.backbone import FEATURE_LAYER, load_backbone, to_model_input
+from scancap.backbone import to_model_input
 from scancap.batch import load_batches
-from scancap.doctype import LABELS, PHOTO, TRUNK_LAYER, feature_model
+from scancap.doctype import LABELS, PHOTO, feature_model
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
+from scancap.lite0 import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.paths import models_dir
 
 IMAGE_SIZE = 224
 POOLED_DIM = 1280
-TRUNK_SHAPE = (14, 14, 96)  # TRUNK_LAYER's output at 224 px
+TRUNK_SHAPE = (14, 14, 112)  # TRUNK_LAYER's output at 224 px
 TARGET_PRECISION = 0.99
 MIN_THRESHOLD = 0.5  # below it a "photo" would be likelier a non-photo than not, at val's priors
 MODEL_FILE = "classifier.keras"
@@ -131,7 +133,7 @@ def adapt_texture(model: keras.Model, trunk: np.ndarray, chunk: int = 2048) -> N
 
 
 def build_top(backbone: keras.Model, config: HeadConfig = HeadConfig()) -> keras.Model:
-    """The fine-tuned model's trainable part: frozen-trunk grid -> blocks 14-18 -> two outputs.
+    """The fine-tuned model's trainable part: frozen-trunk grid -> blocks 11-15 -> two outputs.
 
     The blocks are the backbone's own layers (so they start from ImageNet weights); pass a
     freshly loaded backbone, since training changes them. BatchNorm stays frozen, in inference
@@ -290,7 +292,7 @@ class Classifier:
         self.trained = trained
         self.calibration = calibration
         self.kind = "transfer" if len(trained.inputs) == 2 else "finetuned"
-        backbone = backbone or load_backbone()
+        backbone = backbone or load_lite0()
         self.trained.compile(jit_compile=False)
         if self.kind == "transfer":
             # The shared frozen layers whose outputs this classifier reads, in input order.

