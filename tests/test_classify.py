@@ -109,23 +109,9 @@ def classifier() -> classify.Classifier:
     return classify.Classifier.load()
 
 
-# A real, known miss, kept visible: a clean grey studio portrait from about 1900 (p(photo) about
-# 0.01) that the model reads as a painted portrait. Strict: the test fails once it is fixed.
-KNOWN_MISSES = {"photo_David_Hilbert.png": "old grey studio portrait read as a painting"}
-
-
 @needs_model
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[p.name]))
-        if p.name in KNOWN_MISSES
-        else p
-        for p in SAMPLE_FILES
-    ],
-    ids=lambda p: p.stem[:40],
-)
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem[:40])
 def test_shipped_classifier_labels_the_sample_correctly(
     classifier: classify.Classifier, path: Path
 ) -> None:
@@ -137,7 +123,7 @@ def test_shipped_classifier_labels_the_sample_correctly(
 @needs_model
 @pytest.mark.slow
 def test_features_path_matches_the_image_path(classifier: classify.Classifier) -> None:
-    """What the pipeline does (one shared backbone pass) gives the same verdicts."""
+    """The cached-features path (training, evaluation) gives the image path's verdicts."""
     from scancap.backbone import to_model_input
     from scancap.io import load_image
 

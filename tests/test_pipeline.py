@@ -140,14 +140,18 @@ def test_the_python_api_analyses_files_and_arrays(pipeline: Pipeline, tmp_path: 
     assert broken.status == "error" and broken.error
 
 
-def test_a_photo_left_unchanged_is_captioned_from_the_classification_pass(
-    pipeline: Pipeline,
-) -> None:
+def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> None:
+    """The captioner describes what restoration returned: the photo itself when restoration
+    leaves it as it is, its denoised pixels when it does not."""
     clean = np.asarray(data.chelsea())  # clean and sharp: restoration leaves it as it is
-    result = pipeline.analyze(clean)
-    assert np.array_equal(result.restored, clean)
-    direct = pipeline.captioner.caption_images([clean], beam=pipeline.config.beam)[0][0]
-    assert result.caption == direct
+    noise = np.random.default_rng(0).normal(0, 15, clean.shape)
+    noisy = np.clip(clean + noise, 0, 255).astype(np.uint8)
+    untouched, denoised = pipeline.analyze(clean), pipeline.analyze(noisy)
+    assert np.array_equal(untouched.restored, clean)
+    assert denoised.is_photo and not np.array_equal(denoised.restored, noisy)
+    for result in (untouched, denoised):
+        direct = pipeline.captioner.caption_images([result.restored], beam=pipeline.config.beam)
+        assert result.caption == direct[0][0]
 
 
 def test_restoration_over_the_time_limit_is_an_error_not_a_hang() -> None:

@@ -91,7 +91,7 @@ print("shipped vocabulary rebuilt identically:", shipped_vocab.words == vocab.wo
 # %% [markdown]
 # ## 2. The model
 #
-# **Encoder.** The ImageNet MobileNetV2 of the classification stage, frozen. Its last grid at
+# **Encoder.** ImageNet MobileNetV2 (converted from torchvision's weights), frozen. Its last grid at
 # 224 px is 7×7×1280: 49 region features of 1,280 values, each summarising a 32×32-pixel
 # cell and its context. It runs once per image; for training its grids are cached on disk as
 # float16 memory maps (7,000 × 49 × 1,280 × 2 B = 0.9 GB) and streamed with `tf.data`.

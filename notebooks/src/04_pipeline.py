@@ -59,8 +59,9 @@ display(pd.Series(asdict(RunConfig()), name="default").to_frame())
 # ## 2. A run on the shipped samples
 #
 # `scancap run samples --out OUT` is the README's main command; here the same function is
-# called from Python. The models load once (`Pipeline.load`); one backbone pass per image
-# serves the classifier, and the captioner too when restoration leaves a photo unchanged.
+# called from Python. The models load once (`Pipeline.load`). Every image gets one pass of
+# the classifier's backbone (EfficientNet-Lite0); each photo, once restored, one pass of the
+# captioner's (MobileNetV2).
 
 # %%
 pipeline = Pipeline.load(RunConfig(copy_non_photos=True))

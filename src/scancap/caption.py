@@ -590,6 +590,7 @@ class Captioner:
             from scancap.backbone import load_backbone
 
             self._backbone = load_backbone(include_top=False)
+            self._backbone.compile(jit_compile=False)  # XLA is slower on this CPU
         return self._backbone
 
     def describe(self, grids: np.ndarray, beam: int = 3, batch_size: int = 100) -> list[Caption]:

@@ -294,12 +294,9 @@ class Classifier:
         self.kind = "transfer" if len(trained.inputs) == 2 else "finetuned"
         backbone = backbone or load_lite0()
         self.trained.compile(jit_compile=False)
-        if self.kind == "transfer":
-            # The shared frozen layers whose outputs this classifier reads, in input order.
-            self.features_layers = (TRUNK_LAYER, FEATURE_LAYER)
+        if self.kind == "transfer":  # (trunk grid, 7x7 grid), what the feature cache holds
             self.frozen = feature_model(backbone)
         else:
-            self.features_layers = (TRUNK_LAYER,)
             self.frozen = keras.Model(
                 backbone.input, backbone.get_layer(TRUNK_LAYER).output, name="frozen_trunk"
             )
@@ -314,7 +311,10 @@ class Classifier:
         threshold: float | None = None,
         backbone: keras.Model | None = None,
     ) -> Classifier:
-        """Load models/classifier (or `folder`); `threshold` overrides the calibrated one."""
+        """Load models/classifier (or `folder`); `threshold` overrides the calibrated one.
+
+        `backbone`: an already loaded Lite0 (from `load_lite0`), to share between classifiers.
+        """
         folder = Path(folder or default_dir())
         path = folder / MODEL_FILE
         if not path.exists():
@@ -328,7 +328,7 @@ class Classifier:
     def logits_from_features(
         self, features: np.ndarray | Sequence[np.ndarray], chunk: int = 256
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (photo, subtype) logits from the outputs of `features_layers`.
+        """Raw (photo, subtype) logits from the frozen part's outputs (`features`).
 
         A transfer classifier takes (trunk grid, top grid); the 7x7x1280 top grid may also be
         given already pooled, as (n, 1280). A fine-tuned one takes the trunk grid alone.
@@ -348,7 +348,7 @@ class Classifier:
     def predict_from_features(
         self, features: np.ndarray | Sequence[np.ndarray]
     ) -> list[Prediction]:
-        """Predictions from the outputs of the shared frozen layers (`features_layers`)."""
+        """Predictions from the frozen part's outputs, computed now or read from a cache."""
         return decide(*self.logits_from_features(features), self.calibration)
 
     def features(self, batch: np.ndarray) -> np.ndarray | list[np.ndarray]:

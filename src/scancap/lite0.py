@@ -55,7 +55,9 @@ def wheel_weights_path() -> Path:
 # --- the architecture -----------------------------------------------------------------------------
 
 
-def _conv(x: keras.KerasTensor, filters: int, kernel: int, strides: int, name: str):
+def _conv(
+    x: keras.KerasTensor, filters: int, kernel: int, strides: int, name: str
+) -> keras.KerasTensor:
     return layers.Conv2D(filters, kernel, strides, padding="same", use_bias=False, name=name)(x)
 
 
@@ -87,7 +89,9 @@ def _mobile_block(
     return layers.Identity(name=f"block_{index}_out")(y)
 
 
-def build_lite0(include_top: bool, input_shape: tuple[int, int, int] = (224, 224, 3)) -> keras.Model:
+def build_lite0(
+    include_top: bool, input_shape: tuple[int, int, int] = (224, 224, 3)
+) -> keras.Model:
     """EfficientNet-Lite0 taking RGB floats in [0, 1], like the MobileNetV2 backbone.
 
     Its own input scaling, (x - 127) / 128 on 0-255 values, is the first layer. With the top

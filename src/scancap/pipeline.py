@@ -1,9 +1,9 @@
 """The product: a folder of scans in; sorted, restored and captioned results out.
 
-Per image: decode -> classify -> if photo: restore -> caption the restored photo. One pass of
-the frozen backbone gives what the classifier reads (block 13 and the 7x7 grid) and, when
-restoration leaves a photo as it was, the grid the captioner reads; a photo that restoration
-changed gets a second pass, on its new pixels. The neural stages run on batches; decoding runs
+Per image: decode -> classify -> if photo: restore -> caption the restored photo. The
+classifier runs its own backbone (EfficientNet-Lite0) on every image; the captioner's
+(MobileNetV2) runs on the photos only, after restoration, on the pixels it will describe. The
+neural stages run on batches; decoding runs
 in threads and restoration on worker threads, each image under a time limit. Every finished
 image goes into the ledger at once, so an interrupted run resumes where it stopped and ends
 with the same manifest.
@@ -22,18 +22,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from scancap import __version__
-from scancap.backbone import FEATURE_LAYER, load_backbone, to_model_input
 from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
 from scancap.caption import Captioner
 from scancap.classify import Classifier, Prediction
 from scancap.config import RunConfig
-from scancap.doctype import TRUNK_LAYER
 from scancap.io import (
     ImageLoadError,
     atomic_write_bytes,
@@ -164,7 +161,7 @@ class Batch:
     """A batch between the two phases: classified, its photos being restored."""
 
     items: list[tuple[Result, Loaded]]
-    photos: list[tuple[Result, np.ndarray, np.ndarray]]  # (result, pixels, 7x7 grid)
+    photos: list[tuple[Result, np.ndarray]]  # (result, pixels)
     jobs: list[Future]
 
 
@@ -177,18 +174,8 @@ class Pipeline:
     def __init__(
         self, classifier: Classifier, captioner: Captioner, config: RunConfig | None = None
     ) -> None:
-        if classifier.kind != "transfer":
-            raise ValueError("the pipeline shares one backbone pass: needs a transfer classifier")
         config = config or RunConfig()
         self.classifier, self.captioner, self.config = classifier, captioner, config
-        backbone = classifier.frozen
-        # One pass, two readers: block 13 (classifier texture) and the 7x7 grid (both).
-        self.features = keras.Model(
-            backbone.input,
-            [backbone.get_layer(TRUNK_LAYER).output, backbone.get_layer(FEATURE_LAYER).output],
-            name="shared_backbone_pass",
-        )
-        self.features.compile(jit_compile=False)
         self.restorer = RestoreWorkers(
             config.restore_mode, config.restore_strength, config.workers, config.time_limit
         )
@@ -197,10 +184,7 @@ class Pipeline:
     def load(cls, config: RunConfig | None = None, models: Path | None = None) -> Pipeline:
         """The shipped models (or those under `models/`), configured by `config`."""
         config = config or RunConfig()
-        backbone = load_backbone()
-        classifier = Classifier.load(
-            models / "classifier" if models else None, config.threshold, backbone
-        )
+        classifier = Classifier.load(models / "classifier" if models else None, config.threshold)
         captioner = Captioner.load(models / "captioner" if models else None)
         return cls(classifier, captioner, config)
 
@@ -215,16 +199,6 @@ class Pipeline:
 
     # --- one batch of decoded images -------------------------------------------------------------
 
-    def backbone_pass(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(block-13 grids, 7x7x1280 grids) of uint8 RGB images, NEURAL_BATCH at a time."""
-        trunks, grids = [], []
-        for first in range(0, len(images), NEURAL_BATCH):
-            batch = np.stack([to_model_input(i) for i in images[first : first + NEURAL_BATCH]])
-            trunk, grid = self.features.predict_on_batch(batch)
-            trunks.append(np.asarray(trunk))
-            grids.append(np.asarray(grid))
-        return np.concatenate(trunks), np.concatenate(grids)
-
     def analyze_loaded(self, items: list[tuple[Result, Loaded]]) -> list[Result]:
         """Classify, restore and caption a batch; each Result is filled in place and returned."""
         return self.finish_batch(self.start_batch(items))
@@ -233,7 +207,7 @@ class Pipeline:
         """Classify a batch and start restoring its photos (on the worker threads).
 
         `run` starts the next batch before finishing this one, so that restoration overlaps
-        the next backbone pass instead of leaving a core idle.
+        the next classification instead of leaving a core idle.
         """
         for result, image in items:
             if isinstance(image, ImageLoadError):
@@ -243,45 +217,39 @@ class Pipeline:
             return Batch(items, [], [])
         results, images = [list(x) for x in zip(*ok, strict=True)]
         start = time.perf_counter()
-        trunks, grids = self.backbone_pass(images)
-        predictions = self.classifier.predict_from_features([trunks, grids])
+        predictions = self.classifier.predict(images, NEURAL_BATCH)
         per_image = (time.perf_counter() - start) / len(images)
         photos = []
-        for i, (result, image, prediction) in enumerate(
-            zip(results, images, predictions, strict=True)
-        ):
+        for result, image, prediction in zip(results, images, predictions, strict=True):
             result.height, result.width = image.shape[:2]
             result.set_prediction(prediction)
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
-                photos.append((result, image, grids[i]))
-        return Batch(items, photos, self.restorer.submit([image for _, image, _ in photos]))
+                photos.append((result, image))
+        return Batch(items, photos, self.restorer.submit([image for _, image in photos]))
 
     def finish_batch(self, batch: Batch) -> list[Result]:
         """Collect the batch's restored photos and caption them."""
         restored = self.restorer.collect(batch.jobs)
-        to_caption, changed = [], []
-        for (result, _, grid), outcome in zip(batch.photos, restored, strict=True):
+        to_caption = []
+        for (result, _), outcome in zip(batch.photos, restored, strict=True):
             if isinstance(outcome, str):
                 result.fail(outcome)
                 continue
             result.restored, record = outcome
             result.set_restoration(record)
-            to_caption.append((result, grid))
-            if record.changed:
-                changed.append(len(to_caption) - 1)
+            to_caption.append(result)
         if to_caption:
-            self._caption(to_caption, changed)
+            self._caption(to_caption)
         return [result for result, _ in batch.items]
 
-    def _caption(self, to_caption: list[tuple[Result, np.ndarray]], changed: list[int]) -> None:
+    def _caption(self, to_caption: list[Result]) -> None:
+        """Caption the restored photos (unchanged ones are their own restoration)."""
         start = time.perf_counter()
-        grids = np.stack([grid for _, grid in to_caption])
-        if changed:  # new pixels, new grid; unchanged photos reuse the classification pass
-            grids[changed] = self.backbone_pass([to_caption[i][0].restored for i in changed])[1]
+        grids = self.captioner.grids([result.restored for result in to_caption])
         captions = self.captioner.describe(grids, beam=self.config.beam)
         per_image = (time.perf_counter() - start) / len(to_caption)
-        for (result, _), caption in zip(to_caption, captions, strict=True):
+        for result, caption in zip(to_caption, captions, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
             result.seconds_caption = round(per_image, 4)
 
