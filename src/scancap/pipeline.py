@@ -3,10 +3,9 @@
 Per image: decode -> classify -> if photo: restore -> caption the restored photo. The
 classifier runs its own backbone (EfficientNet-Lite0) on every image; the captioner's
 (MobileNetV2) runs on the photos only, after restoration, on the pixels it will describe. The
-neural stages run on batches; decoding runs
-in threads and restoration on worker threads, each image under a time limit. Every finished
-image goes into the ledger at once, so an interrupted run resumes where it stopped and ends
-with the same manifest.
+neural stages run on batches; decoding runs in threads and restoration on worker threads, each
+image under a time limit. Every finished image goes into the ledger at once, so an interrupted
+run resumes where it stopped and ends with the same manifest.
 """
 
 from __future__ import annotations
