@@ -13,6 +13,7 @@ import importlib.resources
 import io
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -304,53 +305,68 @@ def build_mobilenet_v2(
 # --- weights --------------------------------------------------------------------------------------
 
 
-def _torch_weights(layer: layers.Layer, state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The state_dict entries of one layer, in Keras layout and in get_weights() order."""
-    prefix = layer.name.replace("_", ".")
-    # torch parameter name -> axes permutation into Keras layout (None: 1-D, left as is).
-    if isinstance(layer, layers.DepthwiseConv2D):
-        layout = {"weight": (2, 3, 0, 1)}  # (C, 1, H, W) -> (H, W, C, 1)
-    elif isinstance(layer, layers.Conv2D):
-        layout = {"weight": (2, 3, 1, 0)}  # OIHW -> HWIO
-    elif isinstance(layer, layers.BatchNormalization):
-        layout = dict.fromkeys(("weight", "bias", "running_mean", "running_var"))
-    elif isinstance(layer, layers.Dense):
-        layout = {"weight": (1, 0), "bias": None}  # (out, in) -> (in, out)
-    else:
-        raise TypeError(f"no torchvision weights known for layer {layer.name!r}")
+# torch parameter -> axes permutation into Keras layout (None: 1-D, as is), per layer type.
+_TORCH_LAYOUTS = (
+    (layers.DepthwiseConv2D, {"weight": (2, 3, 0, 1)}),  # (C, 1, H, W) -> (H, W, C, 1)
+    (layers.Conv2D, {"weight": (2, 3, 1, 0)}),  # OIHW -> HWIO
+    (layers.BatchNormalization, dict.fromkeys(("weight", "bias", "running_mean", "running_var"))),
+    (layers.Dense, {"weight": (1, 0), "bias": None}),  # (out, in) -> (in, out)
+)
+
+
+def _torch_weights(
+    layer: layers.Layer, state_dict: dict[str, np.ndarray], module: str
+) -> dict[str, np.ndarray]:
+    """The state_dict entries of torch module `module` for one layer, in Keras layout and in
+    get_weights() order."""
+    layout = next((lay for kind, lay in _TORCH_LAYOUTS if isinstance(layer, kind)), None)
+    if layout is None:
+        raise TypeError(f"no torch weights known for layer {layer.name!r}")
     weights = {}
     for param, axes in layout.items():
-        key = f"{prefix}.{param}"
+        key = f"{module}.{param}"
         if key not in state_dict:
             raise KeyError(f"layer {layer.name!r} needs {key!r}, missing from the state_dict")
-        weights[key] = np.transpose(state_dict[key], axes)
+        weights[key] = np.transpose(state_dict[key], axes).astype(np.float32)
     return weights
 
 
-def load_torchvision_weights(model: keras.Model, state_dict: dict[str, np.ndarray]) -> None:
-    """Copy a torchvision MobileNetV2 state_dict into a model from build_mobilenet_v2.
+def copy_torch_weights(
+    model: keras.Model,
+    state_dict: dict[str, np.ndarray],
+    top_layer: str,
+    module_of: Callable[[str], str] = lambda name: name,
+) -> None:
+    """Copy a torch state_dict into `model`, whose layer names map to torch module paths.
 
-    Every layer with weights must be filled and every entry used (only the classifier's may be
-    left over, when the model has no top), so a naming slip cannot go unnoticed.
+    Every layer with weights must be filled and every entry used (only the top's may be left
+    over, when the model has no `top_layer`), so a naming slip cannot go unnoticed.
     """
     used: set[str] = set()
     for layer in model.layers:
         if layer.weights:
-            weights = _torch_weights(layer, state_dict)
+            weights = _torch_weights(layer, state_dict, module_of(layer.name))
             layer.set_weights(list(weights.values()))
             used.update(weights)
-    has_top = any(layer.name == CLASSIFIER_LAYER for layer in model.layers)
-    expected_unused = set() if has_top else {k for k in state_dict if k.startswith("classifier.")}
+    has_top = any(layer.name == top_layer for layer in model.layers)
+    top = f"{module_of(top_layer)}."
+    expected_unused = set() if has_top else {k for k in state_dict if k.startswith(top)}
     unused = set(state_dict) - used
     if unused != expected_unused:
         raise ValueError(f"state_dict entries left unused: {sorted(unused - expected_unused)}")
+
+
+def _torchvision_module(layer_name: str) -> str:
+    """Layer "features_2_conv_1_0" holds torchvision's module "features.2.conv.1.0"."""
+    return layer_name.replace("_", ".")
 
 
 def convert_backbone(path: str | Path = BACKBONE_PATH) -> Path:
     """Build the full model, load torchvision's weights and save it as a .keras file."""
     path = Path(path)
     model = build_mobilenet_v2(include_top=True)
-    load_torchvision_weights(model, read_torch_state_dict(torchvision_weights_path()))
+    state_dict = read_torch_state_dict(torchvision_weights_path())
+    copy_torch_weights(model, state_dict, CLASSIFIER_LAYER, _torchvision_module)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path

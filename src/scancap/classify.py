@@ -286,13 +286,11 @@ def decide(
 class Classifier:
     """The shipped classifier: frozen backbone part + the trained part + calibration."""
 
-    def __init__(
-        self, trained: keras.Model, calibration: Calibration, backbone: keras.Model | None = None
-    ) -> None:
+    def __init__(self, trained: keras.Model, calibration: Calibration) -> None:
         self.trained = trained
         self.calibration = calibration
         self.kind = "transfer" if len(trained.inputs) == 2 else "finetuned"
-        backbone = backbone or load_lite0()
+        backbone = load_lite0()
         self.trained.compile(jit_compile=False)
         if self.kind == "transfer":  # (trunk grid, 7x7 grid), what the feature cache holds
             self.frozen = feature_model(backbone)
@@ -305,16 +303,8 @@ class Classifier:
         self.frozen.compile(jit_compile=False)
 
     @classmethod
-    def load(
-        cls,
-        folder: Path | None = None,
-        threshold: float | None = None,
-        backbone: keras.Model | None = None,
-    ) -> Classifier:
-        """Load models/classifier (or `folder`); `threshold` overrides the calibrated one.
-
-        `backbone`: an already loaded Lite0 (from `load_lite0`), to share between classifiers.
-        """
+    def load(cls, folder: Path | None = None, threshold: float | None = None) -> Classifier:
+        """Load models/classifier (or `folder`); `threshold` overrides the calibrated one."""
         folder = Path(folder or default_dir())
         path = folder / MODEL_FILE
         if not path.exists():
@@ -323,7 +313,7 @@ class Classifier:
         calibration = Calibration(**json.loads((folder / CALIBRATION_FILE).read_text()))
         if threshold is not None:
             calibration = replace(calibration, threshold=threshold)
-        return cls(trained, calibration, backbone)
+        return cls(trained, calibration)
 
     def logits_from_features(
         self, features: np.ndarray | Sequence[np.ndarray], chunk: int = 256

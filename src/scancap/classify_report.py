@@ -149,21 +149,30 @@ def error_grid(errors: pd.DataFrame, data: Path) -> figures.plt.Figure:
     return figures.image_grid(images, titles)
 
 
-def samples_table(classifier: Classifier, folder: Path = SAMPLES) -> pd.DataFrame:
-    """The bundled full-size samples; the true class is the file-name prefix."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+def verdict_table(classifier: Classifier, paths: list[Path]) -> pd.DataFrame:
+    """p_photo, is_photo and subtype per file, in order; a file that fails to load is raised,
+    since a check that silently shrinks would look better than it is."""
     rows = []
-    for path, verdict in classifier.predict_files(paths):
+    for _, verdict in classifier.predict_files(paths):
+        if isinstance(verdict, ImageLoadError):
+            raise verdict
         rows.append(
             {
-                "file": path.name[:48],
-                "class": path.name.split("_")[0],
                 "p_photo": round(verdict.p_photo, 4),
                 "is_photo": verdict.is_photo,
                 "subtype": verdict.subtype,
             }
         )
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def samples_table(classifier: Classifier, folder: Path = SAMPLES) -> pd.DataFrame:
+    """The bundled full-size samples; the true class is the file-name prefix."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    names = pd.DataFrame(
+        {"file": [p.name[:48] for p in paths], "class": [p.name.split("_")[0] for p in paths]}
+    )
+    table = pd.concat([names, verdict_table(classifier, paths)], axis=1)
     return table.assign(
         correct=(table["is_photo"] == (table["class"] == "photo"))
         & (table["subtype"] == table["class"])
@@ -214,24 +223,14 @@ def unseen_table(classifier: Classifier, data: Path) -> pd.DataFrame:
         for source, files in names.items()
         for name in files
     ]
-    verdicts = []
-    for _, verdict in classifier.predict_files([path for _, path, _ in labelled]):
-        if isinstance(verdict, ImageLoadError):
-            raise verdict  # a package changed its data files: the check must not shrink quietly
-        verdicts.append(verdict)
-    table = pd.DataFrame(
+    names = pd.DataFrame(
         [
-            {
-                "file": path.name,
-                "source": source,
-                "class": "photo" if is_photo else "not photo",
-                "p_photo": round(verdict.p_photo, 4),
-                "is_photo": verdict.is_photo,
-                "subtype": verdict.subtype,
-            }
-            for (source, path, is_photo), verdict in zip(labelled, verdicts, strict=True)
+            {"file": path.name, "source": source, "class": "photo" if is_photo else "not photo"}
+            for source, path, is_photo in labelled
         ]
     )
+    paths = [path for _, path, _ in labelled]
+    table = pd.concat([names, verdict_table(classifier, paths)], axis=1)
     return table.assign(correct=table["is_photo"] == (table["class"] == "photo"))
 
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from scancap.backbone import read_torch_state_dict
+from scancap.backbone import copy_torch_weights, read_torch_state_dict
 from scancap.paths import models_dir
 
 # (kernel, first stride, expansion, output channels, repeats) per stage, as in the Lite0 port.
@@ -115,42 +115,9 @@ def build_lite0(
 
 # --- weights --------------------------------------------------------------------------------------
 
-# torch parameter -> axes permutation into Keras layout (None: 1-D, as is), per layer type.
-_LAYOUTS = (
-    (layers.DepthwiseConv2D, {"weight": (2, 3, 0, 1)}),  # (C, 1, H, W) -> (H, W, C, 1)
-    (layers.Conv2D, {"weight": (2, 3, 1, 0)}),  # OIHW -> HWIO
-    (layers.BatchNormalization, dict.fromkeys(("weight", "bias", "running_mean", "running_var"))),
-    (layers.Dense, {"weight": (1, 0), "bias": None}),  # (out, in) -> (in, out)
-)
-
-
-def _layer_weights(layer: layers.Layer, state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The state_dict entries of one layer, in Keras layout and in get_weights() order."""
-    layout = next((lay for kind, lay in _LAYOUTS if isinstance(layer, kind)), None)
-    if layout is None:
-        raise TypeError(f"no Lite0 weights known for layer {layer.name!r}")
-    weights = {}
-    for param, axes in layout.items():
-        key = f"{layer.name}.{param}"
-        if key not in state_dict:
-            raise KeyError(f"layer {layer.name!r} needs {key!r}, missing from the weights")
-        weights[key] = np.transpose(state_dict[key], axes)
-    return weights
-
-
 def set_lite0_weights(model: keras.Model, state_dict: dict[str, np.ndarray]) -> None:
     """Fill a model from build_lite0; every entry must be used (but the top's, without it)."""
-    used: set[str] = set()
-    for layer in model.layers:
-        if layer.weights:
-            weights = _layer_weights(layer, state_dict)
-            layer.set_weights([w.astype(np.float32) for w in weights.values()])
-            used.update(weights)
-    has_top = any(layer.name == CLASSIFIER_LAYER for layer in model.layers)
-    expected_unused = set() if has_top else {k for k in state_dict if k.startswith("_fc.")}
-    unused = set(state_dict) - used
-    if unused != expected_unused:
-        raise ValueError(f"weights left unused: {sorted(unused - expected_unused)}")
+    copy_torch_weights(model, state_dict, CLASSIFIER_LAYER)
 
 
 def convert_lite0(path: str | Path = LITE0_PATH) -> Path:
