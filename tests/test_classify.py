@@ -216,3 +216,19 @@ def test_unseen_source_check_reads_every_listed_image(classifier: classify.Class
     assert table["p_photo"].between(0, 1).all()
     assert (table["correct"] == (table["is_photo"] == (table["class"] == "photo"))).all()
     assert table["correct"].mean() >= 0.8
+
+
+@needs_data
+@needs_model
+@pytest.mark.slow
+def test_photos_from_new_sources_are_called_photos(classifier: classify.Classifier) -> None:
+    """The 104 benchmark photos (colour and grey) are each scored, and nine in ten at least
+    are called photos; the last row adds the three sources up."""
+    from scancap.classify_report import NEW_SOURCE_PHOTOS, new_source_photo_recall
+
+    table = new_source_photo_recall(classifier, data_dir())
+    assert list(table["source"]) == [*NEW_SOURCE_PHOTOS, "all three"]
+    per_source, total = table.iloc[:-1], table.iloc[-1]
+    assert total["photos"] == per_source["photos"].sum() == 104
+    assert total["called photo"] == per_source["called photo"].sum()
+    assert total["called photo"] / total["photos"] >= 0.9
