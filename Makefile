@@ -24,10 +24,12 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
 	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
 
 bench-restoration: setup
 	$(BIN)/python benchmarks/restoration.py --data $(DATA)

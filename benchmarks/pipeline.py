@@ -269,9 +269,7 @@ calibrated threshold.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "part", choices=["throughput", "memory", "study", "robustness", "report"]
-    )
+    parser.add_argument("part", choices=["throughput", "memory", "study", "robustness", "report"])
     parser.add_argument("--count", type=int, help="inputs (200 throughput, 10,000 memory)")
     parser.add_argument("--limit", type=int, help="study: first N dev images (default all)")
     args = parser.parse_args()

@@ -115,9 +115,7 @@ def register_cli(
         "in the model's calibration.json)",
     )
     parser.add_argument("--model", type=Path, help="classifier folder (default: models/classifier)")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=32, help="images per batch (32)"
-    )
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
     add_batch_options(parser)
     parser.set_defaults(handler=cmd_classify)
 

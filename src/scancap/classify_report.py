@@ -633,8 +633,7 @@ def fit_text(records: dict[str, RunRecord]) -> str:
         "*variance* (over-fitting: it learned the training images rather than the classes). "
         "The epoch-log train loss is measured with dropout on and on augmented views, so it "
         "can exceed val loss; the clean-train accuracy in inference mode is the fair "
-        "comparison. Read from the table:\n\n"
-        + "\n".join(_fit_reading(row) for row in rows)
+        "comparison. Read from the table:\n\n" + "\n".join(_fit_reading(row) for row in rows)
     )
 
 

@@ -1,15 +1,15 @@
 """Run settings: defaults in code, overridden by a TOML file, overridden by flags.
 
-    [run]
-    threshold = 0.8        # p(photo) from which an image is a photo (default: model card)
-    restore_mode = "auto-fast"  # or "auto" (better, ~10x slower), "none", one filter
-    restore_strength = 1.0  # scales the denoising σ: < 1 keeps more grain
-    beam = 3
-    workers = 2
-    copy_non_photos = true
-    caption_txt = false
-    max_pixels = 80_000_000
-    time_limit = 60.0      # seconds per image before it is given up as an error
+[run]
+threshold = 0.8        # p(photo) from which an image is a photo (default: model card)
+restore_mode = "auto-fast"  # or "auto" (better, ~10x slower), "none", one filter
+restore_strength = 1.0  # scales the denoising σ: < 1 keeps more grain
+beam = 3
+workers = 2
+copy_non_photos = true
+caption_txt = false
+max_pixels = 80_000_000
+time_limit = 60.0      # seconds per image before it is given up as an error
 """
 
 from __future__ import annotations

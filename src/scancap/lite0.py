@@ -115,6 +115,7 @@ def build_lite0(
 
 # --- weights --------------------------------------------------------------------------------------
 
+
 def set_lite0_weights(model: keras.Model, state_dict: dict[str, np.ndarray]) -> None:
     """Fill a model from build_lite0; every entry must be used (but the top's, without it)."""
     copy_torch_weights(model, state_dict, CLASSIFIER_LAYER)

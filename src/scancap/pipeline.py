@@ -340,6 +340,7 @@ def run(
         todo = [path for path, _ in files if ledger.finished(*keys[path]) is None]
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
                    unit="img", disable=not progress)  # fmt: skip
+
         def finish(paths: list[Path], batch: Batch) -> None:
             pipeline.finish_batch(batch)
             for path, (result, image) in zip(paths, batch.items, strict=True):
@@ -433,8 +434,9 @@ def _write_batch_outputs(
     atomic_write_bytes(out / MANIFEST_FILES[0], buffer.getvalue())
     atomic_write_text(out / MANIFEST_FILES[1], manifest.to_csv(index=False))
     captions = [
-        json.dumps({"path": row["output"] or row["path"], "source": row["path"],
-                    "caption": row["caption"]})  # fmt: skip
+        json.dumps(
+            {"path": row["output"] or row["path"], "source": row["path"], "caption": row["caption"]}
+        )  # fmt: skip
         for row in rows
         if row["status"] == "ok" and row["is_photo"]
     ]
