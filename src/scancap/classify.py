@@ -58,7 +58,7 @@ class HeadConfig:
     l2: float = 1e-4
 
 
-def _outputs(x: keras.KerasTensor, config: HeadConfig) -> list[keras.KerasTensor]:
+def head_outputs(x: keras.KerasTensor, config: HeadConfig) -> list[keras.KerasTensor]:
     """Dropout, a shared hidden layer, then the photo logit and the 5 subtype logits."""
     regulariser = regularizers.L2(config.l2) if config.l2 else None
     x = layers.Dropout(config.dropout, name="head_dropout_in")(x)
@@ -97,27 +97,26 @@ def build_head(config: HeadConfig = HeadConfig()) -> keras.Model:
     """The transfer model's trainable part: (frozen trunk grid, pooled grid) -> two outputs."""
     trunk = keras.Input(TRUNK_SHAPE, name="trunk_features")
     pooled = keras.Input((POOLED_DIM,), name="pooled_features")
-    outputs = _outputs(_with_texture(trunk, pooled), config)
+    outputs = head_outputs(_with_texture(trunk, pooled), config)
     return keras.Model([trunk, pooled], outputs, name="transfer_head")
 
 
 def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
-    """Transfer heads trained from different seeds, averaging their logits.
+    """Heads trained from different seeds, averaging their logits (same inputs as each head).
 
     Seeds disagree most on borderline images, which are the ones that set a 99%-precision
     threshold; the average ranks them more steadily than any one head.
     """
     if len(members) == 1:
         return members[0]
-    trunk = keras.Input(TRUNK_SHAPE, name="trunk_features")
-    pooled = keras.Input((POOLED_DIM,), name="pooled_features")
+    inputs = [keras.Input(x.shape[1:], name=x.name) for x in members[0].inputs]
     outputs = []
     for i, member in enumerate(members):
         member.name = f"member_{i}"
-        outputs.append(member([trunk, pooled]))
+        outputs.append(member(inputs))
     photo = layers.Average(name="photo")([o[0] for o in outputs])
     subtype = layers.Average(name="subtype")([o[1] for o in outputs])
-    return keras.Model([trunk, pooled], [photo, subtype], name="transfer_ensemble")
+    return keras.Model(inputs, [photo, subtype], name="transfer_ensemble")
 
 
 def adapt_texture(model: keras.Model, trunk: np.ndarray, chunk: int = 2048) -> None:
@@ -149,7 +148,9 @@ def build_top(backbone: keras.Model, config: HeadConfig = HeadConfig()) -> keras
             layer.trainable = False
     trunk = keras.Input(TRUNK_SHAPE, name="trunk_features")
     pooled = layers.GlobalAveragePooling2D(name="pool")(blocks(trunk))
-    return keras.Model(trunk, _outputs(_with_texture(trunk, pooled), config), name="finetuned_top")
+    return keras.Model(
+        trunk, head_outputs(_with_texture(trunk, pooled), config), name="finetuned_top"
+    )
 
 
 def build_baseline(size: int = IMAGE_SIZE) -> keras.Model:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -98,6 +99,9 @@ class Dataset:
     train: tuple[np.ndarray, np.ndarray]
     evals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     train_views: np.ndarray | None = None  # view name of each training sample (cached data)
+
+
+Builder = Callable[[TrainConfig, Dataset], keras.Model]  # a compiled, untrained model
 
 
 @dataclass
@@ -266,9 +270,10 @@ def run(
     head_weights: keras.Model | None = None,
     rounds: int = 1000,
     verbose: int = 0,
+    build: Builder | None = None,
 ) -> tuple[keras.Model, RunRecord]:
-    """Build, train, calibrate and evaluate one configuration."""
-    model = build_model(config, data, head_weights)
+    """Build (with `build` if given, for other inputs), train, calibrate and evaluate."""
+    model = build(config, data) if build else build_model(config, data, head_weights)
     history, seconds = fit(model, config, data, verbose)
     calibration, metrics = evaluate(model, data, rounds)
     record = RunRecord(
@@ -328,25 +333,29 @@ def _with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
     return config if epochs is None else replace(config, epochs=min(epochs, config.epochs))
 
 
-def select_shipped(
-    cache: FeatureCache, epochs: int | None, rounds: int = 1000
-) -> tuple[keras.Model, RunRecord, pd.DataFrame]:
-    """Train every candidate recipe with each seed; keep the best on val.
+def val_criterion(metrics: dict[str, dict[str, list[float]]]) -> tuple[float, float]:
+    """What selection maximises: clean plus grey val accuracy at the 99%-precision threshold,
+    then val ROC-AUC (rounded as in the selection table, so its ties are the table's)."""
+    val, gray = metrics["val"], metrics["val_gray"]
+    return (
+        round(val["accuracy"][0], 4) + round(gray["accuracy"][0], 4),
+        round(val["roc_auc"][0], 5),
+    )
 
-    (Candidates are evaluated without test intervals; the chosen one gets `rounds` of them.)
 
-    Candidates are one head (the first seed) and the ensemble of all seeds, per recipe; the
-    criterion is the mean of val accuracy on the clean and on the grey copies of the val images
-    (black-and-white prints are common among scanned photos and nearly absent from the data
-    set's photos), at the 99%-precision threshold fitted on clean val; then val ROC-AUC. Test
-    chooses nothing.
-    """
-    data = cache_dataset(cache, SHIPPED)
+Option = tuple[str, keras.Model, RunRecord]  # (candidate label, model, its record on val)
+
+
+def candidate_options(
+    data: Dataset, epochs: int | None, build: Builder | None = None
+) -> list[Option]:
+    """Every candidate recipe, as one head (the first seed) and as the ensemble of all seeds,
+    trained and calibrated on `data` (evaluated without intervals)."""
     options = []
     for recipe, config in CANDIDATES.items():
         config = _with_epochs(config, epochs)
         members = [
-            run("transfer", recipe, replace(config, seed=seed), data, rounds=0)
+            run("transfer", recipe, replace(config, seed=seed), data, rounds=0, build=build)
             for seed in ENSEMBLE_SEEDS
         ]
         options.append((f"{recipe}; one head", *members[0]))
@@ -360,6 +369,11 @@ def select_shipped(
             metrics=metrics,
         )
         options.append((f"{recipe}; ensemble of {len(members)}", ensemble, record))
+    return options
+
+
+def selection_table(options: list[Option]) -> pd.DataFrame:
+    """The candidates' val scores; `shipped` marks the best by val_criterion."""
     table = pd.DataFrame(
         [
             {
@@ -373,15 +387,25 @@ def select_shipped(
             for label, _, r in options
         ]
     )
-    best = max(
-        range(len(options)),
-        key=lambda i: (
-            table["val accuracy"][i] + table["grey val accuracy"][i],
-            table["val ROC-AUC"][i],
-        ),
-    )
-    table["shipped"] = ["yes" if i == best else "" for i in range(len(options))]
-    _, model, record = options[best]
+    best = max(range(len(options)), key=lambda i: val_criterion(options[i][2].metrics))
+    return table.assign(shipped=["yes" if i == best else "" for i in range(len(options))])
+
+
+def select_shipped(
+    cache: FeatureCache, epochs: int | None, rounds: int = 1000
+) -> tuple[keras.Model, RunRecord, pd.DataFrame]:
+    """Train every candidate recipe with each seed; keep the best on val.
+
+    Candidates are one head (the first seed) and the ensemble of all seeds, per recipe; the
+    criterion is the mean of val accuracy on the clean and on the grey copies of the val images
+    (black-and-white prints are common among scanned photos and nearly absent from the data
+    set's photos), at the 99%-precision threshold fitted on clean val; then val ROC-AUC. Test
+    chooses nothing: the chosen model alone gets test metrics with `rounds` bootstrap rounds.
+    """
+    data = cache_dataset(cache, SHIPPED)
+    options = candidate_options(data, epochs)
+    table = selection_table(options)
+    _, model, record = options[int(np.flatnonzero(table["shipped"] == "yes")[0])]
     calibration, metrics = evaluate(model, data, rounds)  # now with test intervals
     return model, replace(record, calibration=asdict(calibration), metrics=metrics), table
 

@@ -211,12 +211,20 @@ def view_index(split: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(y=frame["label"].map(LABELS.index))
 
 
-def feature_model(backbone: keras.Model | None = None) -> keras.Model:
-    """Image -> (Lite0's 14x14 trunk grid, globally averaged 1280-d features) in one pass."""
+def feature_model(
+    backbone: keras.Model | None = None,
+    trunk_layer: str = TRUNK_LAYER,
+    feature_layer: str = FEATURE_LAYER,
+) -> keras.Model:
+    """Image -> (a trunk grid, the globally averaged top grid) in one pass.
+
+    By default Lite0's 14x14x112 block-10 grid and its 1280-d pooled features, which the
+    classifier reads; the layer names pick them out of another backbone.
+    """
     backbone = backbone or load_lite0()
-    trunk = backbone.get_layer(TRUNK_LAYER).output
+    trunk = backbone.get_layer(trunk_layer).output
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(
-        backbone.get_layer(FEATURE_LAYER).output
+        backbone.get_layer(feature_layer).output
     )
     return keras.Model(backbone.input, [trunk, pooled], name="feature_extractor")
 

@@ -97,11 +97,22 @@ def build_lite0(
     Its own input scaling, (x - 127) / 128 on 0-255 values, is the first layer. With the top
     the output is 1000 ImageNet logits; without it, the FEATURE_LAYER grid.
     """
+    return build_efficientnet_lite(STAGES, include_top, input_shape, "efficientnet_lite0")
+
+
+def build_efficientnet_lite(
+    stages: tuple[tuple[int, int, int, int, int], ...],
+    include_top: bool,
+    input_shape: tuple[int, int, int],
+    name: str,
+) -> keras.Model:
+    """Any EfficientNet-Lite: they share the stem, the block and the head (32 and 1280
+    channels) and differ in their stages, (kernel, stride, expansion, channels, repeats)."""
     inputs = keras.Input(input_shape, name="image")
-    x = layers.Rescaling(255 / 128, offset=-127 / 128, name="lite0_scaling")(inputs)
+    x = layers.Rescaling(255 / 128, offset=-127 / 128, name="lite_scaling")(inputs)
     x = _relu6(_batch_norm(_conv(x, STEM_CHANNELS, 3, 2, "_conv_stem"), "_bn0"), "stem_relu")
     index = 0
-    for kernel, first_stride, expansion, filters, repeats in STAGES:
+    for kernel, first_stride, expansion, filters, repeats in stages:
         for repeat in range(repeats):
             strides = first_stride if repeat == 0 else 1
             x = _mobile_block(x, index, kernel, strides, expansion, filters)
@@ -110,7 +121,7 @@ def build_lite0(
     if include_top:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
         x = layers.Dense(NUM_CLASSES, name=CLASSIFIER_LAYER)(x)
-    return keras.Model(inputs, x, name="efficientnet_lite0")
+    return keras.Model(inputs, x, name=name)
 
 
 # --- weights --------------------------------------------------------------------------------------
