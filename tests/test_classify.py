@@ -232,3 +232,32 @@ def test_photos_from_new_sources_are_called_photos(classifier: classify.Classifi
     assert total["photos"] == per_source["photos"].sum() == 104
     assert total["called photo"] == per_source["called photo"].sum()
     assert total["called photo"] / total["photos"] >= 0.9
+
+
+# --- the val-only screens (benchmarks/classifier_screens.py) --------------------------------------
+
+
+def test_screen_statistics_are_what_the_shipped_head_computes() -> None:
+    """The screens train on precomputed statistics: they must equal the head's own
+    ChannelStats on the float16 grids of the feature cache, or a screen would compare
+    candidates on other inputs than the shipped model's."""
+    import importlib.util
+
+    import skimage.data
+
+    from scancap.backbone import to_model_input
+
+    path = REPO_ROOT / "benchmarks" / "classifier_screens.py"
+    spec = importlib.util.spec_from_file_location("classifier_screens", path)
+    screens = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screens)
+    page = np.repeat(skimage.data.page()[..., None], 3, axis=-1)
+    images = np.stack([to_model_input(skimage.data.chelsea()), to_model_input(page)])
+    grids, pooled = doctype.feature_model().predict_on_batch(images)
+    flat = screens.flat_features(grids, pooled)
+    cached = grids.astype(np.float16).astype(np.float32)
+    head_stats = np.asarray(classify.ChannelStats()(cached))
+    assert flat.shape == (2, 2 * 112 + 1280)
+    np.testing.assert_allclose(flat[:, : 2 * 112], head_stats, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(flat[:, 2 * 112 :], pooled, rtol=1e-3, atol=1e-5)
+    assert not np.allclose(flat[0], flat[1], rtol=0.1)  # a cat and a text page differ
