@@ -400,7 +400,7 @@ def select_shipped(
     criterion is the mean of val accuracy on the clean and on the grey copies of the val images
     (black-and-white prints are common among scanned photos and nearly absent from the data
     set's photos), at the 99%-precision threshold fitted on clean val; then val ROC-AUC. Test
-    chooses nothing: the chosen model alone gets test metrics with `rounds` bootstrap rounds.
+    chooses nothing; the chosen model's test metrics then get `rounds` bootstrap rounds.
     """
     data = cache_dataset(cache, SHIPPED)
     options = candidate_options(data, epochs)
