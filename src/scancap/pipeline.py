@@ -436,7 +436,7 @@ def _write_batch_outputs(
     captions = [
         json.dumps(
             {"path": row["output"] or row["path"], "source": row["path"], "caption": row["caption"]}
-        )  # fmt: skip
+        )
         for row in rows
         if row["status"] == "ok" and row["is_photo"]
     ]
