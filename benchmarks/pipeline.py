@@ -27,7 +27,7 @@ import pandas as pd
 
 from scancap.io import atomic_write_text
 from scancap.paths import data_dir, reports_dir
-from scancap.pipeline_bench import CONDITIONS, SEED, SIZES, link_large_set, make_photo_set
+from scancap.pipeline.bench import CONDITIONS, SEED, SIZES, link_large_set, make_photo_set
 
 RESULTS = reports_dir() / "pipeline_results"
 REPORT = reports_dir() / "pipeline.md"
@@ -95,7 +95,7 @@ def measure_memory(count: int) -> dict:
 
 
 def run_study(limit: int | None) -> pd.DataFrame:
-    from scancap.pipeline_bench import restoration_caption_study
+    from scancap.pipeline.bench import restoration_caption_study
 
     table = restoration_caption_study(limit=limit)
     table["seconds"] = round(table.attrs["seconds"], 1)
@@ -282,7 +282,7 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         atomic_write_text(RESULTS / "study.csv", run_study(args.limit).to_csv(index=False))
     elif args.part == "robustness":
-        from scancap.pipeline_bench import photo_recall_under_degradation
+        from scancap.pipeline.bench import photo_recall_under_degradation
 
         table = photo_recall_under_degradation(limit=args.limit)
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from scancap import backbone
+from scancap.backbones import inputs, mobilenet_v2, torch_checkpoint
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -23,28 +23,28 @@ ESPRESSO = 967
 
 @pytest.fixture(scope="module")
 def classifier() -> keras.Model:
-    return backbone.load_backbone(include_top=True)
+    return mobilenet_v2.load_backbone(include_top=True)
 
 
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, np.ndarray]:
-    return backbone.read_torch_state_dict(backbone.torchvision_weights_path())
+    return torch_checkpoint.read_torch_state_dict(mobilenet_v2.torchvision_weights_path())
 
 
 # --- the shipped model ----------------------------------------------------------------------------
 
 
 def test_shipped_model_classifies_chelsea_as_a_cat(classifier: keras.Model) -> None:
-    assert backbone.imagenet_top_k(classifier, data.chelsea(), k=1)[0] in CAT_CLASSES
+    assert inputs.imagenet_top_k(classifier, data.chelsea(), k=1)[0] in CAT_CLASSES
 
 
 def test_shipped_model_classifies_coffee_as_espresso(classifier: keras.Model) -> None:
-    assert backbone.imagenet_top_k(classifier, data.coffee(), k=1) == [ESPRESSO]
+    assert inputs.imagenet_top_k(classifier, data.coffee(), k=1) == [ESPRESSO]
 
 
 def test_backbone_without_top_gives_the_7x7x1280_grid() -> None:
-    features = backbone.load_backbone()
-    image = backbone.to_model_input(data.chelsea())[None]
+    features = mobilenet_v2.load_backbone()
+    image = inputs.to_model_input(data.chelsea())[None]
     assert tuple(features(image, training=False).shape) == (1, 7, 7, 1280)
 
 
@@ -54,7 +54,7 @@ def test_stem_pads_symmetrically_like_torch(
     """Keras' "same" would pad only bottom/right at stride 2 and shift every output pixel."""
     stem = keras.Model(classifier.input, classifier.get_layer("features_0_0").output)
     image = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
-    x = (image[0] - backbone.IMAGENET_MEAN) / backbone.IMAGENET_STD
+    x = (image[0] - mobilenet_v2.IMAGENET_MEAN) / mobilenet_v2.IMAGENET_STD
     x = np.pad(x, ((1, 1), (1, 1), (0, 0)))
     weight = state_dict["features.0.0.weight"]  # OIHW
     expected = sum(
@@ -68,7 +68,7 @@ def test_stem_pads_symmetrically_like_torch(
 
 
 def test_to_model_input_resizes_to_unit_floats() -> None:
-    image = backbone.to_model_input(data.coffee(), size=96)
+    image = inputs.to_model_input(data.coffee(), size=96)
     assert image.shape == (96, 96, 3)
     assert image.dtype == np.float32
     assert image.min() >= 0.0 and image.max() <= 1.0
@@ -146,7 +146,7 @@ def test_reads_zip_checkpoint_with_offsets_and_strides(tmp_path: Path) -> None:
         transposed=_Tensor(storage, 1, (4, 3), (1, 4)),
         bias=_Tensor(storage, 0, (2,), (1,)),
     )
-    loaded = backbone.read_torch_state_dict(
+    loaded = torch_checkpoint.read_torch_state_dict(
         _write_zip_checkpoint(tmp_path / "ok.pth", obj, [storage])
     )
     expected = np.arange(1, 13, dtype=np.float32).reshape(3, 4)
@@ -160,7 +160,9 @@ def test_refuses_a_view_past_its_storage(tmp_path: Path) -> None:
     storage = _Storage("0", np.zeros(4, dtype="<f4"))
     obj = collections.OrderedDict(weight=_Tensor(storage, 0, (4, 4), (4, 1)))
     with pytest.raises(ValueError, match="does not fit"):
-        backbone.read_torch_state_dict(_write_zip_checkpoint(tmp_path / "bad.pth", obj, [storage]))
+        torch_checkpoint.read_torch_state_dict(
+            _write_zip_checkpoint(tmp_path / "bad.pth", obj, [storage])
+        )
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy"])
@@ -172,8 +174,12 @@ def test_refuses_pickles_that_run_code(tmp_path: Path, layout: str) -> None:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("archive/data.pkl", evil)
     else:
-        header = (backbone._LEGACY_MAGIC, backbone._LEGACY_PROTOCOL, {"little_endian": True})
+        header = (
+            torch_checkpoint._LEGACY_MAGIC,
+            torch_checkpoint._LEGACY_PROTOCOL,
+            {"little_endian": True},
+        )
         path.write_bytes(b"".join(pickle.dumps(part, protocol=2) for part in header) + evil)
     with pytest.raises(pickle.UnpicklingError, match=r"refusing to unpickle os\.system"):
-        backbone.read_torch_state_dict(path)
+        torch_checkpoint.read_torch_state_dict(path)
     assert not marker.exists()

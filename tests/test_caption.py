@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scancap.caption import (
+from scancap.caption.metrics import bleu
+from scancap.caption.model import (
     GRID_CELLS,
     CaptionDecoder,
     Captioner,
@@ -20,7 +21,6 @@ from scancap.caption import (
     beam_search,
     tokenize,
 )
-from scancap.caption_metrics import bleu
 from scancap.cli import main
 from scancap.io import load_image
 
@@ -126,7 +126,7 @@ def smoke_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_training_smoke_on_50_images(tmp_path: Path, smoke_cache: Path) -> None:
-    from scancap.caption_train import train_captioner
+    from scancap.caption.train import train_captioner
 
     out = tmp_path / "captioner"
     record = train_captioner(
@@ -149,7 +149,7 @@ def test_training_smoke_on_50_images(tmp_path: Path, smoke_cache: Path) -> None:
 
 
 def test_train_captioner_ensemble_cli_ships_two_members(tmp_path: Path, smoke_cache: Path) -> None:
-    from scancap.caption_train import train_captioner
+    from scancap.caption.train import train_captioner
 
     members = [tmp_path / "seed-1", tmp_path / "seed-2"]
     for seed, member in enumerate(members, start=1):

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from scancap.caption import GRID_CELLS, CaptionDecoder, Vocabulary, tokenize
-from scancap.caption_metrics import caption_scores
-from scancap.caption_scst import CiderD, leave_one_out_advantages, make_sampler, make_update
+from scancap.caption.metrics import caption_scores
+from scancap.caption.model import GRID_CELLS, CaptionDecoder, Vocabulary, tokenize
+from scancap.caption.scst import CiderD, leave_one_out_advantages, make_sampler, make_update
 
 REFERENCES = {
     "dog": ["A brown dog runs on the grass .", "A dog running in a field", "The dog plays outside"],
@@ -82,7 +82,7 @@ def test_positive_advantage_makes_a_caption_more_likely(tiny) -> None:
 
 
 def test_self_critical_training_stops_at_its_budget_and_resumes(tiny, tmp_path) -> None:
-    from scancap.caption_scst import STATE_FILE, ScstData, ScstRecipe, self_critical
+    from scancap.caption.scst import STATE_FILE, ScstData, ScstRecipe, self_critical
 
     model, vocab = tiny
     sentences = ["a dog runs on the grass", "a cat sleeps", "the dog sleeps on a cat"]
@@ -107,8 +107,8 @@ def test_self_critical_training_stops_at_its_budget_and_resumes(tiny, tmp_path) 
 
 
 def test_flipped_batches_are_rewarded_as_the_unflipped_image() -> None:
-    from scancap.caption_data import flip_grids
-    from scancap.caption_scst import ScstData, ScstRecipe, _run_epoch
+    from scancap.caption.data import flip_grids
+    from scancap.caption.scst import ScstData, ScstRecipe, _run_epoch
 
     vocab = Vocabulary.build(["a dog runs left", "a dog runs right", "a cat sits"], min_count=1)
     keys = [f"image{i}" for i in range(20)]

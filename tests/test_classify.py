@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from scancap import classify, doctype
+from scancap.classify import data as doctype
+from scancap.classify import model as classify
 from scancap.cli import main
 from scancap.paths import REPO_ROOT, data_dir
 
@@ -124,7 +125,7 @@ def test_shipped_classifier_labels_the_sample_correctly(
 @pytest.mark.slow
 def test_features_path_matches_the_image_path(classifier: classify.Classifier) -> None:
     """The cached-features path (training, evaluation) gives the image path's verdicts."""
-    from scancap.backbone import to_model_input
+    from scancap.backbones.inputs import to_model_input
     from scancap.io import load_image
 
     images = [load_image(p) for p in SAMPLE_FILES[:4]]
@@ -189,7 +190,7 @@ def test_training_smoke_on_a_tiny_subset(tmp_path: Path) -> None:
 def test_clean_view_weighting_balances_clean_and_augmented_views() -> None:
     from dataclasses import replace
 
-    from scancap.classify_train import SHIPPED, view_weights
+    from scancap.classify.train import SHIPPED, view_weights
 
     views = np.array(["clean", "aug1", "aug2", "aug3"] * 10)
     assert view_weights(views, SHIPPED) is None  # the default recipe weighs views alike
@@ -208,7 +209,7 @@ def test_clean_view_weighting_balances_clean_and_augmented_views() -> None:
 def test_unseen_source_check_reads_every_listed_image(classifier: classify.Classifier) -> None:
     """Every image of the unseen-source table still ships where it is looked for, is decoded
     (PNG with alpha, grey, palette, JPEG) and is scored against its label."""
-    from scancap.classify_report import UNSEEN_NON_PHOTOS, UNSEEN_PHOTOS, unseen_table
+    from scancap.classify.evaluate import UNSEEN_NON_PHOTOS, UNSEEN_PHOTOS, unseen_table
 
     table = unseen_table(classifier, data_dir())
     listed = sum(len(files) for files in (*UNSEEN_PHOTOS.values(), *UNSEEN_NON_PHOTOS.values()))
@@ -224,7 +225,7 @@ def test_unseen_source_check_reads_every_listed_image(classifier: classify.Class
 def test_photos_from_new_sources_are_called_photos(classifier: classify.Classifier) -> None:
     """The 104 benchmark photos (colour and grey) are each scored, and nine in ten at least
     are called photos; the last row adds the three sources up."""
-    from scancap.classify_report import NEW_SOURCE_PHOTOS, new_source_photo_recall
+    from scancap.classify.evaluate import NEW_SOURCE_PHOTOS, new_source_photo_recall
 
     table = new_source_photo_recall(classifier, data_dir())
     assert list(table["source"]) == [*NEW_SOURCE_PHOTOS, "all three"]
@@ -245,7 +246,7 @@ def test_screen_statistics_are_what_the_shipped_head_computes() -> None:
 
     import skimage.data
 
-    from scancap.backbone import to_model_input
+    from scancap.backbones.inputs import to_model_input
 
     path = REPO_ROOT / "benchmarks" / "classifier_screens.py"
     spec = importlib.util.spec_from_file_location("classifier_screens", path)

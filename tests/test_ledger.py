@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scancap.ledger import Ledger, file_sha256
+from scancap.pipeline.ledger import Ledger, file_sha256
 
 
 def test_rows_survive_reopening_and_content_changes_invalidate(tmp_path: Path) -> None:

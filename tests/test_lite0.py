@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from scancap import lite0
-from scancap.backbone import imagenet_top_k, to_model_input
+from scancap.backbones import efficientnet_lite as lite0
+from scancap.backbones.inputs import imagenet_top_k, to_model_input
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967

@@ -6,7 +6,7 @@ import re
 
 from skimage import data
 
-from scancap.report import report_chunks, thumbnail_data_uri
+from scancap.pipeline.report import report_chunks, thumbnail_data_uri
 
 
 def test_report_lists_every_row_with_thumbnails_and_errors() -> None:

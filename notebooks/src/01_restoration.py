@@ -7,7 +7,7 @@
 # without being told how noisy or blurred an image is.
 #
 # Everything here calls the `scancap` package (`scancap.restore`, `scancap.quality`,
-# `scancap.benchmark`, `scancap.figures`); the notebook holds no image-processing code.
+# `scancap.restore.benchmark`, `scancap.figures`); the notebook holds no image-processing code.
 # The full benchmark (all images, every method, timings) is `benchmarks/restoration.py`,
 # which writes `reports/restoration.md`.
 #
@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from scancap import benchmark, figures, quality, restore
+from scancap import figures, quality, restore
 from scancap.paths import data_dir, reports_dir
+from scancap.restore import benchmark
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
 DATA = data_dir()

@@ -8,8 +8,8 @@
 # variant, and analyses bias, variance and what each regulariser changed, with measured
 # numbers and 95% bootstrap intervals on the test set.
 #
-# Everything here calls the `scancap` package (`scancap.doctype`, `scancap.classify`,
-# `scancap.classify_train`, `scancap.classify_report`, `scancap.classify_figures`). The models
+# Everything here calls the `scancap` package (`scancap.classify.data`, `scancap.classify.model`,
+# `scancap.classify.train`, `scancap.classify.evaluate`, `scancap.classify.figures`). The models
 # are trained by `scancap train classifier [--compare]`; `scancap evaluate classifier` writes
 # the same analysis to `reports/classification.md`.
 #
@@ -27,8 +27,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from scancap import classify, classify_figures, classify_report, doctype
-from scancap.classify_metrics import markdown_table
+from scancap.classify import data as doctype
+from scancap.classify import evaluate as classify_report
+from scancap.classify import figures as classify_figures
+from scancap.classify import model as classify
+from scancap.classify.metrics import markdown_table
 from scancap.io import load_image
 from scancap.paths import data_dir, reports_dir
 
@@ -89,7 +92,7 @@ figure = classify_figures.image_grid(
 # ## 2. The shipped network
 #
 # EfficientNet-Lite0 with ImageNet weights (converted from a PyTorch checkpoint in
-# `scancap.lite0`, stored as float16) runs **frozen**, once per image. Lite0 is
+# `scancap.backbones.efficientnet_lite`, stored as float16) runs **frozen**, once per image. Lite0 is
 # EfficientNet-B0 made for CPUs (ReLU6, no squeeze-and-excitation). It replaced the
 # MobileNetV2 that the captioner reads after winning the same candidate selection on val
 # (`reports/classification_experiments.md`, v6): more val images right, clean and in grey.

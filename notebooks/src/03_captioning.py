@@ -7,7 +7,7 @@
 # attends and where it fails.
 #
 # Everything here calls the `scancap` package (`scancap.caption` for the model and decoding,
-# `scancap.caption_data`, `scancap.caption_report`, `scancap.caption_figures`); the notebook
+# `scancap.caption.data`, `scancap.caption.evaluate`, `scancap.caption.figures`); the notebook
 # holds no logic of its own. The shipped model is trained by `scancap train captioner`
 # (12 cross-entropy epochs of 2.5–4 minutes on 2 CPU cores, then up to 8 self-critical epochs
 # of about 4 minutes, resumable) and the full report is written by `scancap evaluate captioner`
@@ -25,10 +25,19 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from scancap import caption_data, caption_figures, caption_report
-from scancap.caption import MODEL_DIR, Captioner, Vocabulary, load_decoder, member_dirs, tokenize
-from scancap.caption_scst import SCST_HISTORY_FILE, CiderD, leave_one_out_advantages, make_sampler
-from scancap.caption_train import HISTORY_FILE, Recipe
+from scancap.caption import data as caption_data
+from scancap.caption import evaluate as caption_report
+from scancap.caption import figures as caption_figures
+from scancap.caption.model import (
+    MODEL_DIR,
+    Captioner,
+    Vocabulary,
+    load_decoder,
+    member_dirs,
+    tokenize,
+)
+from scancap.caption.scst import SCST_HISTORY_FILE, CiderD, leave_one_out_advantages, make_sampler
+from scancap.caption.train import HISTORY_FILE, Recipe
 from scancap.io import load_image
 from scancap.paths import data_dir
 
@@ -112,7 +121,7 @@ print("shipped vocabulary rebuilt identically:", shipped_vocab.words == vocab.wo
 caption_figures.architecture();
 
 # %% [markdown]
-# Every setting of the recipe (`scancap.caption_train.Recipe`) and why:
+# Every setting of the recipe (`scancap.caption.train.Recipe`) and why:
 #
 # | setting | value | why |
 # |---|---|---|
@@ -157,7 +166,7 @@ display(Markdown(caption_report.fitting_analysis(history)))
 # Teacher forcing has two mismatches with how the captioner is used: each word is trained on
 # the *reference's* prefix, yet at inference the decoder continues its own words (exposure
 # bias), and it maximises word likelihood while captions are judged by CIDEr-D. The second
-# phase of `scancap train captioner` (`scancap.caption_scst`, Rennie et al. 2017) fine-tunes
+# phase of `scancap train captioner` (`scancap.caption.scst`, Rennie et al. 2017) fine-tunes
 # the cross-entropy model as a policy: for each training image it **samples** K = 5 captions,
 # rewards each with its **CIDEr-D** against the image's 5 references, and takes a
 # policy-gradient (REINFORCE) step on

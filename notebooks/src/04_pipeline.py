@@ -32,8 +32,8 @@ from scancap import Pipeline, RunConfig
 from scancap.figures import show_images
 from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir, reports_dir
-from scancap.pipeline import MANIFEST_COLUMNS, REPORT_FILE, run
-from scancap.pipeline_bench import degraded_versions, restoration_caption_study
+from scancap.pipeline.bench import degraded_versions, restoration_caption_study
+from scancap.pipeline.run import MANIFEST_COLUMNS, REPORT_FILE, run
 from scancap.service import create_app
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"

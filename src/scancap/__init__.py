@@ -10,8 +10,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 _LAZY = {
-    "Pipeline": "scancap.pipeline",
-    "Result": "scancap.pipeline",
+    "Pipeline": "scancap.pipeline.run",
+    "Result": "scancap.pipeline.run",
     "RunConfig": "scancap.config",
 }
 

@@ -5,74 +5,48 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-import pandas as pd
-from tqdm import tqdm
-
-from scancap import __version__, caption_cli, classify_cli, pipeline_cli
-from scancap.batch import error_reason, report_error
-from scancap.cli_args import add_batch_options, add_inputs
-from scancap.io import (
-    ImageLoadError,
-    atomic_write_text,
-    iter_image_files,
-    load_image,
-    output_path,
-    save_image,
-)
-from scancap.restore import MODES, restore_image
+from scancap import __version__
+from scancap.caption import cli as caption_cli
+from scancap.classify import cli as classify_cli
+from scancap.cli_args import add_max_pixels
+from scancap.config import load_config
+from scancap.pipeline import cli as pipeline_cli
+from scancap.pipeline.cli import add_model_options
+from scancap.restore import cli as restore_cli
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    """Restore every image found under the inputs into --out."""
-    files = iter_image_files(args.inputs)
-    out_dir = Path(args.out)
-    inputs = {path for path, _ in files}
-    rows, failures = [], 0
-    for path, relative in tqdm(files, desc="restore", unit="img", disable=args.quiet):
-        row: dict[str, object] = {"path": str(relative), "output": "", "error": ""}
-        try:
-            image = load_image(path, max_pixels=args.max_pixels)
-            restored, record = restore_image(image, args.mode)
-            target = output_path(out_dir, relative)
-            save_image(target, restored, inputs=inputs)
-            row |= {"output": str(target.relative_to(out_dir))} | record.flat()
-        except (ImageLoadError, OSError, ValueError) as error:
-            failures += 1
-            row["error"] = error_reason(error)
-            report_error(path, row["error"])
-        rows.append(row)
-    if args.csv:
-        atomic_write_text(Path(args.csv), pd.DataFrame(rows).to_csv(index=False))
-    if not args.quiet:
-        print(f"restored {len(files) - failures}/{len(files)} images into {out_dir}")
-    return 1 if failures else 0
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from scancap.service import create_app
+
+    config = load_config(args.config, max_pixels=args.max_pixels)
+    app = create_app(config=config, models=args.models, max_upload_mb=args.max_upload_mb)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
 
 
-def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "restore",
-        help="denoise and sharpen images",
-        description="Denoise and sharpen images. Outputs keep their relative paths and "
-        "format (GIF becomes PNG); inputs are never modified.",
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve the pipeline over HTTP (FastAPI)",
+        description="POST /v1/analyze (multipart image) returns the manifest fields as JSON; "
+        "GET /healthz, GET /version; OpenAPI docs at /docs. Models load once at start-up.",
     )
-    add_inputs(parser)
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--mode",
-        default="auto",
-        choices=list(MODES),
-        help="auto measures noise and blur and decides; auto-fast is the fast path; "
-        "the others apply one filter with a strength set from the measured noise",
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (8000)")
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (50)"
     )
-    parser.add_argument("--csv", help="write measurements and decisions to this CSV file")
-    add_batch_options(parser)
-    parser.set_defaults(handler=cmd_restore)
+    add_model_options(serve)
+    add_max_pixels(serve, default=None)
+    serve.set_defaults(handler=cmd_serve)
 
 
 # Each stage registers its subcommands: (commands, train targets, evaluate targets).
 STAGE_PARSERS: list[Callable[..., None]] = [
+    restore_cli.register_cli,
     pipeline_cli.register_cli,
     classify_cli.register_cli,
     caption_cli.register_cli,
@@ -87,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scancap {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    add_restore_parser(subparsers)
     train = subparsers.add_parser("train", help="train a model from the datasets")
     train_targets = train.add_subparsers(dest="target", required=True)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a model and rewrite its report")
     evaluate_targets = evaluate.add_subparsers(dest="target", required=True)
     for register in STAGE_PARSERS:
         register(subparsers, train_targets, evaluate_targets)
+    add_serve_parser(subparsers)
     return parser
 
 

@@ -25,7 +25,7 @@ from pydantic import create_model
 from scancap import __version__
 from scancap.config import RunConfig
 from scancap.io import IMAGE_SUFFIXES
-from scancap.pipeline import MANIFEST_COLUMNS, Pipeline, Result
+from scancap.pipeline.run import MANIFEST_COLUMNS, Pipeline, Result
 
 _HINTS = get_type_hints(Result)
 # The response schema is the manifest row, plus the optional restored image.

@@ -22,9 +22,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from scancap.backbone import to_model_input
+from scancap.backbones.efficientnet_lite import FEATURE_LAYER, TRUNK_LAYER, load_lite0
+from scancap.backbones.inputs import to_model_input
 from scancap.io import load_image
-from scancap.lite0 import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.paths import REPO_ROOT, data_dir
 
 LABELS = ("photo", "painting", "schematic", "text", "sketch")

@@ -16,14 +16,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from scancap.caption import Captioner
-from scancap.caption_data import FLICKR, load_captions, load_split, references
-from scancap.caption_metrics import caption_scores
-from scancap.doctype import load_manifest
+from scancap.caption.data import FLICKR, load_captions, load_split, references
+from scancap.caption.metrics import caption_scores
+from scancap.caption.model import Captioner
+from scancap.classify.data import load_manifest
 from scancap.io import load_image, save_image
 from scancap.paths import data_dir
 from scancap.quality import degrade, psnr
-from scancap.restore import restore_image
+from scancap.restore.auto import restore_image
 
 SEED = 2026
 SIZES = (224, 1024)  # long side of the throughput set's photos
@@ -172,7 +172,7 @@ def photo_recall_under_degradation(
     The pipeline classifies before it restores: a photo sorted as a non-photo is neither
     restored nor captioned, so this bounds what restoration can do for captions in the product.
     """
-    from scancap.classify import Classifier
+    from scancap.classify.model import Classifier
 
     data = data or data_dir()
     images = [load_image(path) for _, path in _flickr_images(data, "dev", limit)]

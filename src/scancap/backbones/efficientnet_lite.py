@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from scancap.backbone import copy_torch_weights, read_torch_state_dict
+from scancap.backbones.torch_checkpoint import copy_torch_weights, read_torch_state_dict
 from scancap.paths import models_dir
 
 # (kernel, first stride, expansion, output channels, repeats) per stage, as in the Lite0 port.
@@ -146,7 +146,9 @@ def load_lite0(include_top: bool = False, path: str | Path = LITE0_PATH) -> kera
     """The shipped pretrained Lite0 (float16 weights computed in float32)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python -m scancap.lite0` to create it")
+        raise FileNotFoundError(
+            f"{path} is missing: run `python -m scancap.backbones.efficientnet_lite` to create it"
+        )
     with np.load(path) as stored:
         state_dict = {k: stored[k] for k in stored.files}
     model = build_lite0(include_top)

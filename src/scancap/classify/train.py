@@ -18,15 +18,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from scancap import classify
-from scancap.classify import Calibration, HeadConfig
-from scancap.classify_metrics import (
-    all_metrics,
-    bootstrap_metrics,
-    format_interval,
-    markdown_table,
-)
-from scancap.doctype import (
+from scancap.backbones.efficientnet_lite import load_lite0
+from scancap.classify.data import (
     LABELS,
     SPLIT_FILE,
     SPLIT_SEED,
@@ -38,8 +31,23 @@ from scancap.doctype import (
     make_split,
     to_gray,
 )
+from scancap.classify.metrics import all_metrics, bootstrap_metrics, format_interval, markdown_table
+from scancap.classify.model import (
+    CALIBRATION_FILE,
+    IMAGE_SIZE,
+    MODEL_FILE,
+    PHOTO,
+    Calibration,
+    HeadConfig,
+    adapt_texture,
+    build_baseline,
+    build_ensemble,
+    build_head,
+    build_top,
+    compile_two_outputs,
+    targets,
+)
 from scancap.io import atomic_write_text
-from scancap.lite0 import load_lite0
 
 SEED = 42
 SELECTION_FILE = "selection.csv"  # every candidate's val scores, in the model folder too
@@ -185,20 +193,20 @@ def build_model(
     """A compiled model of the config's kind; a fine-tuned top starts from a trained head."""
     keras.utils.set_random_seed(config.seed)
     if config.kind == "baseline":
-        model = classify.build_baseline()
+        model = build_baseline()
     else:
         if config.kind == "transfer":
-            model = classify.build_head(config.head)
+            model = build_head(config.head)
         else:
-            model = classify.build_top(load_lite0(), config.head)
+            model = build_top(load_lite0(), config.head)
         if head_weights is None:
             x = data.train[0]
-            classify.adapt_texture(model, x[0] if isinstance(x, list) else x)
+            adapt_texture(model, x[0] if isinstance(x, list) else x)
         else:  # the head's layers, texture standardisation included, have the same names
             for layer in head_weights.layers:
                 if layer.weights:
                     model.get_layer(layer.name).set_weights(layer.get_weights())
-    return classify.compile_two_outputs(model, config.learning_rate)
+    return compile_two_outputs(model, config.learning_rate)
 
 
 def fit(
@@ -217,9 +225,9 @@ def fit(
     start = time.perf_counter()
     history = model.fit(
         x,
-        classify.targets(y),
+        targets(y),
         sample_weight=view_weights(data.train_views, config),
-        validation_data=(x_val, classify.targets(y_val)),
+        validation_data=(x_val, targets(y_val)),
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
@@ -245,7 +253,7 @@ def evaluate(
     """
     outputs = {name: logits(model, x) for name, (x, _) in data.evals.items()}
     val_labels = data.evals["val"][1]
-    calibration = Calibration.fit(outputs["val"][0], val_labels == classify.PHOTO)
+    calibration = Calibration.fit(outputs["val"][0], val_labels == PHOTO)
     metrics = {}
     for name, (photo, subtype) in outputs.items():
         labels = data.evals[name][1]
@@ -291,9 +299,9 @@ def save_classifier(folder: Path, model: keras.Model, record: RunRecord) -> None
     # An uncompiled copy: no optimizer state (twice the weights again), even in nested heads.
     clean = keras.models.clone_model(model)
     clean.set_weights(model.get_weights())
-    clean.save(folder / classify.MODEL_FILE)
+    clean.save(folder / MODEL_FILE)
     calibration = json.dumps(record.calibration, indent=2)
-    atomic_write_text(folder / classify.CALIBRATION_FILE, calibration)
+    atomic_write_text(folder / CALIBRATION_FILE, calibration)
     record.save(folder)
 
 
@@ -324,7 +332,7 @@ def compare_baseline(
 ) -> None:
     """The original small CNN, trained from scratch on the clean 224 px images."""
     config = _with_epochs(BASELINE, epochs)
-    data = image_dataset(split, classify.IMAGE_SIZE, progress)
+    data = image_dataset(split, IMAGE_SIZE, progress)
     description = "small CNN from scratch on clean 224 px images"
     run("baseline", description, config, data)[1].save(runs_dir)
 
@@ -359,7 +367,7 @@ def candidate_options(
             for seed in ENSEMBLE_SEEDS
         ]
         options.append((f"{recipe}; one head", *members[0]))
-        ensemble = classify.build_ensemble([model for model, _ in members])
+        ensemble = build_ensemble([model for model, _ in members])
         calibration, metrics = evaluate(ensemble, data, rounds=0)
         record = replace(
             members[0][1],

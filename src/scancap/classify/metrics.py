@@ -15,7 +15,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from scancap.doctype import LABELS, PHOTO
+from scancap.classify.data import LABELS, PHOTO
 
 PAINTING = LABELS.index("painting")
 BOOTSTRAP_SEED = 42

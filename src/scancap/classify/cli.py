@@ -38,7 +38,7 @@ def classify_files(
     quiet: bool,
 ) -> tuple[pd.DataFrame, int]:
     """One row per file, in input order; bad files get an error and do not stop the batch."""
-    from scancap.classify import Classifier  # TensorFlow loads only for commands that need it
+    from scancap.classify.model import Classifier  # TensorFlow loads only for commands that need it
 
     classifier = Classifier.load(model_dir, threshold)
     relative = dict(files)
@@ -74,7 +74,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from scancap.classify_train import train_classifier
+    from scancap.classify.train import train_classifier
 
     record = train_classifier(
         out=Path(args.out), epochs=args.epochs, runs_dir=args.compare, **data_options(args)
@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from scancap.classify_report import write_report
+    from scancap.classify.evaluate import write_report
 
     return write_report_and_tell(write_report, args, runs_dir=args.runs)
 

@@ -23,7 +23,17 @@ import keras
 import numpy as np
 import pandas as pd
 
-from scancap.caption import (
+from scancap.caption.data import (
+    FeatureCache,
+    build_feature_cache,
+    caption_dataset,
+    caption_pairs,
+    default_cache_dir,
+    load_captions,
+    load_split,
+    references,
+)
+from scancap.caption.model import (
     CONFIG_FILE,
     DECODING_FILE,
     VOCABULARY_FILE,
@@ -36,17 +46,7 @@ from scancap.caption import (
     load_decoders,
     save_decoder,
 )
-from scancap.caption_data import (
-    FeatureCache,
-    build_feature_cache,
-    caption_dataset,
-    caption_pairs,
-    default_cache_dir,
-    load_captions,
-    load_split,
-    references,
-)
-from scancap.caption_scst import (
+from scancap.caption.scst import (
     SCST_HISTORY_FILE,
     STATE_FILE,
     ScstData,
@@ -230,7 +230,7 @@ def train_captioner(
     """Train into `out` (weights, config, vocabulary, histories, record); returns the record.
 
     Two phases: cross-entropy with teacher forcing, then self-critical fine-tuning on dev
-    CIDEr-D (``scancap.caption_scst``). `init` skips the first phase and fine-tunes the
+    CIDEr-D (``scancap.caption.scst``). `init` skips the first phase and fine-tunes the
     cross-entropy decoder found there. `limit` keeps the first N train and N dev images (smoke
     tests). With `max_minutes`, stops after the last epoch that fits and returns None: the same
     call resumes, phase and epoch. `seed` replaces both phases' seeds (ensemble members).

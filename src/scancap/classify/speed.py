@@ -1,6 +1,6 @@
 """End-to-end classification speed: decode, resize, frozen backbone and head, batched.
 
-Run as its own process (`python -m scancap.classify_speed FILE...`) so that its peak memory is
+Run as its own process (`python -m scancap.classify.speed FILE...`) so that its peak memory is
 the classifier's alone, not that of the report that asks for it; prints one JSON object.
 """
 
@@ -16,7 +16,7 @@ from scancap.memory import peak_rss_mb
 
 def measure(paths: list[Path], model_dir: Path | None, batch_size: int, repeats: int) -> dict:
     """Images per second over `repeats` passes on `paths` (after one warm-up batch)."""
-    from scancap.classify import Classifier
+    from scancap.classify.model import Classifier
 
     start = time.perf_counter()
     classifier = Classifier.load(model_dir)

@@ -1,10 +1,11 @@
 """Captioning: vocabulary, a Show, Attend and Tell decoder, batched beam search, `Captioner`.
 
-The encoder is the shipped MobileNetV2 (``scancap.backbone``): its 7x7x1280 grid gives 49 region
-features. Only what sits on top of it is trained and shipped under ``models/captioner/``: a
-dense projection of the regions, additive (Bahdanau) attention, a GRU and the word classifier,
-saved as weights + JSON config next to the vocabulary. Keeping the backbone out lets the
-pipeline run it once per image and hand the same grid to the classifier and the captioner.
+The encoder is the shipped MobileNetV2 (``scancap.backbones.mobilenet_v2``): its 7x7x1280 grid
+gives 49 region features. Only what sits on top of it is trained and shipped under
+``models/captioner/``: a dense projection of the regions, additive (Bahdanau) attention, a GRU
+and the word classifier, saved as weights + JSON config next to the vocabulary. Keeping the
+backbone out lets the pipeline run it once per image and hand the same grid to the classifier
+and the captioner.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from scancap.backbones.inputs import to_model_input
 from scancap.paths import models_dir
 
 GRID_CELLS = 49  # 7x7 regions of the backbone's last grid at 224 px
@@ -554,6 +556,14 @@ def member_dirs(model_dir: Path, decoding: dict | None = None) -> list[Path]:
     return [model_dir / name for name in members] or [model_dir]
 
 
+def extract_grids(backbone, images: list[np.ndarray], batch_size: int = 32) -> Iterator[np.ndarray]:
+    """(n, 49, 1280) float32 grids of uint8 RGB images, one batch at a time."""
+    for first in range(0, len(images), batch_size):
+        batch = np.stack([to_model_input(image) for image in images[first : first + batch_size]])
+        grids = np.asarray(backbone.predict_on_batch(batch))
+        yield grids.reshape(len(batch), GRID_CELLS, -1)
+
+
 class Captioner:
     """Captions for backbone grids or for images; the backbone loads on first image.
 
@@ -587,7 +597,7 @@ class Captioner:
     @property
     def backbone(self) -> keras.Model:
         if self._backbone is None:
-            from scancap.backbone import load_backbone
+            from scancap.backbones.mobilenet_v2 import load_backbone
 
             self._backbone = load_backbone(include_top=False)
             self._backbone.compile(jit_compile=False)  # XLA is slower on this CPU
@@ -617,7 +627,6 @@ class Captioner:
         Backbone batches of 8 run as fast as larger ones on CPU, and keep the activations of
         the first layers (112x112x96 floats per image) from pushing memory past 1.5 GB.
         """
-        from scancap.caption_data import extract_grids
 
         return np.concatenate(list(extract_grids(self.backbone, list(images), batch_size)))
 

@@ -39,7 +39,7 @@ def caption_files(
 
     Images are decoded one batch at a time, so memory does not grow with the number of files.
     """
-    from scancap.caption import Captioner
+    from scancap.caption.model import Captioner
 
     captioner = Captioner.load(model_dir)
     relative = dict(files)
@@ -80,7 +80,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from scancap.caption_train import train_captioner
+    from scancap.caption.train import train_captioner
 
     record = train_captioner(
         out=Path(args.out),
@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_ensemble(args: argparse.Namespace) -> int:
-    from scancap.caption_train import build_ensemble, chosen_row
+    from scancap.caption.train import build_ensemble, chosen_row
 
     decoding = build_ensemble(args.members, Path(args.out), **data_options(args))
     if not args.quiet:
@@ -125,7 +125,7 @@ def cmd_train_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from scancap.caption_report import write_report
+    from scancap.caption.evaluate import write_report
 
     return write_report_and_tell(write_report, args)
 

@@ -23,8 +23,17 @@ import keras
 import numpy as np
 import pandas as pd
 
-from scancap import caption_figures
-from scancap.caption import (
+from scancap.caption import figures as caption_figures
+from scancap.caption.data import (
+    FLICKR,
+    build_feature_cache,
+    default_cache_dir,
+    load_captions,
+    load_split,
+    references,
+)
+from scancap.caption.metrics import caption_scores
+from scancap.caption.model import (
     DECODING_FILE,
     MODEL_DIR,
     Caption,
@@ -33,17 +42,8 @@ from scancap.caption import (
     read_decoding,
     tokenize,
 )
-from scancap.caption_data import (
-    FLICKR,
-    build_feature_cache,
-    default_cache_dir,
-    load_captions,
-    load_split,
-    references,
-)
-from scancap.caption_metrics import caption_scores
-from scancap.caption_scst import SCST_HISTORY_FILE
-from scancap.caption_train import HISTORY_FILE, RECORD_FILE, chosen_row, machine
+from scancap.caption.scst import SCST_HISTORY_FILE
+from scancap.caption.train import HISTORY_FILE, RECORD_FILE, chosen_row, machine
 from scancap.figures import save
 from scancap.io import atomic_write_text, load_image
 from scancap.paths import data_dir, reports_dir

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 
-from scancap.caption import Caption
+from scancap.caption.model import Caption
 
 
 def caption_lengths(lengths: np.ndarray, max_len: int) -> plt.Figure:

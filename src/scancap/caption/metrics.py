@@ -15,7 +15,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from scancap.caption import tokenize
+from scancap.caption.model import tokenize
 
 BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 

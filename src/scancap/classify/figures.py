@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from scancap.doctype import LABELS, PHOTO
+from scancap.classify.data import LABELS, PHOTO
 
 CURVE_METRICS = (
     ("loss", "total loss"),

@@ -19,8 +19,8 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from scancap.backbone import load_backbone, to_model_input
-from scancap.caption import FEATURE_CHANNELS, GRID_CELLS, Vocabulary
+from scancap.backbones.mobilenet_v2 import load_backbone
+from scancap.caption.model import FEATURE_CHANNELS, GRID_CELLS, Vocabulary, extract_grids
 from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir
 
@@ -71,14 +71,6 @@ class FeatureCache:
 
 def _cache_key(images: list[str]) -> str:
     return hashlib.sha256("\n".join(images).encode()).hexdigest()[:16]
-
-
-def extract_grids(backbone, images: list[np.ndarray], batch_size: int = 32) -> Iterator[np.ndarray]:
-    """(n, 49, 1280) float32 grids of uint8 RGB images, one batch at a time."""
-    for first in range(0, len(images), batch_size):
-        batch = np.stack([to_model_input(image) for image in images[first : first + batch_size]])
-        grids = np.asarray(backbone.predict_on_batch(batch))
-        yield grids.reshape(len(batch), GRID_CELLS, -1)
 
 
 def build_feature_cache(

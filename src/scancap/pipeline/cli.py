@@ -1,4 +1,4 @@
-"""`scancap run` (the product's daily command) and `scancap serve` (the HTTP service)."""
+"""`scancap run`: the product's daily command (its options are shared with `scancap serve`)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from pathlib import Path
 from scancap.cli_args import (
     add_batch_options,
     add_inputs,
-    add_max_pixels,
     positive_int,
     probability,
 )
 from scancap.config import RunConfig, load_config
-from scancap.restore import MODES
+from scancap.restore.auto import MODES
 
 DEFAULTS = RunConfig()
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
+def run_config(args: argparse.Namespace) -> RunConfig:
     """Defaults, then --config's [run] table, then the flags that were given."""
     # Every RunConfig field has a flag of the same name; None means "not given".
     flags = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
@@ -28,10 +27,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scancap.pipeline import Pipeline, run
+    from scancap.pipeline.run import Pipeline, run
 
     try:
-        config = _config(args)
+        config = run_config(args)
     except (ValueError, OSError) as error:
         print(f"error: configuration: {error}", file=sys.stderr)
         return 2
@@ -50,18 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from scancap.service import create_app
-
-    config = load_config(args.config, max_pixels=args.max_pixels)
-    app = create_app(config=config, models=args.models, max_upload_mb=args.max_upload_mb)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="TOML file with a [run] table (flags override it)"
     )
@@ -130,20 +118,5 @@ def register_cli(
     )
     run.add_argument("--force", action="store_true", help="reprocess images already finished")
     add_batch_options(run, default=None)  # None: from --config, else the default
-    _add_run_options(run)
+    add_model_options(run)
     run.set_defaults(handler=cmd_run)
-
-    serve = commands.add_parser(
-        "serve",
-        help="serve the pipeline over HTTP (FastAPI)",
-        description="POST /v1/analyze (multipart image) returns the manifest fields as JSON; "
-        "GET /healthz, GET /version; OpenAPI docs at /docs. Models load once at start-up.",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (8000)")
-    serve.add_argument(
-        "--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (50)"
-    )
-    _add_run_options(serve)
-    add_max_pixels(serve, default=None)
-    serve.set_defaults(handler=cmd_serve)

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from scancap import __version__
 from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
-from scancap.caption import Captioner
-from scancap.classify import Classifier, Prediction
+from scancap.caption.model import Captioner
+from scancap.classify.model import Classifier, Prediction
 from scancap.config import RunConfig
 from scancap.io import (
     ImageLoadError,
@@ -38,9 +38,9 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.ledger import Ledger, file_sha256
-from scancap.report import row_class, thumbnail_data_uri, write_report
-from scancap.restore import RestoreRecord, restore_and_measure
+from scancap.pipeline.ledger import Ledger, file_sha256
+from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
+from scancap.restore.auto import RestoreRecord, restore_and_measure
 
 MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
 CAPTIONS_FILE = "captions.jsonl"

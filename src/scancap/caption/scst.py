@@ -25,15 +25,9 @@ import tensorflow as tf
 from keras import ops
 from tqdm import tqdm
 
-from scancap.caption import (
-    WEIGHTS_FILE,
-    CaptionDecoder,
-    Captioner,
-    Vocabulary,
-    tokenize,
-)
-from scancap.caption_data import flip_grids
-from scancap.caption_metrics import caption_scores
+from scancap.caption.data import flip_grids
+from scancap.caption.metrics import caption_scores
+from scancap.caption.model import WEIGHTS_FILE, CaptionDecoder, Captioner, Vocabulary, tokenize
 
 SCST_HISTORY_FILE = "scst_history.csv"
 STATE_FILE = "scst_state.json"

@@ -21,17 +21,9 @@ import pandas as pd
 import skimage.data
 import sklearn.datasets
 
-from scancap import classify_figures as figures
-from scancap.classify import MODEL_FILE, Classifier, decide, default_dir
-from scancap.classify_metrics import (
-    PAINTING,
-    bootstrap,
-    bootstrap_metrics,
-    format_interval,
-    markdown_table,
-)
-from scancap.classify_train import RunRecord
-from scancap.doctype import (
+from scancap.backbones.efficientnet_lite import LITE0_PATH
+from scancap.classify import figures
+from scancap.classify.data import (
     LABELS,
     PHOTO,
     SPLIT_FILE,
@@ -40,9 +32,17 @@ from scancap.doctype import (
     limit_split,
     read_split,
 )
+from scancap.classify.metrics import (
+    PAINTING,
+    bootstrap,
+    bootstrap_metrics,
+    format_interval,
+    markdown_table,
+)
+from scancap.classify.model import MODEL_FILE, Classifier, decide, default_dir
+from scancap.classify.train import RunRecord
 from scancap.figures import save
 from scancap.io import ImageLoadError, atomic_write_text, load_image
-from scancap.lite0 import LITE0_PATH
 from scancap.paths import REPO_ROOT, data_dir, reports_dir
 
 SAMPLES = REPO_ROOT / "samples"
@@ -313,7 +313,7 @@ def architecture_stages(classifier: Classifier) -> list[tuple[str, str, bool]]:
 
 def measure_speed(paths: list[Path], model_dir: Path, repeats: int = 1) -> dict:
     """classify_speed in a fresh process, so its peak memory is the classifier's alone."""
-    command = [sys.executable, "-m", "scancap.classify_speed", "--model", str(model_dir)]
+    command = [sys.executable, "-m", "scancap.classify.speed", "--model", str(model_dir)]
     command += ["--repeats", str(repeats), *map(str, paths)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])

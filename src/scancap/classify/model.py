@@ -26,11 +26,11 @@ from keras import layers, regularizers
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, softmax
 
-from scancap.backbone import to_model_input
+from scancap.backbones.efficientnet_lite import FEATURE_LAYER, TRUNK_LAYER, load_lite0
+from scancap.backbones.inputs import to_model_input
 from scancap.batch import load_batches
-from scancap.doctype import LABELS, PHOTO, feature_model
+from scancap.classify.data import LABELS, PHOTO, feature_model
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
-from scancap.lite0 import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.paths import models_dir
 
 IMAGE_SIZE = 224

@@ -1,0 +1,27 @@
+"""What both backbones share at their input: a uint8 RGB image becomes a 224x224 float batch."""
+
+from __future__ import annotations
+
+import cv2
+import keras
+import numpy as np
+
+
+def to_model_input(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 RGB image to (size, size, 3) float32 in [0, 1].
+
+    INTER_AREA averages pixels when shrinking, so large scans do not alias.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    shrinking = min(image.shape[:2]) >= size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (size, size), interpolation=interpolation)
+    return resized.astype(np.float32) / 255.0
+
+
+def imagenet_top_k(model: keras.Model, image: np.ndarray, k: int = 5) -> list[int]:
+    """Indices of the k highest ImageNet logits for one uint8 RGB image, best first."""
+    batch = to_model_input(image, size=model.input_shape[1])[None]
+    logits = keras.ops.convert_to_numpy(model(batch, training=False))[0]
+    return [int(i) for i in np.argsort(-logits)[:k]]
