@@ -80,9 +80,12 @@ def test_split_is_stratified_disjoint_and_reproducible() -> None:
     split = doctype.make_split(manifest)
     assert split.equals(doctype.make_split(manifest))
     assert split["path"].is_unique and len(split) == len(manifest)
-    shares = split.groupby(["label", "source"])["split"].value_counts(normalize=True).unstack()
-    assert ((shares["train"] - 0.70).abs() < 0.02).all()
-    assert ((shares["test"] - 0.15).abs() < 0.02).all()
+    by_source = split.groupby(["label", "source"])["split"]
+    shares = by_source.value_counts(normalize=True).unstack().fillna(0.0)
+    large = by_source.size() >= 100  # smaller sources cannot hold 70/15/15 to within 2%
+    assert ((shares["train"] - 0.70).abs()[large] < 0.02).all()
+    assert ((shares["test"] - 0.15).abs()[large] < 0.02).all()
+    assert (shares.loc[by_source.size() >= doctype.MIN_STRATUM] > 0).all().all()
 
 
 @needs_data

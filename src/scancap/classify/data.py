@@ -32,6 +32,7 @@ PHOTO = LABELS.index("photo")
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 42
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+MIN_STRATUM = 10  # smaller (label, source) strata cannot be split 70/15/15 with stratification
 MANIFEST = Path("doctype") / "manifest.csv"
 SPLIT_FILE = "split.csv"
 
@@ -63,9 +64,20 @@ def load_manifest(data: Path | None = None) -> pd.DataFrame:
     return frame
 
 
-def make_split(manifest: pd.DataFrame, seed: int = SPLIT_SEED) -> pd.DataFrame:
-    """Train/val/test, stratified by (label, source) so every source is in every split."""
+def split_strata(manifest: pd.DataFrame) -> pd.Series:
+    """(label, source) per image; a source too small to be cut three ways (MIN_STRATUM) joins
+    its label's largest source, so that its images still spread over the splits at random."""
     strata = manifest["label"] + "/" + manifest["source"]
+    counts = strata.value_counts()
+    largest = counts.groupby(counts.index.str.split("/").str[0]).idxmax()
+    small = strata.map(counts) < MIN_STRATUM
+    return strata.where(~small, manifest["label"].map(largest))
+
+
+def make_split(manifest: pd.DataFrame, seed: int = SPLIT_SEED) -> pd.DataFrame:
+    """Train/val/test, stratified by (label, source) so every source of at least MIN_STRATUM
+    images is in every split in the same proportions."""
+    strata = split_strata(manifest)
     train_share, val_share, _ = SPLIT_FRACTIONS
     train, rest = train_test_split(
         manifest.index, train_size=train_share, stratify=strata, random_state=seed

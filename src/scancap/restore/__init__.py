@@ -16,6 +16,7 @@ from scancap.restore.auto import (
     restore_image,
 )
 from scancap.restore.filters import (
+    LAPLACIAN_KERNELS,
     contrast_mask,
     dct_matrix,
     deconvolution_kernel,
@@ -32,6 +33,7 @@ from scancap.restore.filters import (
 )
 
 __all__ = [
+    "LAPLACIAN_KERNELS",
     "MODES",
     "AutoPolicy",
     "Measurements",
