@@ -67,6 +67,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     monitor: str = "val_loss"  # what early stopping watches
     clean_weight: float = 1.0  # loss weight of a clean view, relative to an augmented one
+    source_weighting: str = "count"  # "count", "sqrt" or "source": see source_weights
     seed: int = SEED
 
 
@@ -107,6 +108,7 @@ class Dataset:
     train: tuple[np.ndarray, np.ndarray]
     evals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     train_views: np.ndarray | None = None  # view name of each training sample (cached data)
+    train_sources: np.ndarray | None = None  # source of each training sample (cached data)
 
 
 Builder = Callable[[TrainConfig, Dataset], keras.Model]  # a compiled, untrained model
@@ -155,7 +157,45 @@ def cache_dataset(cache: FeatureCache, config: TrainConfig) -> Dataset:
         for name in ("val", "test")
         for suffix, view in (("", "clean"), ("_gray", "gray"))
     }
-    return Dataset(take(train_rows), evals, cache.index["view"].to_numpy()[train_rows])
+    return Dataset(
+        take(train_rows),
+        evals,
+        cache.index["view"].to_numpy()[train_rows],
+        cache.index["source"].to_numpy()[train_rows],
+    )
+
+
+SOURCE_WEIGHTINGS = ("count", "sqrt", "source")
+
+
+def source_weights(labels: np.ndarray, sources: np.ndarray, weighting: str) -> np.ndarray | None:
+    """Loss weights that rebalance the sources within each label, each label keeping its total.
+
+    "count" weighs every image alike (a source of 1,000 PACS photos outweighs one of 49
+    monuments twenty times); "source" gives every source of a label the same total weight;
+    "sqrt" sits between the two (weights in 1/sqrt(source size)). None for "count".
+    """
+    if weighting not in SOURCE_WEIGHTINGS:
+        raise ValueError(f"unknown source weighting {weighting!r}; choose from {SOURCE_WEIGHTINGS}")
+    if weighting == "count":
+        return None
+    size = pd.Series(sources).map(pd.Series(sources).value_counts()).to_numpy(np.float64)
+    raw = 1.0 / size if weighting == "source" else 1.0 / np.sqrt(size)
+    per_label = pd.Series(raw).groupby(labels)
+    scale = per_label.transform("size").to_numpy() / per_label.transform("sum").to_numpy()
+    return (raw * scale).astype(np.float32)
+
+
+def sample_weights(data: Dataset, config: TrainConfig) -> np.ndarray | None:
+    """The product of the view and source weights, scaled to mean 1 (None when uniform)."""
+    parts = [view_weights(data.train_views, config)]
+    if data.train_sources is not None:
+        parts.append(source_weights(data.train[1], data.train_sources, config.source_weighting))
+    parts = [w for w in parts if w is not None]
+    if not parts:
+        return None
+    weights = np.prod(parts, axis=0)
+    return (weights / weights.mean()).astype(np.float32)
 
 
 def view_weights(views: np.ndarray | None, config: TrainConfig) -> np.ndarray | None:
@@ -226,7 +266,7 @@ def fit(
     history = model.fit(
         x,
         targets(y),
-        sample_weight=view_weights(data.train_views, config),
+        sample_weight=sample_weights(data, config),
         validation_data=(x_val, targets(y_val)),
         epochs=config.epochs,
         batch_size=config.batch_size,
