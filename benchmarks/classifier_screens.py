@@ -23,7 +23,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-from keras import layers
 from tqdm import tqdm
 
 from scancap.backbones.efficientnet_lite import (
@@ -39,6 +38,7 @@ from scancap.backbones.torch_checkpoint import copy_torch_weights, read_torch_st
 from scancap.classify import model as classify
 from scancap.classify.data import (
     PHOTO,
+    channel_stats,
     default_cache_dir,
     feature_model,
     load_manifest,
@@ -47,7 +47,12 @@ from scancap.classify.data import (
     view_of,
 )
 from scancap.classify.metrics import all_metrics, markdown_table
-from scancap.classify.train import Dataset, TrainConfig, candidate_options, selection_table
+from scancap.classify.train import (
+    Dataset,
+    build_flat_head,
+    candidate_options,
+    selection_table,
+)
 from scancap.io import atomic_write_text, load_image
 from scancap.paths import data_dir, reports_dir
 
@@ -93,10 +98,9 @@ BACKBONES: dict[str, tuple[int, Callable[[], keras.Model]]] = {
 
 
 def flat_features(grids: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-    """Channel mean and std of float16-rounded grids (classify.ChannelStats), then pooled."""
-    grids = grids.astype(np.float16).astype(np.float32)
-    std = np.sqrt(grids.var(axis=(1, 2)) + 1e-6)
-    return np.concatenate([grids.mean(axis=(1, 2)), std, pooled.astype(np.float16)], axis=-1)
+    """Channel statistics of float16-rounded grids (classify.ChannelStats), then pooled."""
+    stats = channel_stats(grids.astype(np.float16))
+    return np.concatenate([stats, pooled.astype(np.float16)], axis=-1)
 
 
 def backbone_features(name: str, index: pd.DataFrame, data: Path, chunk: int = 2048) -> np.ndarray:
@@ -141,19 +145,6 @@ def screen_index(data: Path) -> pd.DataFrame:
 # --- screens ----------------------------------------------------------------------------------
 
 
-def flat_head(config: TrainConfig, data: Dataset) -> keras.Model:
-    """The shipped head on (channel statistics, pooled features) computed beforehand."""
-    keras.utils.set_random_seed(config.seed)
-    stats, pooled = data.train[0]
-    stats_in = keras.Input(stats.shape[1:], name="trunk_stats")
-    pooled_in = keras.Input(pooled.shape[1:], name="pooled_features")
-    norm = layers.Normalization(name="trunk_stats_norm")
-    norm.adapt(stats)
-    x = layers.Concatenate(name="features")([pooled_in, norm(stats_in)])
-    model = keras.Model([stats_in, pooled_in], classify.head_outputs(x, config.head))
-    return classify.compile_two_outputs(model, config.learning_rate)
-
-
 def screen_features(names: list[str], data: Path) -> pd.DataFrame:
     """The candidate recipes on the named backbones' features, selected on val."""
     index = screen_index(data)
@@ -171,7 +162,7 @@ def screen_features(names: list[str], data: Path) -> pd.DataFrame:
     train_views = index.loc[index["split"] == "train", "view"].to_numpy()
     evals = {"val": take("val", "clean"), "val_gray": take("val", "gray")}
     dataset = Dataset(take("train", None), evals, train_views)
-    return selection_table(candidate_options(dataset, None, build=flat_head))
+    return selection_table(candidate_options(dataset, None, build=build_flat_head))
 
 
 def val_row(

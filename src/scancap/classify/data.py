@@ -257,6 +257,22 @@ class FeatureCache:
         return np.flatnonzero(mask.to_numpy())
 
 
+def channel_stats(grids: np.ndarray) -> np.ndarray:
+    """Per-channel mean and standard deviation over positions, in float32: what the head's
+    ChannelStats layer computes, done once beforehand for heads trained many times (LOSO)."""
+    grids = np.asarray(grids, np.float32)
+    std = np.sqrt(grids.var(axis=(1, 2)) + 1e-6)
+    return np.concatenate([grids.mean(axis=(1, 2)), std], axis=-1)
+
+
+def flat_features(cache: FeatureCache, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(texture statistics, pooled features) of every cached view, float32 in memory."""
+    stats = np.concatenate(
+        [channel_stats(cache.trunk[i : i + chunk]) for i in range(0, len(cache.index), chunk)]
+    )
+    return stats, np.asarray(cache.pooled, np.float32)
+
+
 def _cache_key(index: pd.DataFrame) -> str:
     text = index[["path", "split", "view"]].to_csv(index=False)
     text += f"aug{AUGMENTATION_VERSION}" + FEATURE_BACKBONE

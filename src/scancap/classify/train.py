@@ -45,6 +45,7 @@ from scancap.classify.model import (
     build_head,
     build_top,
     compile_two_outputs,
+    head_outputs,
     targets,
 )
 from scancap.io import atomic_write_text
@@ -89,6 +90,8 @@ CANDIDATES = {
         SHIPPED, learning_rate=3e-4, monitor="val_photo_loss", patience=8, clean_weight=3.0
     ),
 }
+# Leave-one-source-out folds train one head (seed 42) of the v6 recipe, the clean-weighted one.
+LOSO_RECIPE = CANDIDATES["Adam 3e-4, early stopping on val photo loss, clean views weighted 3x"]
 ENSEMBLE_SEEDS = (42, 43, 44)  # 3 heads: 4.5 MB; with the 14 MB backbone file under 20 MB
 # Each ablation removes one regulariser from the first recipe (one head, seed 42).
 ABLATIONS = {
@@ -246,6 +249,20 @@ def build_model(
             for layer in head_weights.layers:
                 if layer.weights:
                     model.get_layer(layer.name).set_weights(layer.get_weights())
+    return compile_two_outputs(model, config.learning_rate)
+
+
+def build_flat_head(config: TrainConfig, data: Dataset) -> keras.Model:
+    """The transfer head on (texture statistics, pooled features) computed beforehand: the
+    layers of build_head after its ChannelStats layer, far cheaper to train many times."""
+    keras.utils.set_random_seed(config.seed)
+    stats, pooled = data.train[0]
+    stats_in = keras.Input(stats.shape[1:], name="trunk_stats")
+    pooled_in = keras.Input(pooled.shape[1:], name="pooled_features")
+    norm = keras.layers.Normalization(name="trunk_stats_norm")
+    norm.adapt(stats)
+    x = keras.layers.Concatenate(name="features")([pooled_in, norm(stats_in)])
+    model = keras.Model([stats_in, pooled_in], head_outputs(x, config.head))
     return compile_two_outputs(model, config.learning_rate)
 
 
