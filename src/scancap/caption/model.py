@@ -14,7 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from scancap.backbones.inputs import to_model_input
+from scancap.caption.grounding import GROUNDING_FILE, Grounding, banned_words
 from scancap.paths import models_dir
 
 GRID_CELLS = 49  # 7x7 regions of the backbone's last grid at 224 px
@@ -433,6 +434,7 @@ def beam_search(
     vocab: Vocabulary,
     beam: int = 3,
     length_penalty: float = LENGTH_PENALTY,
+    banned: np.ndarray | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; per image, `beam` hypotheses sorted by normalised score, best first.
 
@@ -441,13 +443,15 @@ def beam_search(
     renormalised over the tokens that may be generated (<pad>, <start> and <unk> never are,
     and at max_len only <end> is), which is also the distribution SCST trains. A finished beam
     carries on with one zero-cost padding step, keeping its score and length. At max_len only
-    <end> is allowed, so every hypothesis ends with it. beam=1 is greedy decoding.
+    <end> is allowed, so every hypothesis ends with it. beam=1 is greedy decoding. `banned`,
+    an (images, vocabulary) mask of 0 and -inf, forbids words per image (grounding).
     """
     n, vocab_size = len(grids), len(vocab)
     features, keys, state = decoder.encode(np.asarray(grids).reshape(n, GRID_CELLS, -1))
     never = np.full(vocab_size, -np.inf, np.float32)
     never[vocab.start + 1 :] = 0.0  # <pad>, <start> are never generated
     never[vocab.unk] = -np.inf  # nor is "unknown word"
+    allowed = never if banned is None else never + banned[:, None, :]
     only_end = np.full(vocab_size, -np.inf, np.float32)
     only_end[vocab.end] = 0.0
     finished_row = np.full(vocab_size, -np.inf, np.float32)
@@ -463,7 +467,7 @@ def beam_search(
         width = words.shape[1]
         log_probs, state, weights = decoder.step(words.reshape(-1), state, features, keys)
         log_probs = np.asarray(log_probs).reshape(n, width, vocab_size)
-        log_probs = _renormalised(log_probs + (only_end if t == vocab.max_len else never))
+        log_probs = _renormalised(log_probs + (only_end if t == vocab.max_len else allowed))
         log_probs = np.where(finished[..., None], finished_row, log_probs)
         candidates = scores[..., None] + log_probs
         new_lengths = lengths + ~finished
@@ -509,6 +513,7 @@ class Caption:
     score: float
     words: list[str]
     attention: np.ndarray  # (len(words) + 1, 7, 7)
+    tags: list[dict] = field(default_factory=list)  # grounded keywords with probabilities
 
 
 def save_decoder(model: CaptionDecoder, vocab: Vocabulary, out: Path, weights: bool = True) -> None:
@@ -576,9 +581,13 @@ class Captioner:
         decoder: Decoder,
         vocab: Vocabulary,
         length_penalty: float = LENGTH_PENALTY,
+        grounding_dir: Path | None = None,
     ) -> None:
         self.decoder, self.vocab, self.length_penalty = decoder, vocab, length_penalty
+        self.grounding_dir = grounding_dir  # holds GROUNDING_FILE; None: captions are free
         self._backbone: keras.Model | None = None
+        self._imagenet_head: tuple[np.ndarray, np.ndarray] | None = None
+        self._grounding: Grounding | None = None
 
     @classmethod
     def of(
@@ -592,29 +601,66 @@ class Captioner:
         model_dir = Path(model_dir or MODEL_DIR)
         decoding = read_decoding(model_dir)
         decoder, vocab = load_decoders(member_dirs(model_dir, decoding))
-        return cls(decoder, vocab, decoding.get("length_penalty", LENGTH_PENALTY))
+        grounded = (model_dir / GROUNDING_FILE).exists()
+        return cls(
+            decoder,
+            vocab,
+            decoding.get("length_penalty", LENGTH_PENALTY),
+            model_dir if grounded else None,
+        )
 
     @property
     def backbone(self) -> keras.Model:
+        """The grid extractor; its ImageNet head (pooled grid -> 1,000 logits) is kept aside."""
         if self._backbone is None:
-            from scancap.backbones.mobilenet_v2 import load_backbone
+            from scancap.backbones.mobilenet_v2 import (
+                CLASSIFIER_LAYER,
+                FEATURE_LAYER,
+                load_backbone,
+            )
 
-            self._backbone = load_backbone(include_top=False)
+            full = load_backbone(include_top=True)
+            kernel, bias = full.get_layer(CLASSIFIER_LAYER).get_weights()
+            self._imagenet_head = (kernel, bias)
+            self._backbone = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output)
             self._backbone.compile(jit_compile=False)  # XLA is slower on this CPU
         return self._backbone
 
-    def describe(self, grids: np.ndarray, beam: int = 3, batch_size: int = 100) -> list[Caption]:
-        """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps."""
+    @property
+    def imagenet_head(self) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel (1280, 1000), bias): the backbone's ImageNet classifier."""
+        if self._imagenet_head is None:
+            _ = self.backbone
+        return self._imagenet_head
+
+    @property
+    def grounding(self) -> Grounding | None:
+        if self._grounding is None and self.grounding_dir is not None:
+            self._grounding = Grounding.load(self.grounding_dir, self.imagenet_head)
+        return self._grounding
+
+    def describe(
+        self, grids: np.ndarray, beam: int = 3, batch_size: int = 100, ground: bool = True
+    ) -> list[Caption]:
+        """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps.
+
+        With grounding (shipped with the captioner, `ground` not False), words naming a person
+        or an animal the photo does not support are forbidden, and each caption gets tags.
+        """
+        grounding = self.grounding if ground else None
         captions = []
         for first in range(0, len(grids), batch_size):
             batch = np.asarray(grids[first : first + batch_size], np.float32)
-            for hypotheses in beam_search(
-                self.decoder, batch, self.vocab, beam, self.length_penalty
-            ):
-                best = hypotheses[0]
-                words = [self.vocab.words[i] for i in best.tokens[:-1]]
+            evidence = grounding.evidence(batch) if grounding else None
+            banned = banned_words(evidence, self.vocab.words) if evidence else None
+            hypotheses = beam_search(
+                self.decoder, batch, self.vocab, beam, self.length_penalty, banned
+            )
+            for i, best in enumerate(h[0] for h in hypotheses):
+                words = [self.vocab.words[j] for j in best.tokens[:-1]]
                 maps = best.attention.reshape(-1, 7, 7)
-                captions.append(Caption(detokenize(words), best.score, words, maps))
+                tags = evidence[i].tags() if evidence else []
+                captions.append(Caption(detokenize(words), best.score, words, maps, tags))
         return captions
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:

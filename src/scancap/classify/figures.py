@@ -163,3 +163,21 @@ def per_source(table: pd.DataFrame) -> plt.Figure:
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def loso_vs_split(table: pd.DataFrame) -> plt.Figure:
+    """Per source: accuracy as a held-out source (LOSO) against accuracy on its own test images
+    (in distribution), sorted by LOSO accuracy; the gap is what a random split hides."""
+    table = table.sort_values("LOSO accuracy")
+    figure, axis = plt.subplots(figsize=(8, 0.26 * len(table) + 1.2))
+    rows = np.arange(len(table))
+    axis.hlines(rows, table["LOSO accuracy"], table["test accuracy"], color="#bbbbbb")
+    axis.plot(table["test accuracy"], rows, "o", color="#4c72b0", label="own test images")
+    axis.plot(table["LOSO accuracy"], rows, "o", color="#dd8452", label="held out (LOSO)")
+    axis.set_yticks(rows, [f"{label}/{source}" for label, source in table.index], fontsize=7)
+    axis.set_xlabel("share decided right (photo sources: called photo; others: kept out)")
+    axis.axvline(0.9, color="#999999", linestyle=":", linewidth=1)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return figure

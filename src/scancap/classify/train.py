@@ -563,10 +563,13 @@ one head, or {len(ENSEMBLE_SEEDS)} heads from different seeds averaging their lo
 {markdown_table(selection, index=False)}
 
 ## Data
-`doctype/manifest.csv` from the shared datasets (8,880 images, 5 labels, 16 sources), split
-70/15/15 stratified by (label, source) with seed {SPLIT_SEED}; the split is `{SPLIT_FILE}`.
-Training used each training image plus 3 seeded scan-like augmented views (crop, flip, colour
-jitter, grey or sepia, faded grainy print, low resolution, blur, noise up to σ=35, JPEG).
+`doctype/manifest.csv` from the shared datasets ({len(split):,} images, 5 labels,
+{split["source"].nunique()} sources), split 70/15/15 stratified by (label, source) with seed
+{SPLIT_SEED}; the split is `{SPLIT_FILE}`. Training used each training image plus 3 seeded
+scan-like augmented views (crop, flip, colour jitter, grey or sepia, faded grainy print, low
+resolution, blur, noise up to σ=35, JPEG). The training loss weighs the sources by
+`{config.get("source_weighting", "count")}` (see `source_weights`), the weighting that did best
+on sources it had never seen (leave-one-source-out, `reports/classification.md`).
 
 {markdown_table(counts)}
 
@@ -581,7 +584,8 @@ Photo recall on test images converted to grey (old black-and-white prints):
 ## Licence and intended use
 The training images are mostly licensed for research use only (PACS, Flickr8k, SROIE, TU-Berlin
 and others; see the datasets README): this model is for evaluation and demonstration, not for
-commercial use. It was trained on small (<= 224 px) images of 16 sources; on other sources
-(full-size scans, other painting styles) expect lower accuracy, realistic paintings being the
-known hard case.
+commercial use. It was trained on small (<= 224 px) images of {split["source"].nunique()}
+sources; on other sources (full-size scans, other painting styles) expect lower accuracy than
+on its test split: the leave-one-source-out section of `reports/classification.md` measures
+how much lower, source by source.
 """
