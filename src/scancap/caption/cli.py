@@ -124,6 +124,21 @@ def cmd_train_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_grounding(args: argparse.Namespace) -> int:
+    from scancap.caption.train_grounding import train_grounding
+
+    out = Path(args.out)
+    grounding = train_grounding(args.model, **data_options(args))
+    out.mkdir(parents=True, exist_ok=True)
+    grounding.save(out)
+    if not args.quiet:
+        print(
+            f"saved {out / 'grounding.json'}: p(person) >= {grounding.person.threshold:.3f}, "
+            f"p(animal) >= {grounding.animal.threshold:.3f} (chosen on the select half)"
+        )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from scancap.caption.evaluate import write_report
 
@@ -197,6 +212,23 @@ def register_cli(
     ensemble.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
     add_data_options(ensemble, LIMIT_HELP)
     ensemble.set_defaults(handler=cmd_train_ensemble)
+
+    grounding = train_targets.add_parser(
+        "grounding",
+        help="fit the captioner's person and animal detectors",
+        description="Fit the detectors that keep captions from naming a person or an animal "
+        "the photo does not show (Flickr8k train captions, tf_flowers photos), and set their "
+        "thresholds on the select half of benchmarks/labels/caption_ood.csv. Writes "
+        "grounding.json into --out; a captioner folder holding it captions with grounding.",
+    )
+    grounding.add_argument(
+        "--out", required=True, help="folder to write grounding.json to (e.g. models/captioner)"
+    )
+    grounding.add_argument(
+        "--model", type=Path, help="captioner folder whose backbone is used (models/captioner)"
+    )
+    add_data_options(grounding, "only the first N Flickr8k train and N tf_flowers images")
+    grounding.set_defaults(handler=cmd_train_grounding)
 
     evaluate = evaluate_targets.add_parser(
         "captioner",

@@ -218,3 +218,17 @@ def banned_words(evidence: list[Evidence], vocabulary: list[str]) -> np.ndarray:
 def mentions(caption: str, words: frozenset[str]) -> bool:
     """Whether a caption names one of `words` (tokens as the decoder writes them)."""
     return any(token in words for token in caption.lower().replace(".", " ").split())
+
+
+def format_tags(tags: list[dict]) -> str:
+    """Tags as one manifest cell: "lighthouse:0.62; seashore:0.21"."""
+    return "; ".join(f"{t['tag']}:{t['p']:.2f}" for t in tags)
+
+
+def parse_tags(text: str) -> list[dict[str, float | str]]:
+    """The inverse of format_tags (for captions.jsonl and the service)."""
+    tags = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, _, p = item.rpartition(":")
+        tags.append({"tag": name, "p": float(p)})
+    return tags

@@ -72,3 +72,37 @@ def bleu(references: list[list[str]], candidates: list[str], n: int = 4) -> floa
         ptb=False,
     )
     return scores[BLEU[n - 1]]
+
+
+def hallucination_rates(
+    captions: list[str], person: np.ndarray, animal: np.ndarray, rounds: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """CHAIR-style image-level hallucination (Rohrbach et al. 2018), with 95% bootstrap
+    intervals: among photos without a person, the share of captions naming one; the same for
+    animals; and among photos with neither, the share naming either."""
+    from scancap.caption.grounding import ANIMAL_WORDS, PERSON_WORDS, mentions
+
+    says_person = np.array([mentions(c, PERSON_WORDS) for c in captions])
+    says_animal = np.array([mentions(c, ANIMAL_WORDS) for c in captions])
+    person, animal = np.asarray(person) == 1, np.asarray(animal) == 1
+    groups = {
+        "person word, photo without a person": (~person, says_person),
+        "animal word, photo without an animal": (~animal, says_animal),
+        "either, photo with neither": (~person & ~animal, says_person | says_animal),
+    }
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, (mask, said) in groups.items():
+        hits = said[mask]
+        draws = [hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(rounds)]
+        low, high = np.percentile(draws, [2.5, 97.5]) if len(hits) else (np.nan, np.nan)
+        rows.append(
+            {
+                "measure": name,
+                "photos": int(mask.sum()),
+                "share": hits.mean(),
+                "low": low,
+                "high": high,
+            }
+        )
+    return pd.DataFrame(rows)

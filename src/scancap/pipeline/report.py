@@ -84,6 +84,8 @@ def _card(row: Mapping[str, Any], thumbnails: list[str]) -> str:
         details.append(f"class: {klass} · p(photo) = {confidence:.3f}")
         if row.get("caption"):
             details.append(f'<span class="caption">“{html.escape(str(row["caption"]))}”</span>')
+        if row.get("tags"):
+            details.append(f'<span class="tags">tags: {html.escape(str(row["tags"]))}</span>')
         if row.get("is_photo"):
             details.append(html.escape(restore_summary(row)))
     css = "card error" if klass == "error" else "card"

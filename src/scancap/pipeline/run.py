@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from scancap import __version__
 from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
+from scancap.caption.grounding import format_tags, parse_tags
 from scancap.caption.model import Captioner
 from scancap.classify.model import Classifier, Prediction
 from scancap.config import RunConfig
@@ -74,6 +75,7 @@ class Result:
     restore_notes: str = ""
     caption: str = ""
     caption_score: float | None = None
+    tags: str = ""  # grounded keywords with probabilities, "lighthouse:0.62; seashore:0.21"
     output: str = ""
     seconds_decode: float = 0.0
     seconds_classify: float = 0.0
@@ -250,6 +252,7 @@ class Pipeline:
         per_image = (time.perf_counter() - start) / len(to_caption)
         for result, caption in zip(to_caption, captions, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
+            result.tags = format_tags(caption.tags)
             result.seconds_caption = round(per_image, 4)
 
     # --- one image, for the API and the service --------------------------------------------------
@@ -435,7 +438,12 @@ def _write_batch_outputs(
     atomic_write_text(out / MANIFEST_FILES[1], manifest.to_csv(index=False))
     captions = [
         json.dumps(
-            {"path": row["output"] or row["path"], "source": row["path"], "caption": row["caption"]}
+            {
+                "path": row["output"] or row["path"],
+                "source": row["path"],
+                "caption": row["caption"],
+                "tags": parse_tags(row.get("tags") or ""),
+            }
         )
         for row in rows
         if row["status"] == "ok" and row["is_photo"]

@@ -1,0 +1,156 @@
+"""Caption grounding: detectors, forbidden words in beam search, tags, hallucination measure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scancap.caption.grounding import (
+    ANIMAL_WORDS,
+    PERSON_WORDS,
+    Detector,
+    Evidence,
+    banned_words,
+    format_tags,
+    imagenet_names,
+    mentions,
+    parse_tags,
+)
+from scancap.caption.metrics import hallucination_rates
+from scancap.caption.model import MODEL_DIR, Captioner
+from scancap.caption.train_grounding import caption_labels, lowest_threshold, not_near
+from scancap.io import load_image
+from scancap.paths import REPO_ROOT
+
+SAMPLES = REPO_ROOT / "samples"
+needs_grounding = pytest.mark.skipif(
+    not (MODEL_DIR / "grounding.json").exists(), reason="no shipped grounding"
+)
+
+
+def evidence(person: bool, animal: bool) -> Evidence:
+    return Evidence(float(person), float(animal), person, animal, [("lighthouse", 0.6)])
+
+
+def test_word_lists_cover_the_usual_subjects_and_nothing_else() -> None:
+    assert {"man", "woman", "boy", "people", "crowd", "skier"} <= PERSON_WORDS
+    assert {"dog", "dogs", "puppy", "horse", "bird", "cat"} <= ANIMAL_WORDS
+    assert not PERSON_WORDS & ANIMAL_WORDS
+    assert not {"flower", "building", "grass", "water", "a", "the"} & (PERSON_WORDS | ANIMAL_WORDS)
+    assert mentions("A man is standing on a brick building .", PERSON_WORDS)
+    assert not mentions("a mandolin on a table", PERSON_WORDS)  # whole words only
+
+
+def test_banned_words_mask_only_what_the_photo_does_not_support() -> None:
+    vocabulary = ["<pad>", "a", "man", "dog", "flower"]
+    mask = banned_words([evidence(False, False), evidence(True, False)], vocabulary)
+    assert np.isneginf(mask[0, 2]) and np.isneginf(mask[0, 3])
+    assert mask[0, 4] == 0 and mask[0, 1] == 0
+    assert mask[1, 2] == 0 and np.isneginf(mask[1, 3])
+
+
+def test_tags_round_trip_and_name_detected_presence_first() -> None:
+    tags = Evidence(0.9, 0.1, True, False, [("lighthouse", 0.62), ("pier", 0.01)]).tags()
+    assert [t["tag"] for t in tags] == ["person", "lighthouse"]  # 0.01 is below the floor
+    text = format_tags(tags)
+    assert text == "person:0.90; lighthouse:0.62"
+    assert parse_tags(text) == [{"tag": "person", "p": 0.9}, {"tag": "lighthouse", "p": 0.62}]
+    assert parse_tags("") == []
+
+
+def test_imagenet_names_are_the_1000_classes_in_order() -> None:
+    names = imagenet_names()
+    assert len(names) == 1000 and names[0] == "tench" and "lighthouse" in names
+
+
+def test_threshold_allows_at_most_the_given_false_positive_rate() -> None:
+    negatives = np.linspace(0.0, 0.99, 100)
+    threshold = lowest_threshold(negatives, 0.05)
+    assert (negatives >= threshold).sum() == 5
+    assert (negatives >= np.nextafter(negatives[-6], 0)).sum() > 5  # it is the lowest such
+
+
+def test_caption_labels_need_agreement_and_drop_ambiguous_photos() -> None:
+    captions = pd.DataFrame(
+        {
+            "image": ["a"] * 5 + ["b"] * 5,
+            "caption": ["a man runs"] * 3
+            + ["a dog runs", "grass"]
+            + ["a field"] * 4
+            + ["a boy in a field"],
+        }
+    )
+    labels = caption_labels(captions, ["a", "b"])
+    assert labels.loc["a", "person"] == 1 and np.isnan(labels.loc["a", "animal"])
+    assert np.isnan(labels.loc["b", "person"]) and labels.loc["b", "animal"] == 0
+
+
+def test_near_duplicates_of_samples_are_dropped() -> None:
+    features = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    keep = not_near(features, np.array([[1.0, 0.01]]))
+    assert keep.tolist() == [False, True, True]
+
+
+def test_hallucination_rates_count_words_on_photos_without_the_concept() -> None:
+    captions = ["a man on a cliff", "a lighthouse", "a dog in the snow", "a man with a dog"]
+    rates = hallucination_rates(captions, [0, 0, 0, 1], [0, 0, 1, 1], rounds=50).set_index(
+        "measure"
+    )
+    assert rates.loc["person word, photo without a person", "share"] == pytest.approx(1 / 3)
+    assert rates.loc["animal word, photo without an animal", "share"] == 0.0
+    assert rates.loc["either, photo with neither", "photos"] == 2
+    assert rates.loc["either, photo with neither", "share"] == pytest.approx(0.5)
+
+
+def test_detector_probability_is_a_logistic_of_standardised_features() -> None:
+    detector = Detector(np.array([1.0]), np.array([2.0]), np.array([4.0]), -1.0, 0.5)
+    assert detector.probability(np.array([[3.0]]))[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    again = Detector.from_json(detector.to_json())
+    assert again.threshold == 0.5 and again.probability(np.array([[1.0]]))[0] == pytest.approx(
+        1 / (1 + np.exp(1.0))
+    )
+
+
+@pytest.fixture(scope="module")
+def captioner() -> Captioner:
+    return Captioner.load()
+
+
+def test_a_banned_word_never_appears_in_the_caption(captioner: Captioner) -> None:
+    grids = captioner.grids([load_image(SAMPLES / "photo_David_Hilbert.png")])
+    free = captioner.describe(grids, ground=False)[0]
+    first = free.words[1]  # "a man ...": the subject word the decoder likes best
+    vocabulary = captioner.vocab.words
+    banned = np.zeros((1, len(vocabulary)), np.float32)
+    banned[0, vocabulary.index(first)] = -np.inf
+    from scancap.caption.model import beam_search
+
+    best = beam_search(captioner.decoder, grids, captioner.vocab, 3, 1.0, banned)[0][0]
+    assert first not in [vocabulary[i] for i in best.tokens]
+
+
+SUBJECTS = {  # sample -> (words of which one must appear, concepts that must not)
+    "photo_200557981_f800fa1af9.jpg": ({"flower", "flowers", "sunflower", "sunflowers"}, "pa"),
+    "photo_2600382379_5791b0b35a_m.jpg": ({"flower", "flowers", "dandelion"}, "pa"),
+    "photo_4495885281_fe2a3b671d.jpg": ({"flower", "flowers", "rose", "roses"}, "pa"),
+    "photo_Building.png": ({"building", "buildings", "house", "church"}, "pa"),
+    "photo_David_Hilbert.png": ({"man"}, "a"),
+    "photo_Old_Tom_Morris.png": ({"man"}, "a"),
+}
+
+
+@needs_grounding
+@pytest.mark.parametrize("name", sorted(SUBJECTS))
+def test_sample_captions_name_their_subject_and_invent_no_other(
+    captioner: Captioner, name: str
+) -> None:
+    required, forbidden = SUBJECTS[name]
+    caption = captioner.describe(captioner.grids([load_image(SAMPLES / name)]))[0]
+    words = set(caption.words)
+    assert words & required, caption.text
+    if "p" in forbidden:
+        assert not words & PERSON_WORDS, caption.text
+    if "a" in forbidden:
+        assert not words & ANIMAL_WORDS, caption.text
+    assert caption.tags, "a grounded caption comes with tags"
