@@ -118,6 +118,8 @@ def loso_vs_split_table(held_out: pd.DataFrame, test: pd.DataFrame) -> pd.DataFr
 def old_photo_recall_on_test(test: pd.DataFrame, rounds: int = 1000) -> tuple[float, ...]:
     """Share of the old-print sources' test images called photo (the shipped model)."""
     hits = test.loc[test["source"].isin(loso.OLD_PHOTO_SOURCES), "called_photo"].to_numpy()
+    if not len(hits):
+        return (np.nan, np.nan, np.nan)
     return bootstrap(lambda rows: {"recall": hits[rows].mean()}, len(hits), rounds)["recall"]
 
 
