@@ -201,7 +201,7 @@ def test_caption_cli_writes_a_row_per_file_and_reports_bad_ones(
     csv = tmp_path / "captions.csv"
     assert main(["caption", str(folder), "--out", str(csv), "--beam", "2", "--quiet"]) == 1
     rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
-    assert list(rows.columns) == ["caption", "error"]
+    assert list(rows.columns) == ["caption", "skipped", "error"]
     assert rows.loc["sub/photo.jpg", "caption"] and not rows.loc["sub/photo.jpg", "error"]
     assert rows.loc["broken.png", "error"] and not rows.loc["broken.png", "caption"]
     assert "broken.png" in capsys.readouterr().err
@@ -209,3 +209,23 @@ def test_caption_cli_writes_a_row_per_file_and_reports_bad_ones(
     assert main(["caption", str(folder / "sub"), "--quiet"]) == 0
     path, caption = capsys.readouterr().out.strip().split("\t")
     assert path == "photo.jpg" and caption
+
+
+def test_caption_cli_skips_non_photos_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    chart = next(SAMPLE_PHOTO.parent.glob("schematic_*"))
+    shutil.copy(chart, folder / chart.name)
+    shutil.copy(SAMPLE_PHOTO, folder / "photo.jpg")
+    csv = tmp_path / "captions.csv"
+    assert main(["caption", str(folder), "--out", str(csv), "--quiet"]) == 0
+    rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
+    assert rows.loc[chart.name, "skipped"].startswith("not a photo: schematic")
+    assert not rows.loc[chart.name, "caption"]
+    assert rows.loc["photo.jpg", "caption"] and not rows.loc["photo.jpg", "skipped"]
+    assert chart.name in capsys.readouterr().err
+    assert main(["caption", str(folder), "--out", str(csv), "--all", "--quiet"]) == 0
+    rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
+    assert rows.loc[chart.name, "caption"] and not rows.loc[chart.name, "skipped"]

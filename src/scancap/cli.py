@@ -16,6 +16,21 @@ from scancap.pipeline.cli import add_model_options
 from scancap.restore import cli as restore_cli
 
 
+def classifier_photo_check() -> Callable[[list], list[str]]:
+    """`scancap caption`'s default filter: the shipped classifier turns down non-photos."""
+    from scancap.classify.model import Classifier
+
+    classifier = Classifier.load()
+
+    def check(images: list) -> list[str]:
+        return [
+            "" if p.is_photo else f"not a photo: {p.subtype}, p(photo) = {p.p_photo:.2f}"
+            for p in classifier.predict(images)
+        ]
+
+    return check
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -68,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     for register in STAGE_PARSERS:
         register(subparsers, train_targets, evaluate_targets)
     add_serve_parser(subparsers)
+    # The captioning stage knows nothing of the classifier; the command line joins them.
+    subparsers.choices["caption"].set_defaults(photo_check=classifier_photo_check)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,10 @@ from scancap.cli_args import (
 from scancap.io import atomic_write_text, iter_image_files
 from scancap.paths import models_dir, reports_dir
 
-CSV_COLUMNS = ["path", "caption", "error"]
+CSV_COLUMNS = ["path", "caption", "skipped", "error"]
+# Per decoded image: "" to caption it, else why not (set by the top-level cli, which may use
+# the classifier: a chart captioned as "a baby playing with a ball" helps nobody).
+PhotoCheck = Callable[[list[np.ndarray]], list[str]]
 LIMIT_HELP = "only the first N train and N dev images (smoke tests)"
 # TensorFlow loads in the handlers only, so `scancap --help` and the other stages stay fast.
 
@@ -34,10 +37,12 @@ def caption_files(
     beam: int,
     batch_size: int,
     max_pixels: int,
+    check: PhotoCheck | None = None,
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """(absolute path, CSV row) per file in input order; a bad file gets its error, the rest go on.
 
     Images are decoded one batch at a time, so memory does not grow with the number of files.
+    With `check`, images it turns down are not captioned: their row says why (`skipped`).
     """
     from scancap.caption.model import Captioner
 
@@ -45,13 +50,18 @@ def caption_files(
     relative = dict(files)
     for batch in load_batches([path for path, _ in files], batch_size, max_pixels):
         images = [item for _, item in batch if isinstance(item, np.ndarray)]
-        captions = iter(captioner.caption_images(images, beam=beam))
+        reasons = check(images) if check and images else [""] * len(images)
+        kept = [image for image, reason in zip(images, reasons, strict=True) if not reason]
+        captions = iter(captioner.caption_images(kept, beam=beam))
+        verdicts = iter(reasons)
         for path, item in batch:
-            row = {"path": str(relative[path]), "caption": "", "error": ""}
-            if isinstance(item, np.ndarray):
-                row["caption"] = next(captions)[0]
-            else:
+            row = {"path": str(relative[path]), "caption": "", "skipped": "", "error": ""}
+            if not isinstance(item, np.ndarray):
                 row["error"] = item.reason
+            elif reason := next(verdicts):
+                row["skipped"] = reason
+            else:
+                row["caption"] = next(captions)[0]
             yield path, row
 
 
@@ -59,12 +69,15 @@ def cmd_caption(args: argparse.Namespace) -> int:
     """Caption every image found under the inputs: CSV with --out, else path<TAB>caption."""
     files = iter_image_files(args.inputs)
     rows = []
-    results = caption_files(files, args.model, args.beam, args.batch_size, args.max_pixels)
+    check = None if args.all or args.photo_check is None else args.photo_check()
+    results = caption_files(files, args.model, args.beam, args.batch_size, args.max_pixels, check)
     for path, row in tqdm(
         results, total=len(files), desc="caption", unit="img", disable=args.quiet
     ):
         if row["error"]:
             report_error(path, row["error"])
+        elif row["skipped"]:
+            tqdm.write(f"{path}: skipped, {row['skipped']} (--all captions it)", file=sys.stderr)
         elif not args.out:
             tqdm.write(f"{row['path']}\t{row['caption']}", file=sys.stdout)
         rows.append(row)
@@ -154,8 +167,12 @@ def register_cli(
     parser = commands.add_parser(
         "caption",
         help="describe photos in one sentence",
-        description="Caption images (files or folders, searched recursively). Prints "
-        "path<TAB>caption, or with --out writes a CSV: path, caption, error.",
+        description="Caption photos (files or folders, searched recursively). Prints "
+        "path<TAB>caption, or with --out writes a CSV: path, caption, skipped, error. Images "
+        "the classifier does not call photos are skipped (their row says why) unless --all.",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="caption every image, photo or not (default: photos)"
     )
     add_inputs(parser)
     parser.add_argument("--out", help="CSV file to write (default: print to stdout)")
@@ -165,7 +182,7 @@ def register_cli(
     parser.add_argument("--model", type=Path, help="captioner folder (default: models/captioner)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
     add_batch_options(parser)
-    parser.set_defaults(handler=cmd_caption)
+    parser.set_defaults(handler=cmd_caption, photo_check=None)
 
     train = train_targets.add_parser(
         "captioner",
