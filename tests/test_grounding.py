@@ -30,7 +30,8 @@ needs_grounding = pytest.mark.skipif(
 
 
 def evidence(person: bool, animal: bool) -> Evidence:
-    return Evidence(float(person), float(animal), person, animal, [("lighthouse", 0.6)])
+    present = {"person": person, "animal": animal}
+    return Evidence({k: float(v) for k, v in present.items()}, present, [("lighthouse", 0.6)])
 
 
 def test_word_lists_cover_the_usual_subjects_and_nothing_else() -> None:
@@ -51,7 +52,11 @@ def test_banned_words_mask_only_what_the_photo_does_not_support() -> None:
 
 
 def test_tags_round_trip_and_name_detected_presence_first() -> None:
-    tags = Evidence(0.9, 0.1, True, False, [("lighthouse", 0.62), ("pier", 0.01)]).tags()
+    tags = Evidence(
+        {"person": 0.9, "animal": 0.1},
+        {"person": True, "animal": False},
+        [("lighthouse", 0.62), ("pier", 0.01)],
+    ).tags()
     assert [t["tag"] for t in tags] == ["person", "lighthouse"]  # 0.01 is below the floor
     text = format_tags(tags)
     assert text == "person:0.90; lighthouse:0.62"

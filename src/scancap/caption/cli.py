@@ -145,10 +145,10 @@ def cmd_train_grounding(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     grounding.save(out)
     if not args.quiet:
-        print(
-            f"saved {out / 'grounding.json'}: p(person) >= {grounding.person.threshold:.3f}, "
-            f"p(animal) >= {grounding.animal.threshold:.3f} (chosen on the select half)"
+        thresholds = ", ".join(
+            f"p({name}) >= {d.threshold:.3f}" for name, d in grounding.detectors.items()
         )
+        print(f"saved {out / 'grounding.json'}: {thresholds}")
     return 0
 
 

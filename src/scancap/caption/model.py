@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from scancap.backbones.inputs import to_model_input
-from scancap.caption.grounding import GROUNDING_FILE, Grounding, banned_words
+from scancap.caption.grounding import GROUNDING_FILE, GroundedDecoding, Grounding
 from scancap.paths import models_dir
 
 GRID_CELLS = 49  # 7x7 regions of the backbone's last grid at 224 px
@@ -434,7 +434,7 @@ def beam_search(
     vocab: Vocabulary,
     beam: int = 3,
     length_penalty: float = LENGTH_PENALTY,
-    banned: np.ndarray | None = None,
+    constraint: GroundedDecoding | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search; per image, `beam` hypotheses sorted by normalised score, best first.
 
@@ -443,15 +443,15 @@ def beam_search(
     renormalised over the tokens that may be generated (<pad>, <start> and <unk> never are,
     and at max_len only <end> is), which is also the distribution SCST trains. A finished beam
     carries on with one zero-cost padding step, keeping its score and length. At max_len only
-    <end> is allowed, so every hypothesis ends with it. beam=1 is greedy decoding. `banned`,
-    an (images, vocabulary) mask of 0 and -inf, forbids words per image (grounding).
+    <end> is allowed, so every hypothesis ends with it. beam=1 is greedy decoding. A
+    `constraint` (grounding) adds its own per-image, per-step mask of forbidden words.
     """
     n, vocab_size = len(grids), len(vocab)
     features, keys, state = decoder.encode(np.asarray(grids).reshape(n, GRID_CELLS, -1))
     never = np.full(vocab_size, -np.inf, np.float32)
     never[vocab.start + 1 :] = 0.0  # <pad>, <start> are never generated
     never[vocab.unk] = -np.inf  # nor is "unknown word"
-    allowed = never if banned is None else never + banned[:, None, :]
+    said = constraint.start(n) if constraint is not None else None
     only_end = np.full(vocab_size, -np.inf, np.float32)
     only_end[vocab.end] = 0.0
     finished_row = np.full(vocab_size, -np.inf, np.float32)
@@ -467,7 +467,10 @@ def beam_search(
         width = words.shape[1]
         log_probs, state, weights = decoder.step(words.reshape(-1), state, features, keys)
         log_probs = np.asarray(log_probs).reshape(n, width, vocab_size)
-        log_probs = _renormalised(log_probs + (only_end if t == vocab.max_len else allowed))
+        allowed = only_end if t == vocab.max_len else never
+        if constraint is not None and t < vocab.max_len:
+            allowed = allowed + constraint.mask(t, said, words)
+        log_probs = _renormalised(log_probs + allowed)
         log_probs = np.where(finished[..., None], finished_row, log_probs)
         candidates = scores[..., None] + log_probs
         new_lengths = lengths + ~finished
@@ -482,6 +485,8 @@ def beam_search(
         step_weights = np.asarray(weights).reshape(n, width, 1, GRID_CELLS)[rows, source]
         attention = np.concatenate([attention[rows, source], step_weights], axis=2)
         finished = finished[rows, source] | (words == vocab.end)
+        if constraint is not None:
+            said = constraint.advance(said, source, words)
         flat = (rows * width + source).reshape(-1)
         state = _gather_rows(state, flat)
         if t == 0:  # every image now has `beam` rows: widen the per-image tensors once
@@ -652,9 +657,9 @@ class Captioner:
         for first in range(0, len(grids), batch_size):
             batch = np.asarray(grids[first : first + batch_size], np.float32)
             evidence = grounding.evidence(batch) if grounding else None
-            banned = banned_words(evidence, self.vocab.words) if evidence else None
+            constraint = GroundedDecoding(evidence, self.vocab.words) if evidence else None
             hypotheses = beam_search(
-                self.decoder, batch, self.vocab, beam, self.length_penalty, banned
+                self.decoder, batch, self.vocab, beam, self.length_penalty, constraint
             )
             for i, best in enumerate(h[0] for h in hypotheses):
                 words = [self.vocab.words[j] for j in best.tokens[:-1]]

@@ -1,13 +1,16 @@
-"""Training the grounding detectors (person, animal) and choosing their thresholds.
+"""Training the grounding detectors (person, animal, flower) and choosing their thresholds.
 
 Training data: Flickr8k train photos, labelled by what their five human captions mention (a
 positive when at least POSITIVE_MENTIONS do, a negative when none does, dropped otherwise), and
-tf_flowers photos, which show neither. Thresholds: the `select` half of the hand-labelled
-out-of-domain set (`benchmarks/labels/caption_ood.csv`); its `report` half is never read here.
+tf_flowers photos, which show no person and no animal and are the flower detector's positives.
+Person and animal thresholds: the `select` half of the hand-labelled out-of-domain set
+(`benchmarks/labels/caption_ood.csv`; its `report` half is never read here). The flower
+threshold: out-of-fold probabilities of the training photos, at most 5% false positives.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +21,10 @@ from scancap.caption.data import build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import (
     ANIMAL_WORDS,
     PERSON_WORDS,
+    THING_CONCEPTS,
     Detector,
     Grounding,
-    animal_features,
+    detector_input,
     mentions,
     pooled,
     softmax,
@@ -30,7 +34,7 @@ from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir
 
 LABELS_FILE = REPO_ROOT / "benchmarks" / "labels" / "caption_ood.csv"
-CONCEPTS = {"person": PERSON_WORDS, "animal": ANIMAL_WORDS}
+CONCEPTS = {"person": PERSON_WORDS, "animal": ANIMAL_WORDS} | THING_CONCEPTS
 POSITIVE_MENTIONS = 3  # of 5 captions
 MAX_FALSE_POSITIVE_RATE = 0.05  # on the select half's photos without the concept
 NEGATIVE_SOURCES = ("tf_flowers",)  # doctype photo sources that show neither concept
@@ -80,11 +84,18 @@ def pooled_features(grids: np.ndarray) -> np.ndarray:
 def detector_features(
     concept: str, features: np.ndarray, head: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
-    """What each detector reads: pooled features (+ ImageNet's animal mass for animals)."""
-    if concept == "person":
-        return features
     kernel, bias = head
-    return animal_features(features, softmax(features @ kernel + bias))
+    return detector_input(concept, features, softmax(features @ kernel + bias))
+
+
+def out_of_fold(features: np.ndarray, labels: np.ndarray, folds: int = 5) -> np.ndarray:
+    """Each training photo's probability from a detector fitted without its fold."""
+    order = np.random.default_rng(0).permutation(len(labels))
+    p = np.empty(len(labels))
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        p[part] = fit_logistic(features[rest], labels[rest]).probability(features[part])
+    return p
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray) -> Detector:
@@ -124,14 +135,18 @@ def train_grounding(
     extra = extra[not_near(extra, pooled(captioner.grids([load_image(p) for p in samples])))]
     chosen = pooled(captioner.grids([load_image(data / p) for p in select["path"]]))
     detectors = {}
-    for concept in CONCEPTS:
+    for concept in ("person", "animal"):
         known = labels[concept].notna().to_numpy()
-        x = np.concatenate([flickr[known], extra])
+        x = detector_features(concept, np.concatenate([flickr[known], extra]), head)
         y = np.concatenate([labels[concept].to_numpy()[known], np.zeros(len(extra))])
-        detector = fit_logistic(detector_features(concept, x, head), y)
+        detector = fit_logistic(x, y)
         p_select = detector.probability(detector_features(concept, chosen, head))
         threshold = lowest_threshold(p_select[select[concept].to_numpy() == 0])
-        detectors[concept] = Detector(
-            detector.mean, detector.scale, detector.coef, detector.intercept, threshold
-        )
-    return Grounding(*head, detectors["person"], detectors["animal"])
+        detectors[concept] = replace(detector, threshold=threshold)
+    for concept in THING_CONCEPTS:  # tf_flowers photos are the positives
+        negative = (labels[concept] == 0).to_numpy()
+        x = detector_features(concept, np.concatenate([flickr[negative], extra]), head)
+        y = np.concatenate([np.zeros(negative.sum()), np.ones(len(extra))])
+        threshold = lowest_threshold(out_of_fold(x, y)[y == 0])
+        detectors[concept] = replace(fit_logistic(x, y), threshold=threshold)
+    return Grounding(*head, detectors)
