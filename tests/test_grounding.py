@@ -11,6 +11,7 @@ from scancap.caption.grounding import (
     PERSON_WORDS,
     Detector,
     Evidence,
+    GroundedDecoding,
     banned_words,
     format_tags,
     imagenet_names,
@@ -127,11 +128,11 @@ def test_a_banned_word_never_appears_in_the_caption(captioner: Captioner) -> Non
     free = captioner.describe(grids, ground=False)[0]
     first = free.words[1]  # "a man ...": the subject word the decoder likes best
     vocabulary = captioner.vocab.words
-    banned = np.zeros((1, len(vocabulary)), np.float32)
-    banned[0, vocabulary.index(first)] = -np.inf
+    constraint = GroundedDecoding([evidence(True, True)], vocabulary)  # nothing banned yet
+    constraint.banned[0, vocabulary.index(first)] = -np.inf
     from scancap.caption.model import beam_search
 
-    best = beam_search(captioner.decoder, grids, captioner.vocab, 3, 1.0, banned)[0][0]
+    best = beam_search(captioner.decoder, grids, captioner.vocab, 3, 1.0, constraint)[0][0]
     assert first not in [vocabulary[i] for i in best.tokens]
 
 
@@ -159,3 +160,20 @@ def test_sample_captions_name_their_subject_and_invent_no_other(
     if "a" in forbidden:
         assert not words & ANIMAL_WORDS, caption.text
     assert caption.tags, "a grounded caption comes with tags"
+
+
+def test_a_photo_with_neither_must_open_with_a_thing() -> None:
+    vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "man", "building", "red", "is", "dog"]
+    constraint = GroundedDecoding([evidence(False, False), evidence(True, False)], vocabulary)
+    said = constraint.start(2)
+    assert said.tolist() == [[False], [True]]
+    first = constraint.mask(0, said, np.full((2, 1), 1))
+    allowed = {vocabulary[i] for i in np.flatnonzero(np.isfinite(first[0, 0]))}
+    assert allowed == {"a", "red", "building"}  # a determiner, an adjective or a thing
+    assert np.isfinite(first[1, 0, vocabulary.index("is")])  # the person photo is free
+    later = constraint.mask(3, said, np.full((2, 1), 4))
+    assert {vocabulary[i] for i in np.flatnonzero(np.isfinite(later[0, 0]))} == {"building"}
+    said = constraint.advance(said, np.zeros((2, 1), int), np.array([[6], [5]]))
+    assert said.all()
+    repeat = constraint.mask(4, said, np.array([[8], [8]]))
+    assert np.isneginf(repeat[:, 0, vocabulary.index("is")]).all()  # no word twice in a row
