@@ -681,9 +681,10 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   {speed["images_per_second"]:.1f} images/s in batches ({machine()}).
 - **Trained**: {_member_prefix(record)}{record["date"]}, `scancap train captioner`:
   cross-entropy, best epoch {record["best_epoch"]} of {record["epochs_run"]}{_scst_line(record)}.
-{_ensemble_line(record)}- **Grounding** (`grounding.json`, `scancap train grounding`): person, animal and
-  flower detectors and the backbone's ImageNet head read the same grid. Beam search names no
-  person or animal they do not support. A photo with neither opens with a thing or a scene.
+{_ensemble_line(record)}- **Grounding** (`grounding.json`, `scancap train grounding`): person,
+  animal and flower detectors and the backbone's ImageNet head read the same grid. Beam
+  search names no person or animal they do not support. A photo with neither opens with a
+  thing or a scene.
   Each caption comes with tags. Out-of-domain hallucination and COCO-mini scores:
   `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
