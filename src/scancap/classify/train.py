@@ -74,7 +74,9 @@ class TrainConfig:
 
 # Source weighting "source": chosen by leave-one-source-out (reports/classification_experiments.md).
 SHIPPED = TrainConfig("transfer", source_weighting="source")
-FINETUNED = TrainConfig("finetuned", epochs=4, patience=2, batch_size=64, learning_rate=1e-4)
+FINETUNED = replace(
+    SHIPPED, kind="finetuned", epochs=4, patience=2, batch_size=64, learning_rate=1e-4
+)
 BASELINE = TrainConfig("baseline", augmented_views=False, epochs=6, patience=3, batch_size=32)
 NO_REGULARISATION = replace(
     SHIPPED, head=HeadConfig(dropout=0.0, l2=0.0), augmented_views=False, early_stopping=False
