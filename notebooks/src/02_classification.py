@@ -348,22 +348,15 @@ display(Markdown(header + "\n".join(classify_report.target_rows(evaluation, spee
 # - The frozen backbone with a small head, reading both the pooled grid and block 10's texture
 #   statistics, is the shipped model: it trains in seconds from the feature cache. Fine-tuning
 #   Lite0's blocks 11–15 (section 3) took minutes per epoch and did not beat it on val.
-# - The backbone mattered more than anything done to the head: with the same data, recipes
-#   and selection, EfficientNet-Lite0's features put 15 more of the 2,662 val images (clean
-#   and grey) on the right side than MobileNetV2's (`reports/classification_experiments.md`).
-#   After that, nothing did: both backbones in one head, averaging over the mirror image and
-#   the larger EfficientNet-Lite2 each came within a few val images of Lite0 and below it.
-#   With every candidate near 99.2% on val, and single runs moving by up to 4 val images
-#   from numerical noise alone, val can no longer tell such models apart.
-# - Transfer learning is what makes high accuracy reachable with about 6,000 training images;
-#   the from-scratch CNN's row in section 3 shows how far it gets alone.
-# - Dropout, L2 and early stopping change clean accuracy within the bootstrap noise. The
-#   scan-like augmentation *lowers* accuracy on this data set (the "clean views only" row):
-#   its images are clean, small and mostly colour. It is kept for what the data set lacks and
-#   the product meets, noisy and faded scans: `reports/pipeline.md` measures photo recall on
-#   noisy photos, and `reports/classification_experiments.md` compares augmentation versions.
-# - Test numbers measure new images from the same 16 sources. Other sources (full-size scans,
-#   other painting styles) are only checked on the 18 samples, the 20 unseen-source images
-#   and the 104 benchmark photos; photo recall is lower on those new sources than on test,
-#   realistic paintings remain the hard case, and grey photos of flat objects (the coins) can
-#   still read as drawings.
+# - On its own test split the classifier is excellent. On sources it has never seen (section
+#   8) it is not: the per-source table shows where the split over-states, and by how much.
+#   The worst cases are sources whose *content* the other side also shows. PACS photos and PACS
+#   paintings have the same seven subjects. Old prints have almost no counterpart among the
+#   other photo sources. For these, the model judges content where it should judge medium.
+# - Leave-one-source-out chose how training weighs sources (every source of a label carrying
+#   the same weight). It is the measure to improve next: more old photographs and realistic
+#   paintings, and a decision threshold that holds on new sources, matter more than anything
+#   done to the head.
+# - Dropout, L2 and early stopping change clean accuracy within the bootstrap noise (section
+#   4). The scan-like augmentation is kept for what the data lacks and the product meets:
+#   noisy and faded scans (`reports/pipeline.md` measures photo recall on noisy photos).
