@@ -249,17 +249,19 @@ class GroundedDecoding:
     """Beam search's per-step constraint for a batch of photos.
 
     Words naming a person or an animal the photo does not support are forbidden throughout.
-    A photo that supports neither must open with a thing or a scene ("a field of yellow
-    flowers", "a brick building"): a finite-state constraint (Anderson et al. 2017) lets it
-    start only with determiners and adjectives, then a noun of THING_NOUNS, and decode freely
-    after that. Banning words alone leaves the decoder with no subject to say, and it
-    stammers ("a little blue is is swimming"). No word follows itself.
+    A photo without a person must open with a thing or a scene ("a field of yellow flowers",
+    "a brick building"), or an animal where one is supported: a finite-state constraint
+    (Anderson et al. 2017) lets it start only with determiners and adjectives, then such a
+    noun, and decode freely after that. With neither a person nor an animal, no verb of
+    AGENT_VERBS is said either. Banning words alone leaves the decoder with no subject to say,
+    and it stammers ("a little blue is is swimming"). No word follows itself.
     """
 
     def __init__(self, evidence: list[Evidence], vocabulary: list[str]) -> None:
-        self.needs_thing = np.array([not (e.person or e.animal) for e in evidence])
+        self.needs_thing = np.array([not e.person for e in evidence])
         self.banned = banned_words(evidence, vocabulary)  # (n, V)
-        self.banned[np.ix_(self.needs_thing, word_ids(AGENT_VERBS, vocabulary))] = -np.inf
+        lifeless = np.array([not (e.person or e.animal) for e in evidence])
+        self.banned[np.ix_(lifeless, word_ids(AGENT_VERBS, vocabulary))] = -np.inf
         nouns = [subject_nouns(item) for item in evidence]
         self.first = np.stack([only(DETERMINERS | ADJECTIVES | n, vocabulary) for n in nouns])
         self.then = np.stack([only(ADJECTIVES | n, vocabulary) for n in nouns])
@@ -285,9 +287,11 @@ class GroundedDecoding:
 
 
 def subject_nouns(evidence: Evidence) -> frozenset[str]:
-    """The nouns a thing-caption may open with: a detected thing's own, else any thing's."""
+    """The nouns a caption without a person may open with: a detected thing's own, else any
+    thing's; and the animal words when an animal is supported."""
     detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
-    return frozenset().union(*detected) if detected else THING_NOUNS
+    things = frozenset().union(*detected) if detected else THING_NOUNS
+    return things | ANIMAL_WORDS if evidence.animal else things
 
 
 def only(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:
