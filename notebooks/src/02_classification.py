@@ -348,7 +348,7 @@ display(Markdown(header + "\n".join(classify_report.target_rows(evaluation, spee
 # - The frozen backbone with a small head, reading both the pooled grid and block 10's texture
 #   statistics, is the shipped model: it trains in seconds from the feature cache. Fine-tuning
 #   Lite0's blocks 11–15 (section 3) took minutes per epoch and did not beat it on val.
-# - On its own test split the classifier is excellent. On sources it has never seen (section
+# - On its own test split the classifier does well. On sources it has never seen (section
 #   8) it is not: the per-source table shows where the split over-states, and by how much.
 #   The worst cases are sources whose *content* the other side also shows. PACS photos and PACS
 #   paintings have the same seven subjects. Old prints have almost no counterpart among the
