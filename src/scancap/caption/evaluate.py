@@ -348,11 +348,15 @@ def write_report(
         name: save(figure, figure_dir / f"{FIGURE_PREFIX}{name}.png")
         for name, figure in figures.items()
     }
-    grounded = (
-        grounding_section(
-            grounding_study(captioner, data, cache.grids, images, refs, SHIPPED_BEAM, limit)
+    study = None
+    if captioner.grounding is not None:
+        dev_grounded = evaluation.captions[shipped]  # the shipped decoding is grounded
+        study = grounding_study(
+            captioner, data, cache.grids, dev_grounded, refs, SHIPPED_BEAM, limit
         )
-        if captioner.grounding is not None
+    grounded = (
+        grounding_section(study)
+        if study is not None
         else "No `grounding.json` in the captioner folder: captions are not grounded."
     )
     text = render(

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner's folder
 IMAGENET_ANIMALS = slice(0, 398)  # ImageNet-1k classes 0-397 are all animals
@@ -121,11 +122,6 @@ def pooled(grids: np.ndarray) -> np.ndarray:
     return grids.reshape(len(grids), -1, grids.shape[-1]).mean(axis=1)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 @dataclass(frozen=True)
 class Detector:
     """A logistic regression on standardised features, and the threshold that lets it speak."""
@@ -198,7 +194,7 @@ class Grounding:
 
     def imagenet(self, features: np.ndarray) -> np.ndarray:
         """(N, 1000) ImageNet probabilities from pooled grids (the backbone's own head)."""
-        return softmax(features @ self.kernel + self.bias)
+        return softmax(features @ self.kernel + self.bias, axis=-1)
 
     def evidence(self, grids: np.ndarray) -> list[Evidence]:
         features = pooled(grids)

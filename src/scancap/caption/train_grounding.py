@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -28,7 +29,6 @@ from scancap.caption.grounding import (
     detector_input,
     mentions,
     pooled,
-    softmax,
 )
 from scancap.caption.model import Captioner
 from scancap.io import load_image
@@ -102,7 +102,7 @@ def detector_features(
     concept: str, features: np.ndarray, head: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
     kernel, bias = head
-    return detector_input(concept, features, softmax(features @ kernel + bias))
+    return detector_input(concept, features, softmax(features @ kernel + bias, axis=-1))
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, c: float = 1.0) -> Detector:
