@@ -193,3 +193,10 @@ def test_a_photo_with_neither_must_open_with_a_thing() -> None:
     assert said.all()
     repeat = constraint.mask(4, said, np.array([[8], [8]]))
     assert np.isneginf(repeat[:, 0, vocabulary.index("is")]).all()  # no word twice in a row
+
+
+def test_an_animal_is_a_subject_where_one_is_supported() -> None:
+    vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "man", "building", "red", "is", "dog"]
+    constraint = GroundedDecoding([evidence(False, True), evidence(False, False)], vocabulary)
+    said = constraint.advance(constraint.start(2), np.zeros((2, 1), int), np.array([[9], [9]]))
+    assert said.tolist() == [[True], [False]]  # "dog" opens the first photo's caption only

@@ -262,7 +262,6 @@ class GroundedDecoding:
         self.first = np.stack([only(DETERMINERS | ADJECTIVES | n, vocabulary) for n in nouns])
         self.then = np.stack([only(ADJECTIVES | n, vocabulary) for n in nouns])
         self.noun_only = np.stack([only(n, vocabulary) for n in nouns])
-        self.nouns = word_ids(THING_NOUNS, vocabulary)
 
     def start(self, n: int) -> np.ndarray:
         """Per (image, beam): whether the subject has been said (or need not be)."""
@@ -278,8 +277,10 @@ class GroundedDecoding:
         return mask
 
     def advance(self, said: np.ndarray, source: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """A beam has said its subject once it emits one of its photo's subject nouns (an
+        animal word counts where an animal is supported)."""
         rows = np.arange(len(said))[:, None]
-        return said[rows, source] | np.isin(words, self.nouns)
+        return said[rows, source] | np.isfinite(self.noun_only[rows, words])
 
 
 def subject_nouns(evidence: Evidence) -> frozenset[str]:
