@@ -5,7 +5,8 @@ that memorises its sources' look (what landscapes look like in *this* painting c
 Here each of the 36 sources is held out in turn: a head is trained on the training images of
 every other source, calibrated and thresholded on their val images, and then decides every
 image of the held-out source. What comes out is one prediction per image of the manifest, made
-by a model that never saw its source; every table below is read from those predictions.
+by a model that never saw its source (`benchmarks/classifier_loso.py` runs the folds, with
+resume); every table below is read from those predictions.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from scancap.classify.data import FeatureCache, flat_features
+from scancap.classify.data import FeatureCache
 from scancap.classify.metrics import bootstrap
 from scancap.classify.model import PHOTO, Calibration
 from scancap.classify.train import Dataset, TrainConfig, build_flat_head, fit, logits
@@ -77,22 +77,6 @@ def run_fold(
         subtype=subtype.argmax(axis=1),
         fold_seconds=seconds,
     )
-
-
-def leave_one_source_out(
-    cache: FeatureCache,
-    config: TrainConfig,
-    sources: list[str] | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """One row per image of every held-out source: its fold's p(photo) and decision."""
-    features = flat_features(cache)
-    sources = sources or sorted(cache.index["source"].unique())
-    folds = [
-        run_fold(cache, features, config, source)
-        for source in tqdm(sources, desc="LOSO", unit="fold", disable=not progress)
-    ]
-    return pd.concat(folds, ignore_index=True)
 
 
 def correct(predictions: pd.DataFrame) -> pd.Series:
