@@ -122,6 +122,15 @@ def pooled(grids: np.ndarray) -> np.ndarray:
     return grids.reshape(len(grids), -1, grids.shape[-1]).mean(axis=1)
 
 
+def region_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
+    """What a detector reads off a grid: the mean of its regions ("mean"), or the mean and the
+    maximum ("mean+max"), where a subject filling a few regions is not averaged away."""
+    if statistics == "mean":
+        return pooled(grids)
+    regions = np.asarray(grids, np.float32).reshape(len(grids), -1, grids.shape[-1])
+    return np.concatenate([regions.mean(axis=1), regions.max(axis=1)], axis=1)
+
+
 @dataclass(frozen=True)
 class Detector:
     """A logistic regression on standardised features, and the threshold that lets it speak."""

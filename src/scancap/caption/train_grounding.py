@@ -102,7 +102,8 @@ def detector_features(
     concept: str, features: np.ndarray, head: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
     kernel, bias = head
-    return detector_input(concept, features, softmax(features @ kernel + bias, axis=-1))
+    mean = features[:, : len(kernel)]  # region_features put the mean first
+    return detector_input(concept, features, softmax(mean @ kernel + bias, axis=-1))
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, c: float = 1.0) -> Detector:

@@ -1,0 +1,139 @@
+"""Grounding detectors, third fit: which region statistics they read, and thresholds from more
+negatives (rule: `reports/captioning_experiments.md`). Reads the select half of the labelled set
+and Flickr8k train only; writes `reports/grounding_features.md`.
+
+    .venv/bin/python benchmarks/grounding_features.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from scancap.caption.data import build_feature_cache, load_captions, load_split
+from scancap.caption.grounding import PERSON_WORDS, mentions, region_features
+from scancap.caption.model import Captioner
+from scancap.caption.train_grounding import (
+    CONCEPTS,
+    FLOWER_SOURCES,
+    LABELS_FILE,
+    REGULARISATION,
+    SAMPLES,
+    caption_labels,
+    detector_features,
+    fit_logistic,
+    load_labelled,
+    lowest_threshold,
+    not_near,
+    source_photos,
+)
+from scancap.io import load_image
+from scancap.paths import REPO_ROOT, data_dir
+
+REPORT = REPO_ROOT / "reports" / "grounding_features.md"
+STATISTICS = ("mean", "mean+max")
+FOLDS = 5
+SEED = 0
+CHUNK = 500
+
+
+def chunked(grids: np.ndarray, statistics: str) -> np.ndarray:
+    return np.concatenate(
+        [region_features(grids[i : i + CHUNK], statistics) for i in range(0, len(grids), CHUNK)]
+    )
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
+    """Each training photo's probability from the detector fit on the other folds."""
+    p = np.zeros(len(y))
+    for fit, held in StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, y):
+        p[held] = fit_logistic(x[fit], y[fit], c).probability(x[held])
+    return p
+
+
+def main() -> None:
+    data = data_dir()
+    captioner = Captioner.load()
+    head = captioner.imagenet_head
+    images = load_split("train", data)
+    captions = load_captions(data)
+    labels = caption_labels(captions, images)
+    grouped = captions.groupby("image")["caption"].apply(list)
+    all_person = np.array([all(mentions(c, PERSON_WORDS) for c in grouped[i]) for i in images])
+    flickr_grids = build_feature_cache(images, None, data, progress=False).grids
+    select = load_labelled("select")
+    select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))
+    photos = source_photos(data, set(pd.read_csv(LABELS_FILE)["path"]), None)
+    extra_grids = captioner.grids([load_image(data / p) for p in photos["path"]])
+    sample_grids = captioner.grids(
+        [load_image(p) for p in sorted(SAMPLES.iterdir()) if p.suffix.lower() in {".jpg", ".png"}]
+    )
+    kept = not_near(region_features(extra_grids, "mean"), region_features(sample_grids, "mean"))
+    extra_grids, photos = extra_grids[kept], photos[kept].reset_index(drop=True)
+    select_grids = captioner.grids([load_image(data / p) for p in select["path"]])
+    rows = []
+    for statistics in STATISTICS:
+        flickr = chunked(flickr_grids, statistics)
+        extra = region_features(extra_grids, statistics)
+        chosen = region_features(select_grids, statistics)
+        for concept in CONCEPTS:
+            known = labels[concept].notna().to_numpy()
+            x = detector_features(concept, np.concatenate([flickr[known], extra]), head)
+            y = np.concatenate([labels[concept].to_numpy()[known], photos[concept].to_numpy()])
+            truth = select[concept].to_numpy()
+            x_select = detector_features(concept, chosen, head)
+            fits = [fit_logistic(x, y, c) for c in REGULARISATION]
+            aucs = [roc_auc_score(truth, d.probability(x_select)) for d in fits]
+            best = int(np.argmax(aucs))
+            p_select = fits[best].probability(x_select)
+            on_select = lowest_threshold(p_select[truth == 0])
+            oof = out_of_fold(x, y, REGULARISATION[best])
+            from_sources = np.zeros(len(y), bool)
+            from_sources[int(known.sum()) :] = True
+            on_sources = lowest_threshold(oof[from_sources & (y == 0)])
+            threshold = max(on_select, on_sources)
+            row = {
+                "statistics": statistics,
+                "detector": concept,
+                "C": REGULARISATION[best],
+                "select ROC-AUC": aucs[best],
+                "threshold (select)": on_select,
+                "threshold (sources, out of fold)": on_sources,
+                "threshold": threshold,
+                "select recall": float(np.mean(p_select[truth == 1] >= threshold)),
+                "select false positives": float(np.mean(p_select[truth == 0] >= threshold)),
+            }
+            if concept == "person":
+                in_flickr = all_person[known]
+                p_flickr = oof[: int(known.sum())]
+                row["Flickr8k recall (5/5 captions, out of fold)"] = float(
+                    np.mean(p_flickr[in_flickr] >= threshold)
+                )
+            rows.append(row)
+            print(row, flush=True)
+    write_report(pd.DataFrame(rows))
+
+
+def write_report(table: pd.DataFrame) -> None:
+    columns = list(table.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table.itertuples(index=False):
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells).replace("nan", "") + " |")
+    REPORT.write_text(
+        "# Grounding detectors: region statistics and thresholds\n\n"
+        "Generated by `benchmarks/grounding_features.py` (select half of "
+        "`benchmarks/labels/caption_ood.csv` and Flickr8k train only; seed "
+        f"{SEED}, {FOLDS} folds). Rule: `reports/captioning_experiments.md`.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
