@@ -8,12 +8,10 @@ and Flickr8k train only; writes `reports/grounding_features.md`.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from scancap.caption.data import build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import PERSON_WORDS, mentions, region_features
@@ -21,15 +19,18 @@ from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import (
     CONCEPTS,
     FLOWER_SOURCES,
+    FOLDS,
     LABELS_FILE,
     REGULARISATION,
     SAMPLES,
+    SEED,
     caption_labels,
     detector_features,
     fit_logistic,
     load_labelled,
     lowest_threshold,
     not_near,
+    out_of_fold,
     source_photos,
 )
 from scancap.io import load_image
@@ -39,8 +40,6 @@ REPORT = REPO_ROOT / "reports" / "grounding_features.md"
 STATISTICS = ("mean", "mean+max")
 BUDGETS = (0.05, 0.04, 0.03, 0.02, 0.01)  # false-positive budgets q of the operating point
 UNION_LIMIT = 0.05  # on the select half: either detector fires on photos with neither
-FOLDS = 5
-SEED = 0
 CHUNK = 500
 
 
@@ -48,14 +47,6 @@ def chunked(grids: np.ndarray, statistics: str) -> np.ndarray:
     return np.concatenate(
         [region_features(grids[i : i + CHUNK], statistics) for i in range(0, len(grids), CHUNK)]
     )
-
-
-def out_of_fold(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
-    """Each training photo's probability from the detector fit on the other folds."""
-    p = np.zeros(len(y))
-    for fit, held in StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, y):
-        p[held] = fit_logistic(x[fit], y[fit], c).probability(x[held])
-    return p
 
 
 def main() -> None:

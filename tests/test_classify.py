@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from scipy.special import expit
 from scancap.classify import data as doctype
 from scancap.classify import model as classify
 from scancap.cli import main
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import REPO_ROOT, data_dir, models_dir
 
 SAMPLES = REPO_ROOT / "samples"
 SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
@@ -178,16 +179,47 @@ def test_cli_threshold_overrides_the_calibrated_one(tmp_path: Path) -> None:
 
 @needs_data
 @pytest.mark.slow
-def test_training_smoke_on_a_tiny_subset(tmp_path: Path) -> None:
-    out = tmp_path / "model"
+def test_training_smoke_on_a_tiny_subset_leaves_the_shipped_model_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's smoke-test form, without --out: a dated folder under runs/, and models/
+    byte for byte as it was."""
+    from datetime import date
+
+    import scancap.cli_args
+
+    monkeypatch.setattr(scancap.cli_args, "RUNS_DIR", tmp_path / "runs")
+    shipped = tree_digest(models_dir())
     args = ["train", "classifier", "--limit", "3", "--epochs", "2", "--quiet"]
-    assert main([*args, "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    assert main([*args, "--cache", str(tmp_path / "cache")]) == 0
+    assert tree_digest(models_dir()) == shipped
+    out = tmp_path / "runs" / f"{date.today().isoformat()}-classifier"
     files = {p.name for p in out.iterdir()}
     assert {"classifier.keras", "calibration.json", "split.csv", "model_card.md"} <= files
     assert len(pd.read_csv(out / "split.csv")) == 3 * 5 * 3
     trained = classify.Classifier.load(out)
     predictions = trained.predict([np.full((50, 80, 3), 200, np.uint8)])
     assert 0.0 <= predictions[0].p_photo <= 1.0
+
+
+def test_training_refuses_the_shipped_folder_without_replace_shipped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shipped = tree_digest(models_dir())
+    args = ["train", "classifier", "--limit", "3", "--out", str(models_dir() / "classifier")]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "--replace-shipped" in error and "Traceback" not in error
+    assert tree_digest(models_dir()) == shipped
+
+
+def tree_digest(folder: Path) -> str:
+    """One hash of every file's relative path and bytes under a folder."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def test_clean_view_weighting_balances_clean_and_augmented_views() -> None:

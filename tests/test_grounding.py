@@ -8,6 +8,7 @@ import pytest
 
 from scancap.caption.grounding import (
     ANIMAL_WORDS,
+    IMAGENET_NOUNS,
     PERSON_WORDS,
     Detector,
     Evidence,
@@ -30,9 +31,11 @@ needs_grounding = pytest.mark.skipif(
 )
 
 
-def evidence(person: bool, animal: bool) -> Evidence:
+def evidence(
+    person: bool, animal: bool, concept: tuple[str, float] = ("lighthouse", 0.6)
+) -> Evidence:
     present = {"person": person, "animal": animal}
-    return Evidence({k: float(v) for k, v in present.items()}, present, [("lighthouse", 0.6)])
+    return Evidence({k: float(v) for k, v in present.items()}, present, [concept])
 
 
 def test_word_lists_cover_the_usual_subjects_and_nothing_else() -> None:
@@ -200,3 +203,26 @@ def test_an_animal_is_a_subject_where_one_is_supported() -> None:
     constraint = GroundedDecoding([evidence(False, True), evidence(False, False)], vocabulary)
     said = constraint.advance(constraint.start(2), np.zeros((2, 1), int), np.array([[9], [9]]))
     assert said.tolist() == [[True], [False]]  # "dog" opens the first photo's caption only
+
+
+def opening_words(constraint: GroundedDecoding, vocabulary: list[str], row: int = 0) -> set[str]:
+    first = constraint.mask(0, constraint.start(row + 1), np.full((row + 1, 1), 1))
+    return {vocabulary[i] for i in np.flatnonzero(np.isfinite(first[row, 0]))}
+
+
+def test_a_sure_imagenet_concept_names_the_subject() -> None:
+    vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "red", "building", "train", "is"]
+    sure = GroundedDecoding([evidence(False, False, ("steam locomotive", 0.7))], vocabulary)
+    assert opening_words(sure, vocabulary) == {"a", "red", "train"}
+    unsure = GroundedDecoding([evidence(False, False, ("steam locomotive", 0.2))], vocabulary)
+    assert opening_words(unsure, vocabulary) == {"a", "red", "building", "train"}  # any thing
+
+
+def test_imagenet_nouns_name_real_classes_and_words_the_decoder_knows(
+    captioner: Captioner,
+) -> None:
+    assert set(IMAGENET_NOUNS) <= set(imagenet_names())
+    nouns = set().union(*IMAGENET_NOUNS.values())
+    assert nouns <= set(captioner.vocab.words)
+    assert not nouns & (PERSON_WORDS | ANIMAL_WORDS)
+    assert IMAGENET_NOUNS["steam locomotive"] == {"train", "trains"}

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from scancap import __version__
 from scancap.caption import cli as caption_cli
 from scancap.classify import cli as classify_cli
-from scancap.cli_args import add_max_pixels
-from scancap.config import load_config
+from scancap.cli_args import UsageError, add_max_pixels
+from scancap.config import ConfigError, load_config
 from scancap.pipeline import cli as pipeline_cli
 from scancap.pipeline.cli import add_model_options
 from scancap.restore import cli as restore_cli
@@ -92,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except FileNotFoundError as error:
+    except ConfigError as error:
+        print(f"error: configuration: {error}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

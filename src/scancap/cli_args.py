@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from scancap.io import DEFAULT_MAX_PIXELS
+from scancap.paths import REPO_ROOT, models_dir
+
+RUNS_DIR = REPO_ROOT / "runs"  # where training writes unless told otherwise
+
+
+class UsageError(ValueError):
+    """A command-line request scancap refuses: `main` prints it on one line, exit status 2."""
 
 
 def positive_int(text: str) -> int:
@@ -57,6 +65,34 @@ def add_data_options(parser: argparse.ArgumentParser, limit_help: str) -> None:
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
     parser.add_argument("--limit", type=positive_int, help=limit_help)
     add_quiet(parser)
+
+
+def add_training_output(parser: argparse.ArgumentParser, name: str) -> None:
+    """--out and --replace-shipped of a training command: never the shipped model by default."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"output folder (default: runs/<today>-{name}/; a folder under models/ needs "
+        "--replace-shipped)",
+    )
+    parser.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="allow --out to be under models/, overwriting the model scancap ships",
+    )
+    parser.set_defaults(output_name=name)
+
+
+def training_output(args: argparse.Namespace) -> Path:
+    """Where a training command writes: --out, or a dated folder under runs/; refuses the
+    shipped models' folder unless --replace-shipped was given."""
+    out = args.out or RUNS_DIR / f"{date.today().isoformat()}-{args.output_name}"
+    if out.resolve().is_relative_to(models_dir().resolve()) and not args.replace_shipped:
+        raise UsageError(
+            f"{out} is a shipped model folder: pass --replace-shipped to overwrite it, or "
+            "choose another --out"
+        )
+    return out
 
 
 def data_options(args: argparse.Namespace) -> dict:

@@ -10,32 +10,61 @@ copy_non_photos = true
 caption_txt = false
 max_pixels = 80_000_000
 time_limit = 60.0      # seconds per image before it is given up as an error
+
+All three sources go through one typed, range-checked model: a wrong type or an out-of-range
+value is a ConfigError naming the source, the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scancap.io import DEFAULT_MAX_PIXELS
 
+# The restoration modes of scancap.restore.auto.MODES (a test keeps the two lists equal).
+RestoreModeName = Literal[
+    "auto",
+    "auto-fast",
+    "none",
+    "denoise-dct",
+    "denoise-nlm",
+    "denoise-gaussian",
+    "denoise-median",
+    "denoise-bilateral",
+    "sharpen-laplacian",
+    "sharpen-unsharp",
+    "sharpen-noise-aware",
+]
+RESTORE_MODES: tuple[str, ...] = get_args(RestoreModeName)
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Every setting of `scancap run`; None means "use the shipped model's value"."""
 
-    threshold: float | None = None
-    restore_mode: str = "auto-fast"
-    restore_strength: float = 1.0
-    beam: int = 3
-    workers: int = 2
-    batch_size: int = 32
+class ConfigError(ValueError):
+    """A setting scancap refuses, in one line: where it came from, key, value, what is allowed."""
+
+
+class RunConfig(BaseModel):
+    """Every setting of `scancap run`; threshold None means "use the shipped model's value"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    restore_mode: RestoreModeName = "auto-fast"
+    restore_strength: float = Field(1.0, gt=0.0, le=4.0)
+    beam: int = Field(3, ge=1, le=20)
+    workers: int = Field(2, ge=1, le=64)
+    batch_size: int = Field(32, ge=1, le=1024)
     copy_non_photos: bool = False
     caption_txt: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    time_limit: float = 60.0
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    time_limit: float = Field(60.0, gt=0.0)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as plain values (for run.json and the ledger's settings key)."""
+        return self.model_dump()
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> RunConfig:
@@ -45,15 +74,28 @@ def load_config(path: Path | None = None, **overrides: Any) -> RunConfig:
     """
     config = RunConfig()
     if path is not None:
-        with Path(path).open("rb") as handle:
-            table = tomllib.load(handle).get("run", {})
-        config = _apply(config, table, source=str(path))
+        config = _apply(config, read_run_table(Path(path)), source=str(path))
     return _apply(config, {k: v for k, v in overrides.items() if v is not None}, source="flags")
 
 
+def read_run_table(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle).get("run", {})
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+
+
 def _apply(config: RunConfig, values: dict[str, Any], source: str) -> RunConfig:
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - set(RunConfig.model_fields))
     if unknown:
-        raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}")
-    return replace(config, **values)
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}")
+    try:
+        return RunConfig.model_validate({**config.model_dump(), **values})
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = str(first["loc"][0])
+        message = first["msg"][0].lower() + first["msg"][1:]
+        raise ConfigError(f"{source}: {key} = {values.get(key)!r}: {message}") from None

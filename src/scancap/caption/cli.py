@@ -16,12 +16,14 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    add_training_output,
     data_options,
     positive_int,
+    training_output,
     write_report_and_tell,
 )
 from scancap.io import atomic_write_text, iter_image_files
-from scancap.paths import models_dir, reports_dir
+from scancap.paths import reports_dir
 
 CSV_COLUMNS = ["path", "caption", "skipped", "error"]
 # Per decoded image: "" to caption it, else why not (set by the top-level cli, which may use
@@ -95,8 +97,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from scancap.caption.train import train_captioner
 
+    out = training_output(args)
     record = train_captioner(
-        out=Path(args.out),
+        out=out,
         epochs=args.epochs,
         max_minutes=args.max_minutes,
         init=args.init,
@@ -110,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         best = record["best_dev_greedy"]
         print(
-            f"saved to {args.out}: cross-entropy best epoch {record['best_epoch']}/"
+            f"saved to {out}: cross-entropy best epoch {record['best_epoch']}/"
             f"{record['epochs_run']}, dev greedy BLEU-4 {best['BLEU-4']:.4f}, "
             f"CIDEr-D {best['CIDEr-D']:.4f}"
         )
@@ -126,11 +129,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_ensemble(args: argparse.Namespace) -> int:
     from scancap.caption.train import build_ensemble, chosen_row
 
-    decoding = build_ensemble(args.members, Path(args.out), **data_options(args))
+    out = training_output(args)
+    decoding = build_ensemble(args.members, out, **data_options(args))
     if not args.quiet:
         best = chosen_row(decoding)
         print(
-            f"saved {len(args.members)} members to {args.out}: length exponent "
+            f"saved {len(args.members)} members to {out}: length exponent "
             f"{decoding['length_penalty']}, dev beam-{decoding['beam']} BLEU-4 "
             f"{best['BLEU-4']:.4f}, CIDEr-D {best['CIDEr-D']:.4f}"
         )
@@ -140,7 +144,7 @@ def cmd_train_ensemble(args: argparse.Namespace) -> int:
 def cmd_train_grounding(args: argparse.Namespace) -> int:
     from scancap.caption.train_grounding import train_grounding
 
-    out = Path(args.out)
+    out = training_output(args)
     grounding = train_grounding(args.model, **data_options(args))
     out.mkdir(parents=True, exist_ok=True)
     grounding.save(out)
@@ -192,7 +196,7 @@ def register_cli(
         "self-critical sequence training (reward: CIDEr-D); keep the epoch with the best dev "
         "CIDEr-D and save it into --out.",
     )
-    train.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
+    add_training_output(train, "captioner")
     train.add_argument(
         "--epochs", type=positive_int, help="maximum cross-entropy epochs (default: the recipe's)"
     )
@@ -226,7 +230,7 @@ def register_cli(
         "probabilities, and choose its beam search's length exponent on Flickr8k dev.",
     )
     ensemble.add_argument("members", nargs="+", type=Path, help="trained decoder folders")
-    ensemble.add_argument("--out", default=str(models_dir() / "captioner"), help="output folder")
+    add_training_output(ensemble, "captioner-ensemble")
     add_data_options(ensemble, LIMIT_HELP)
     ensemble.set_defaults(handler=cmd_train_ensemble)
 
@@ -238,9 +242,7 @@ def register_cli(
         "thresholds on the select half of benchmarks/labels/caption_ood.csv. Writes "
         "grounding.json into --out; a captioner folder holding it captions with grounding.",
     )
-    grounding.add_argument(
-        "--out", required=True, help="folder to write grounding.json to (e.g. models/captioner)"
-    )
+    add_training_output(grounding, "grounding")
     grounding.add_argument(
         "--model", type=Path, help="captioner folder whose backbone is used (models/captioner)"
     )

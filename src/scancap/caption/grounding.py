@@ -156,6 +156,93 @@ class Detector:
 
 # Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
 THING_CONCEPTS = {"flower": frozenset({"flower", "flowers", "dandelion", "tulips"})}
+CONCEPT_MIN_PROBABILITY = 0.3  # a likeliest ImageNet concept this sure names the subject
+# The decoder's nouns for ImageNet concepts, "nouns: class; class", written from the class
+# names: a thing-caption of a photo whose likeliest concept is listed opens with its nouns.
+IMAGENET_NOUN_TABLE = """
+train trains: high-speed train; electric locomotive; steam locomotive; freight car; railroad car
+train trains: tram
+bus: school bus; trolleybus; minibus
+truck: fire truck; garbage truck; tow truck; semi-trailer truck; moving van; pickup truck
+car cars: station wagon; taxicab; convertible; sports car; race car; limousine; jeep
+car cars: ford model t; car wheel; radiator grille; minivan; police van; go-kart
+boat boats: lifeboat; fireboat; motorboat; gondola; paddle wheel; shipwreck; submarine
+boat boats sailboat: catamaran; trimaran; schooner; yawl (boat)
+boat boats ship: container ship; ocean liner; aircraft carrier; pirate ship
+kayak canoe boat: kayak; paddle
+plane airplane jet: airliner; military aircraft; airplane wing
+bridge: through arch bridge; suspension bridge; viaduct
+church building: church; monastery; mosque; bell tower; dome; stupa; altar
+building buildings: palace; castle; prison; planetarium; greenhouse; movie theater; library
+building buildings: cliff dwelling; water tower; thatched roof; tile roof; vaulted or arched ceiling
+house houses building: mobile home; boathouse; birdhouse; patio
+barn farm: barn; apiary
+tent: tent; yurt
+monument statue: triumphal arch; obelisk; megalith; totem pole; brass memorial plaque; pedestal
+shop store: bakery; barbershop; bookstore; butcher shop; candy store; grocery store; shoe store
+shop store: tobacco shop; toy store
+restaurant: restaurant
+fountain: fountain
+mountain mountains: mountain; volcano
+cliff: cliff; promontory
+valley: valley
+lake: lakeshore
+beach ocean: beach; sandbar; breakwater; coral reef
+dock pier: dock; pier
+water: dam; geyser
+street sign: traffic or street sign; parking meter; manhole cover
+traffic street: traffic light
+food plate: plate; pizza; cheeseburger; hot dog; burrito; carbonara; meatloaf; pot pie
+food plate: guacamole; consomme; hot pot; trifle; mashed potatoes; bagel; baguette; pretzel
+ice cream: ice cream; popsicle
+fruit: Granny Smith apple; strawberry; orange; lemon; fig; pineapple; banana; jackfruit
+fruit: cherimoya (custard apple); pomegranate
+kitchen: stove; microwave oven; refrigerator; dishwasher; Dutch oven; frying pan; wok; toaster
+table: dining table; desk
+bed: four-poster bed; quilt
+couch sofa: couch
+chair: folding chair; rocking chair; barber chair; throne
+bench: park bench
+piano: grand piano; upright piano
+guitar: acoustic guitar; electric guitar; banjo
+drum drums: drum; steel drum
+umbrella: umbrella
+flag: flagpole
+computer laptop: laptop computer; notebook computer; desktop computer; monitor; computer keyboard
+bottle bottles: beer bottle; wine bottle; water bottle; soda bottle; pill bottle
+cup mug: coffee mug; tea cup; espresso
+glass wine: beer glass; goblet; red wine
+bowl: soup bowl; mixing bowl
+tractor: tractor; combine harvester; farm plow; threshing machine
+motorcycle motorbike scooter: moped; motor scooter
+bike bicycle: mountain bike; tandem bicycle; tricycle; unicycle
+fence: chain-link fence; picket fence; split-rail fence
+wall: stone wall
+balloon balloons: balloon; airship
+parachute: parachute
+ball: soccer ball; basketball; volleyball ball; rugby ball; tennis ball; golf ball; croquet ball
+toy: teddy bear
+hay: hay
+corn: corn
+pumpkin pumpkins: carved pumpkin
+flower flowers: daisy; rapeseed; yellow lady's slipper
+crane: construction crane
+swing: swing
+snowmobile snow: snowmobile; snowplow
+"""
+
+
+def imagenet_nouns(table: str = IMAGENET_NOUN_TABLE) -> dict[str, frozenset[str]]:
+    """ImageNet class name -> the decoder's nouns for it (IMAGENET_NOUN_TABLE, parsed)."""
+    nouns: dict[str, frozenset[str]] = {}
+    for line in filter(None, table.strip().splitlines()):
+        words, _, classes = line.partition(":")
+        for name in classes.split(";"):
+            nouns[name.strip()] = nouns.get(name.strip(), frozenset()) | frozenset(words.split())
+    return nouns
+
+
+IMAGENET_NOUNS = imagenet_nouns()
 
 
 @dataclass
@@ -173,6 +260,12 @@ class Evidence:
     @property
     def animal(self) -> bool:
         return self.present.get("animal", False)
+
+    def concept_nouns(self) -> frozenset[str]:
+        """The decoder's nouns for the likeliest ImageNet concept, if it is sure and listed."""
+        name, p = self.concepts[0] if self.concepts else ("", 0.0)
+        sure = p >= CONCEPT_MIN_PROBABILITY
+        return IMAGENET_NOUNS.get(name, frozenset()) if sure else frozenset()
 
     def tags(self) -> list[dict[str, float | str]]:
         """Keywords with probabilities: the detected concepts, then the ImageNet concepts."""
@@ -255,7 +348,8 @@ class GroundedDecoding:
 
     Words naming a person or an animal the photo does not support are forbidden throughout.
     A photo without a person must open with a thing or a scene ("a field of yellow flowers",
-    "a brick building"), or an animal where one is supported: a finite-state constraint
+    "a brick building"), or an animal where one is supported; the thing is its likeliest
+    ImageNet concept's where that is sure: a finite-state constraint
     (Anderson et al. 2017) lets it start only with determiners and adjectives, then such a
     noun, and decode freely after that. With neither a person nor an animal, no verb of
     AGENT_VERBS is said either. Banning words alone leaves the decoder with no subject to say,
@@ -293,10 +387,11 @@ class GroundedDecoding:
 
 
 def subject_nouns(evidence: Evidence) -> frozenset[str]:
-    """The nouns a caption without a person may open with: a detected thing's own, else any
-    thing's; and the animal words when an animal is supported."""
+    """The nouns a caption without a person may open with: a detected thing's own, else the
+    likeliest ImageNet concept's, else any thing's; and the animal words when an animal is
+    supported."""
     detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
-    things = frozenset().union(*detected) if detected else THING_NOUNS
+    things = frozenset().union(*detected) or evidence.concept_nouns() or THING_NOUNS
     return things | ANIMAL_WORDS if evidence.animal else things
 
 

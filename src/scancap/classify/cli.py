@@ -13,13 +13,15 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    add_training_output,
     data_options,
     positive_int,
     probability,
+    training_output,
     write_report_and_tell,
 )
 from scancap.io import ImageLoadError, atomic_write_text, iter_image_files
-from scancap.paths import models_dir, reports_dir
+from scancap.paths import reports_dir
 
 REPORT = reports_dir() / "classification.md"
 RUNS_DIR = reports_dir() / "classification_runs"
@@ -76,13 +78,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from scancap.classify.train import train_classifier
 
+    out = training_output(args)
     record = train_classifier(
-        out=Path(args.out), epochs=args.epochs, runs_dir=args.compare, **data_options(args)
+        out=out, epochs=args.epochs, runs_dir=args.compare, **data_options(args)
     )
     if not args.quiet:
         test = record.metrics["test"]
         print(
-            f"saved to {args.out}: test accuracy {test['accuracy'][0]:.4f}, "
+            f"saved to {out}: test accuracy {test['accuracy'][0]:.4f}, "
             f"ROC-AUC {test['roc_auc'][0]:.4f}, threshold {record.calibration['threshold']:.3f}"
         )
     return 0
@@ -125,7 +128,7 @@ def register_cli(
         description="Split the doctype data set (seed 42), cache backbone features and train "
         "the shipped classifier into --out, with its calibration and model card.",
     )
-    train.add_argument("--out", default=str(models_dir() / "classifier"), help="output folder")
+    add_training_output(train, "classifier")
     train.add_argument("--epochs", type=int, help="maximum epochs (default: the recipe's)")
     train.add_argument(
         "--compare",

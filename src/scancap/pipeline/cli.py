@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from scancap.cli_args import (
@@ -22,18 +21,14 @@ DEFAULTS = RunConfig()
 def run_config(args: argparse.Namespace) -> RunConfig:
     """Defaults, then --config's [run] table, then the flags that were given."""
     # Every RunConfig field has a flag of the same name; None means "not given".
-    flags = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
+    flags = {name: getattr(args, name) for name in RunConfig.model_fields}
     return load_config(args.config, **flags)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from scancap.pipeline.run import Pipeline, run
 
-    try:
-        config = run_config(args)
-    except (ValueError, OSError) as error:
-        print(f"error: configuration: {error}", file=sys.stderr)
-        return 2
+    config = run_config(args)  # a bad setting: ConfigError, exit status 2
     with Pipeline.load(config, args.models) as pipeline:
         try:
             summary = run(pipeline, args.inputs, Path(args.out), args.force, not args.quiet)
