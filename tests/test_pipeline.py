@@ -92,6 +92,39 @@ def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> 
     assert {p: file_sha256(p) for p in inputs} == hashes  # inputs never modified
 
 
+def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
+    """A 3-page PDF (photo, text, photo) and a 3-page TIFF beside the samples: one row per page,
+    pages classified independently, photo pages restored and captioned under their page name."""
+    from test_pages import write_pdf, write_tiff
+
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for path in SAMPLE_FILES[:4]:
+        shutil.copy(path, batch / path.name)
+    write_pdf(batch / "scan.pdf")
+    write_tiff(batch / "stack.tif")
+    (batch / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    out = tmp_path / "out"
+    assert main(["run", str(batch), "--out", str(out), "--copy-non-photos", "--quiet"]) == 1
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("path")
+    documents = [f"{name}#page={n}" for name in ("scan.pdf", "stack.tif") for n in (1, 2, 3)]
+    assert set(documents) <= set(manifest.index) and manifest.index.is_unique
+    assert len(manifest) == 4 + 6 + 1
+    assert "broken symbolic link" in manifest.loc["gone.jpg", "error"]
+    for name, stem in (("scan.pdf", "scan"), ("stack.tif", "stack")):
+        kinds = [manifest.loc[f"{name}#page={n}", "is_photo"] for n in (1, 2, 3)]
+        assert [str(kind) for kind in kinds] == ["True", "False", "True"], kinds
+        text_page = manifest.loc[f"{name}#page=2"]
+        assert text_page["subtype"] == "text" and text_page["caption"] == ""
+        assert (out / text_page["output"]).is_file()
+        for n in (1, 3):
+            row = manifest.loc[f"{name}#page={n}"]
+            assert row["caption"] and row["output"].startswith(f"photos/{stem}.page-{n}.")
+            assert (out / row["output"]).is_file()
+    page = (out / "report.html").read_text()
+    assert all(f'data-path="{name}"' in page for name in documents)
+
+
 def _ledger_rows(out: Path) -> dict[str, dict]:
     if not (out / LEDGER_FILE).exists():
         return {}
@@ -161,6 +194,24 @@ def test_restoration_over_the_time_limit_is_an_error_not_a_hang() -> None:
     results = workers.collect(workers.submit([big]))
     assert "limit" in results[0] and time.perf_counter() - start < 5
     workers.close()
+
+
+def test_a_timed_out_restoration_keeps_the_photo_classified_and_captioned(
+    pipeline: Pipeline,
+) -> None:
+    from scancap.config import RunConfig
+
+    hurried = Pipeline(
+        pipeline.classifier, pipeline.captioner, RunConfig(restore_mode="auto", time_limit=1e-4)
+    )
+    photo = np.repeat(np.repeat(data.astronaut(), 2, axis=0), 2, axis=1)
+    try:
+        result = hurried.analyze(photo, name="astronaut.png")
+    finally:
+        hurried.close()
+    assert result.status == "ok" and result.is_photo, result.error
+    assert "limit" in result.restore_notes and "unrestored" in result.restore_notes
+    assert np.array_equal(result.restored, photo) and result.caption
 
 
 # --- the service ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import json
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,10 @@ from scancap.io import (
     ImageLoadError,
     atomic_write_bytes,
     atomic_write_text,
-    iter_image_files,
     output_path,
     save_image,
 )
+from scancap.pages import Page, list_pages
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
 from scancap.restore.auto import RestoreRecord, restore_and_measure
@@ -119,7 +119,7 @@ def _rounded(value: float, digits: int = 4) -> float | None:
 class RestoreWorkers:
     """Restoration on worker threads (OpenCV and NumPy release the GIL), under a time limit.
 
-    An image that runs out of time gets an error row and the batch goes on. Python cannot kill
+    An image that runs out of time is reported as such and the batch goes on. Python cannot kill
     a thread, so its computation finishes in the background on an abandoned pool (max_pixels
     bounds how long that can be) while a fresh pool serves the next images.
     """
@@ -230,18 +230,21 @@ class Pipeline:
         return Batch(items, photos, self.restorer.submit([image for _, image in photos]))
 
     def finish_batch(self, batch: Batch) -> list[Result]:
-        """Collect the batch's restored photos and caption them."""
+        """Collect the batch's restored photos and caption them.
+
+        A photo whose restoration timed out or failed keeps its classification and is
+        captioned and written unrestored; its restoration note says why.
+        """
         restored = self.restorer.collect(batch.jobs)
-        to_caption = []
-        for (result, _), outcome in zip(batch.photos, restored, strict=True):
+        for (result, image), outcome in zip(batch.photos, restored, strict=True):
             if isinstance(outcome, str):
-                result.fail(outcome)
+                result.restored = image
+                result.restore_notes = f"{outcome}: kept unrestored"
                 continue
             result.restored, record = outcome
             result.set_restoration(record)
-            to_caption.append(result)
-        if to_caption:
-            self._caption(to_caption)
+        if batch.photos:
+            self._caption([result for result, _ in batch.photos])
         return [result for result, _ in batch.items]
 
     def _caption(self, to_caption: list[Result]) -> None:
@@ -260,16 +263,27 @@ class Pipeline:
     def analyze(self, source: str | Path | np.ndarray, name: str | None = None) -> Result:
         """The manifest fields of one image (a file or a uint8 array); `restored` for photos.
 
-        A bad file gives status "error" with the reason, never an exception.
+        A bad file gives status "error" with the reason, never an exception. Of a PDF or a
+        multi-page TIFF, this is the first page: `analyze_file` gives every page.
         """
         if isinstance(source, np.ndarray):
-            image: Loaded = _as_rgb8(source)
+            image = _as_rgb8(source)
             result = Result(name or "<array>", hashlib.sha256(image.tobytes()).hexdigest())
-        else:
-            path = Path(source)
-            image = load_or_error(path, self.config.max_pixels)
-            result = Result(name or path.name, _sha256_or_empty(path))
-        return self.analyze_loaded([(result, image)])[0]
+            return self.analyze_loaded([(result, image)])[0]
+        return self.analyze_file(source, name)[0]
+
+    def analyze_file(self, source: str | Path, name: str | None = None) -> list[Result]:
+        """One Result per page of a file (one for an ordinary image), named as in a manifest."""
+        path = Path(source)
+        pages = list_pages([path]) or [Page(path, path.name)]
+        sha256 = _sha256_or_empty(path)
+        renamed = [replace(page, name=(name or path.name) + page.name[len(path.name) :])
+                   for page in pages]  # fmt: skip
+        items: list[tuple[Result, Loaded]] = [
+            (Result(page.name, sha256), load_or_error(page, self.config.max_pixels))
+            for page in renamed
+        ]
+        return self.analyze_loaded(items)
 
 
 def _as_rgb8(image: np.ndarray) -> np.ndarray:
@@ -333,41 +347,44 @@ def run(
     """
     config = pipeline.config
     out = Path(out)
-    files = [(path, rel) for path, rel in iter_image_files(inputs) if not _is_under(path, out)]
-    sources = {path.resolve() for path, _ in files}  # resolved once: outputs must not be inputs
+    files = [page for page in list_pages(inputs) if not _is_under(page.file, out)]
+    if not files:
+        raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
+    sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
     with Ledger(out) as ledger:
         if force:
             ledger.forget()
-        keys = {path: (str(rel), _sha256_or_empty(path)) for path, rel in files}
-        todo = [path for path, _ in files if ledger.finished(*keys[path]) is None]
+        digests = {file: _sha256_or_empty(file) for file in dict.fromkeys(p.file for p in files)}
+        keys = {page: (page.name, digests[page.file]) for page in files}
+        todo = [page for page in files if ledger.finished(*keys[page]) is None]
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
                    unit="img", disable=not progress)  # fmt: skip
 
-        def finish(paths: list[Path], batch: Batch) -> None:
+        def finish(pages: list[Page], batch: Batch) -> None:
             pipeline.finish_batch(batch)
-            for path, (result, image) in zip(paths, batch.items, strict=True):
-                thumbnails = _write_image_outputs(result, path, image, out, config, sources)
+            for page, (result, image) in zip(pages, batch.items, strict=True):
+                thumbnails = _write_image_outputs(result, page, image, out, config, sources)
                 ledger.record(result.path, result.sha256, result.row(), thumbnails)
                 if result.status == "error":
-                    report_error(path, result.error)
+                    report_error(page, result.error)
                 bar.update()
 
         decode = partial(_timed_load, max_pixels=config.max_pixels)
-        pending: tuple[list[Path], Batch] | None = None
+        pending: tuple[list[Page], Batch] | None = None
         for loaded in load_batches(todo, config.batch_size, workers=config.workers, decode=decode):
             items = [
-                (Result(*keys[path], seconds_decode=round(seconds, 4)), image)
-                for path, (image, seconds) in loaded
+                (Result(*keys[page], seconds_decode=round(seconds, 4)), image)
+                for page, (image, seconds) in loaded
             ]
-            started = ([path for path, _ in loaded], pipeline.start_batch(items))
+            started = ([page for page, _ in loaded], pipeline.start_batch(items))
             if pending is not None:  # restoration of this batch overlaps the next pass
                 finish(*pending)
             pending = started
         if pending is not None:
             finish(*pending)
         bar.close()
-        rows = [row for path, _ in files if (row := ledger.finished(*keys[path])) is not None]
+        rows = [row for page in files if (row := ledger.finished(*keys[page])) is not None]
         seconds = time.perf_counter() - start
         _write_batch_outputs(out, rows, ledger, len(todo), seconds)
     counts = Counter(row_class(row) for row in rows)
@@ -380,15 +397,15 @@ def _is_under(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _timed_load(path: Path, max_pixels: int) -> tuple[Loaded, float]:
+def _timed_load(page: Page, max_pixels: int) -> tuple[Loaded, float]:
     start = time.perf_counter()
-    image = load_or_error(path, max_pixels)
+    image = load_or_error(page, max_pixels)
     return image, time.perf_counter() - start
 
 
 def _write_image_outputs(
     result: Result,
-    source: Path,
+    source: Page,
     image: Loaded,
     out: Path,
     config: RunConfig,
@@ -402,7 +419,7 @@ def _write_image_outputs(
         return []
     try:
         if result.is_photo:
-            target = output_path(out / PHOTOS_DIR, Path(result.path))
+            target = output_path(out / PHOTOS_DIR, source.output_name())
             _refuse_input(target, inputs)
             save_image(target, result.restored)
             if config.caption_txt:
@@ -410,9 +427,7 @@ def _write_image_outputs(
             result.output = target.relative_to(out).as_posix()
             return [thumbnail_data_uri(image), thumbnail_data_uri(result.restored)]
         if config.copy_non_photos:
-            target = out / SORTED_DIR / result.subtype / result.path
-            _refuse_input(target, inputs)
-            atomic_write_bytes(target, source.read_bytes())
+            target = _sorted_copy(source, image, out / SORTED_DIR / result.subtype, inputs)
             result.output = target.relative_to(out).as_posix()
         return [thumbnail_data_uri(image)]
     except (OSError, ValueError) as error:
@@ -420,6 +435,18 @@ def _write_image_outputs(
         return []
     finally:
         result.restored = None  # written: do not keep the pixels
+
+
+def _sorted_copy(source: Page, image: np.ndarray, folder: Path, inputs: set[Path]) -> Path:
+    """The file itself, unmodified; a page of a document as an image of that page."""
+    if source.number is None:
+        target = folder / source.output_name()
+        _refuse_input(target, inputs)
+        atomic_write_bytes(target, source.file.read_bytes())
+        return target
+    target = output_path(folder, source.output_name())
+    _refuse_input(target, inputs)
+    return save_image(target, image)
 
 
 def _refuse_input(target: Path, inputs: set[Path]) -> None:

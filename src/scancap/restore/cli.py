@@ -13,32 +13,31 @@ from scancap.cli_args import add_batch_options, add_inputs
 from scancap.io import (
     ImageLoadError,
     atomic_write_text,
-    iter_image_files,
-    load_image,
     output_path,
     save_image,
 )
+from scancap.pages import list_pages, load_page
 from scancap.restore.auto import MODES, restore_image
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore every image found under the inputs into --out."""
-    files = iter_image_files(args.inputs)
+    files = list_pages(args.inputs)
     out_dir = Path(args.out)
-    inputs = {path for path, _ in files}
+    inputs = {page.file for page in files}
     rows, failures = [], 0
-    for path, relative in tqdm(files, desc="restore", unit="img", disable=args.quiet):
-        row: dict[str, object] = {"path": str(relative), "output": "", "error": ""}
+    for page in tqdm(files, desc="restore", unit="img", disable=args.quiet):
+        row: dict[str, object] = {"path": page.name, "output": "", "error": ""}
         try:
-            image = load_image(path, max_pixels=args.max_pixels)
+            image = load_page(page, max_pixels=args.max_pixels)
             restored, record = restore_image(image, args.mode)
-            target = output_path(out_dir, relative)
+            target = output_path(out_dir, page.output_name())
             save_image(target, restored, inputs=inputs)
             row |= {"output": str(target.relative_to(out_dir))} | record.flat()
         except (ImageLoadError, OSError, ValueError) as error:
             failures += 1
             row["error"] = error_reason(error)
-            report_error(path, row["error"])
+            report_error(page, row["error"])
         rows.append(row)
     if args.csv:
         atomic_write_text(Path(args.csv), pd.DataFrame(rows).to_csv(index=False))
