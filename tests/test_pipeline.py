@@ -125,6 +125,32 @@ def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
     assert all(f'data-path="{name}"' in page for name in documents)
 
 
+def test_a_rerun_with_other_settings_processes_again_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for path in SAMPLE_FILES[:3]:
+        shutil.copy(path, batch / path.name)
+    out = tmp_path / "out"
+    run = ["run", str(batch), "--out", str(out)]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main(run) == 0  # same settings: nothing to do
+    same = capsys.readouterr()
+    assert "3 already done" in same.out and "note:" not in same.err
+    assert main([*run, "--threshold", "0.99", "--restore-mode", "none"]) == 0
+    changed = capsys.readouterr()
+    assert "threshold" in changed.err and "restore_mode auto-fast -> none" in changed.err
+    assert "3 redone with new settings" in changed.out
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["settings"]["threshold"] == 0.99
+    assert set(recorded["models"]) == {"classifier", "captioner"}
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert (manifest["denoiser"] == "").all()  # restore_mode none: the new rows, not old ones
+    assert "threshold 0.99" in (out / "report.html").read_text()
+
+
 def _ledger_rows(out: Path) -> dict[str, dict]:
     if not (out / LEDGER_FILE).exists():
         return {}
@@ -215,6 +241,21 @@ def test_a_timed_out_restoration_keeps_the_photo_classified_and_captioned(
 
 
 # --- the service ---------------------------------------------------------------------------------
+
+
+def test_service_answers_every_page_of_a_pdf(pipeline: Pipeline, tmp_path: Path) -> None:
+    from test_pages import write_pdf
+
+    pdf = write_pdf(tmp_path / "scan.pdf")
+    with TestClient(create_app(pipeline)) as client:
+        answer = client.post(
+            "/v1/analyze", files={"file": ("scan.pdf", pdf.read_bytes(), "application/pdf")}
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [page["path"] for page in body["pages"]] == [f"scan.pdf#page={n}" for n in (1, 2, 3)]
+    assert [page["is_photo"] for page in body["pages"]] == [True, False, True]
+    assert body["path"] == "scan.pdf#page=1" and body["caption"]
 
 
 def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipeline) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,8 +29,10 @@ from tqdm import tqdm
 from scancap import __version__
 from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
 from scancap.caption.grounding import format_tags, parse_tags
+from scancap.caption.model import MODEL_DIR as CAPTIONER_DIR
 from scancap.caption.model import Captioner
 from scancap.classify.model import Classifier, Prediction
+from scancap.classify.model import default_dir as classifier_dir
 from scancap.config import RunConfig
 from scancap.io import (
     ImageLoadError,
@@ -40,6 +43,7 @@ from scancap.io import (
 )
 from scancap.pages import Page, list_pages
 from scancap.pipeline.ledger import Ledger, file_sha256
+from scancap.pipeline.provenance import Provenance, folder_sha256
 from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
 from scancap.restore.auto import RestoreRecord, restore_and_measure
 
@@ -173,10 +177,16 @@ class Pipeline:
     """The three stages with their models loaded once; `analyze` one image, `run` a batch."""
 
     def __init__(
-        self, classifier: Classifier, captioner: Captioner, config: RunConfig | None = None
+        self,
+        classifier: Classifier,
+        captioner: Captioner,
+        config: RunConfig | None = None,
+        model_dirs: dict[str, Path] | None = None,
     ) -> None:
         config = config or RunConfig()
         self.classifier, self.captioner, self.config = classifier, captioner, config
+        # Where the models came from, for run.json (the shipped ones unless said otherwise).
+        self.model_dirs = model_dirs or {"classifier": classifier_dir(), "captioner": CAPTIONER_DIR}
         self.restorer = RestoreWorkers(
             config.restore_mode, config.restore_strength, config.workers, config.time_limit
         )
@@ -185,9 +195,19 @@ class Pipeline:
     def load(cls, config: RunConfig | None = None, models: Path | None = None) -> Pipeline:
         """The shipped models (or those under `models/`), configured by `config`."""
         config = config or RunConfig()
-        classifier = Classifier.load(models / "classifier" if models else None, config.threshold)
-        captioner = Captioner.load(models / "captioner" if models else None)
-        return cls(classifier, captioner, config)
+        dirs = {
+            "classifier": models / "classifier" if models else classifier_dir(),
+            "captioner": models / "captioner" if models else CAPTIONER_DIR,
+        }
+        classifier = Classifier.load(dirs["classifier"], config.threshold)
+        captioner = Captioner.load(dirs["captioner"])
+        return cls(classifier, captioner, config, dirs)
+
+    def provenance(self) -> Provenance:
+        """scancap's version, the effective settings and the models' content hashes."""
+        settings = self.config.settings() | {"threshold": self.classifier.calibration.threshold}
+        models = {name: folder_sha256(folder) for name, folder in self.model_dirs.items()}
+        return Provenance(__version__, settings, models)
 
     def close(self) -> None:
         self.restorer.close()
@@ -315,6 +335,7 @@ class RunSummary:
     inputs: int
     processed: int
     resumed: int
+    redone: int  # finished before with other settings or models, processed again
     counts: dict[str, int]
     errors: int
     seconds: float
@@ -329,7 +350,9 @@ class RunSummary:
         return (
             f"{self.inputs} inputs: {classes}\n"
             f"errors: {self.errors}; processed {self.processed} in {self.seconds:.1f} s "
-            f"({self.throughput:.1f} images/s), {self.resumed} already done\n"
+            f"({self.throughput:.1f} images/s), {self.resumed} already done"
+            + (f", {self.redone} redone with new settings" if self.redone else "")
+            + "\n"
             f"report: {self.out / REPORT_FILE}\nmanifest: {self.out / MANIFEST_FILES[0]}"
         )
 
@@ -343,7 +366,8 @@ def run(
 ) -> RunSummary:
     """Process every image under `inputs` into `out`, skipping what the ledger has finished.
 
-    Files already under `out` are not inputs (a rerun must not read its own outputs).
+    Files already under `out` are not inputs (a rerun must not read its own outputs). A
+    rerun with other settings or models processes again what they produced, and says so.
     """
     config = pipeline.config
     out = Path(out)
@@ -352,12 +376,18 @@ def run(
         raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
     sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
+    provenance, previous = pipeline.provenance(), Provenance.read(out)
+    settings = provenance.fingerprint()
     with Ledger(out) as ledger:
         if force:
             ledger.forget()
         digests = {file: _sha256_or_empty(file) for file in dict.fromkeys(p.file for p in files)}
         keys = {page: (page.name, digests[page.file]) for page in files}
-        todo = [page for page in files if ledger.finished(*keys[page]) is None]
+        todo = [page for page in files if ledger.finished(*keys[page], settings) is None]
+        redone = sum(ledger.outdated(*keys[page], settings) for page in todo)
+        if redone:
+            _warn_redone(redone, out, provenance, previous)
+        provenance.write(out)
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
                    unit="img", disable=not progress)  # fmt: skip
 
@@ -365,7 +395,7 @@ def run(
             pipeline.finish_batch(batch)
             for page, (result, image) in zip(pages, batch.items, strict=True):
                 thumbnails = _write_image_outputs(result, page, image, out, config, sources)
-                ledger.record(result.path, result.sha256, result.row(), thumbnails)
+                ledger.record(result.path, result.sha256, result.row(), thumbnails, settings)
                 if result.status == "error":
                     report_error(page, result.error)
                 bar.update()
@@ -384,13 +414,25 @@ def run(
         if pending is not None:
             finish(*pending)
         bar.close()
-        rows = [row for page in files if (row := ledger.finished(*keys[page])) is not None]
+        rows = [
+            row for page in files if (row := ledger.finished(*keys[page], settings)) is not None
+        ]
         seconds = time.perf_counter() - start
-        _write_batch_outputs(out, rows, ledger, len(todo), seconds)
+        _write_batch_outputs(out, rows, ledger, len(todo), seconds, provenance)
     counts = Counter(row_class(row) for row in rows)
     errors = counts.pop("error", 0)
-    return RunSummary(len(files), len(todo), len(files) - len(todo), dict(counts), errors,
-                      seconds, out)  # fmt: skip
+    return RunSummary(len(files), len(todo), len(files) - len(todo), redone, dict(counts),
+                      errors, seconds, out)  # fmt: skip
+
+
+def _warn_redone(count: int, out: Path, now: Provenance, before: Provenance | None) -> None:
+    """Say on the terminal why finished images are processed again."""
+    changes = now.changes_from(before) if before else ["settings of an earlier scancap"]
+    tqdm.write(
+        f"note: {out} holds {count} images finished with other settings or models "
+        f"({'; '.join(changes) or 'unknown'}): processing them again",
+        file=sys.stderr,
+    )
 
 
 def _is_under(path: Path, folder: Path) -> bool:
@@ -455,7 +497,12 @@ def _refuse_input(target: Path, inputs: set[Path]) -> None:
 
 
 def _write_batch_outputs(
-    out: Path, rows: list[dict[str, Any]], ledger: Ledger, processed: int, seconds: float
+    out: Path,
+    rows: list[dict[str, Any]],
+    ledger: Ledger,
+    processed: int,
+    seconds: float,
+    provenance: Provenance,
 ) -> None:
     """Manifest (Parquet and CSV), captions.jsonl and the HTML report, each atomically."""
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
@@ -476,8 +523,11 @@ def _write_batch_outputs(
         if row["status"] == "ok" and row["is_photo"]
     ]
     atomic_write_text(out / CAPTIONS_FILE, "".join(line + "\n" for line in captions))
+    settings = ", ".join(f"{key} {value}" for key, value in provenance.settings.items())
+    models = ", ".join(f"{name} {digest[:12]}" for name, digest in provenance.models.items())
     footer = (
         f"scancap {__version__}; this run processed {processed} images in {seconds:.1f} s; "
-        "the others came from the ledger of earlier runs."
+        f"the others came from the ledger of earlier runs with the same settings. "
+        f"Settings: {settings}. Models: {models} (run.json)."
     )
     write_report(out / REPORT_FILE, rows, ledger.thumbnails, "scancap report", footer)
