@@ -58,7 +58,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["pipeline"] = pipeline or Pipeline.load(config, models)
         yield
-        state.pop("pipeline").close()
+        loaded = state.pop("pipeline")
+        if pipeline is None:  # a pipeline the caller gave stays the caller's to close
+            loaded.close()
 
     app = FastAPI(
         title="scancap",
