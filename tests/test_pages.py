@@ -76,7 +76,9 @@ def test_page_outputs_are_named_after_their_page() -> None:
         (b"", "PDF"),
     ],
 )
-def test_a_broken_pdf_is_one_item_with_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+def test_a_broken_pdf_is_one_item_with_a_reason(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
     path = tmp_path / "broken.pdf"
     path.write_bytes(content)
     [page] = list_pages([path])

@@ -23,7 +23,8 @@ from skimage import data
 from scancap import Pipeline
 from scancap.cli import main
 from scancap.pipeline.ledger import LEDGER_FILE, file_sha256
-from scancap.pipeline.run import MANIFEST_COLUMNS, RestoreWorkers
+from scancap.pipeline.run import MANIFEST_COLUMNS
+from scancap.restore.workers import RestoreWorkers
 from scancap.service import create_app
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

@@ -62,6 +62,13 @@ def list_pages(inputs: Iterable[StrPath]) -> list[Page]:
     return pages
 
 
+def require_inputs(inputs: Iterable[StrPath]) -> None:
+    """FileNotFoundError unless the inputs hold at least one file (checked before models load)."""
+    inputs = list(inputs)
+    if not iter_image_files(inputs):
+        raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
+
+
 def page_count(path: Path) -> int | None:
     """Pages of a PDF, frames of a multi-page TIFF; None for one-image files and bad ones."""
     suffix = path.suffix.lower()

@@ -16,8 +16,10 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    add_models_option,
     add_training_output,
     data_options,
+    model_folder,
     positive_int,
     training_output,
     write_report_and_tell,
@@ -71,8 +73,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
     """Caption every image found under the inputs: CSV with --out, else path<TAB>caption."""
     files = list_pages(args.inputs)
     rows = []
-    check = None if args.all or args.photo_check is None else args.photo_check()
-    results = caption_files(files, args.model, args.beam, args.batch_size, args.max_pixels, check)
+    check = None if args.all or args.photo_check is None else args.photo_check(args.models)
+    captioner = model_folder(args, "captioner")
+    results = caption_files(files, captioner, args.beam, args.batch_size, args.max_pixels, check)
     for path, row in tqdm(
         results, total=len(files), desc="caption", unit="img", disable=args.quiet
     ):
@@ -183,7 +186,7 @@ def register_cli(
     parser.add_argument(
         "--beam", type=positive_int, default=3, help="beam width (default 3; 1 is greedy decoding)"
     )
-    parser.add_argument("--model", type=Path, help="captioner folder (default: models/captioner)")
+    add_models_option(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
     add_batch_options(parser)
     parser.set_defaults(handler=cmd_caption, photo_check=None)

@@ -13,8 +13,10 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    add_models_option,
     add_training_output,
     data_options,
+    model_folder,
     positive_int,
     probability,
     training_output,
@@ -66,7 +68,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     """Classify every image found under the inputs; write the CSV even if some files failed."""
     files = list_pages(args.inputs)
     table, failures = classify_files(
-        files, args.threshold, args.model, args.batch_size, args.max_pixels, args.quiet
+        files,
+        args.threshold,
+        model_folder(args, "classifier"),
+        args.batch_size,
+        args.max_pixels,
+        args.quiet,
     )
     atomic_write_text(Path(args.out), table.to_csv(index=False))
     if not args.quiet:
@@ -117,7 +124,7 @@ def register_cli(
         help="p(photo) at or above which an image is a photo (default: the calibrated one "
         "in the model's calibration.json)",
     )
-    parser.add_argument("--model", type=Path, help="classifier folder (default: models/classifier)")
+    add_models_option(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
     add_batch_options(parser)
     parser.set_defaults(handler=cmd_classify)

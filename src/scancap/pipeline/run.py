@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
@@ -41,11 +41,12 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.pages import Page, list_pages
+from scancap.pages import Page, list_pages, require_inputs
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
 from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
-from scancap.restore.auto import RestoreRecord, restore_and_measure
+from scancap.restore.auto import RestoreRecord
+from scancap.restore.workers import RestoreWorkers
 
 MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
 CAPTIONS_FILE = "captions.jsonl"
@@ -115,50 +116,6 @@ MANIFEST_COLUMNS = [f.name for f in fields(Result) if f.name != "restored"]
 
 def _rounded(value: float, digits: int = 4) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
-
-
-# --- restoration on worker threads ------------------------------------------------------------
-
-
-class RestoreWorkers:
-    """Restoration on worker threads (OpenCV and NumPy release the GIL), under a time limit.
-
-    An image that runs out of time is reported as such and the batch goes on. Python cannot kill
-    a thread, so its computation finishes in the background on an abandoned pool (max_pixels
-    bounds how long that can be) while a fresh pool serves the next images.
-    """
-
-    def __init__(self, mode: str, strength: float, workers: int, time_limit: float) -> None:
-        self.mode, self.strength = mode, strength
-        self.workers, self.time_limit = max(1, workers), time_limit
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
-
-    def submit(self, images: list[np.ndarray]) -> list[Future]:
-        """Start restoring; the caller does other work (the next batch) meanwhile."""
-        return [
-            self._pool.submit(restore_and_measure, image, self.mode, self.strength)
-            for image in images
-        ]
-
-    def collect(self, jobs: list[Future]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
-        """(restored, record) per job, or the reason it failed, in order."""
-        results: list[tuple[np.ndarray, RestoreRecord] | str] = []
-        timed_out = False
-        for job in jobs:  # each waits the whole limit after the previous one is in
-            try:
-                results.append(job.result(timeout=self.time_limit))
-            except TimeoutError:
-                results.append(f"restoration took longer than the {self.time_limit:g} s limit")
-                timed_out = True
-            except (ValueError, MemoryError, OSError) as error:
-                results.append(f"restoration failed: {error_reason(error)}")
-        if timed_out:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
-        return results
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -371,9 +328,8 @@ def run(
     """
     config = pipeline.config
     out = Path(out)
+    require_inputs(inputs)
     files = [page for page in list_pages(inputs) if not _is_under(page.file, out)]
-    if not files:
-        raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
     sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
     provenance, previous = pipeline.provenance(), Provenance.read(out)
