@@ -58,7 +58,7 @@ _LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".webp"})
 KEEP_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 
 # Errors Pillow, imageio and OpenCV raise on bad data (imageio wraps opening errors in OSError).
-_DECODE_ERRORS = (
+DECODE_ERRORS = (
     OSError,
     ValueError,
     SyntaxError,
@@ -122,7 +122,7 @@ def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS, index: int =
             # Only after the size check: Pillow decodes a whole PNG to look for its EXIF.
             metadata = file.metadata(index=index, exclude_applied=False)
             pixels = _decode(path, file, metadata, index)
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise ImageLoadError(path, _failure_reason(error, max_pixels, path)) from error
     upright = _apply_orientation(_to_rgb8(pixels), metadata.get("Orientation"))
     return np.ascontiguousarray(upright)

@@ -10,15 +10,23 @@ of the manifest, the ledger, the report, the CSVs and the service; its output fi
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pypdfium2 as pdfium
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, StrPath, iter_image_files, load_image
+from scancap.io import (
+    DECODE_ERRORS,
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    StrPath,
+    iter_image_files,
+    load_image,
+)
 
 DEFAULT_DPI = 300
 PDF_SUFFIX = ".pdf"
@@ -81,10 +89,12 @@ def page_count(path: Path) -> int | None:
                 finally:
                     document.close()
         if suffix in TIFF_SUFFIXES:
-            with Image.open(path) as tiff:
-                frames = getattr(tiff, "n_frames", 1)
+            with warnings.catch_warnings():  # a damaged file is reported when it is loaded
+                warnings.simplefilter("ignore")
+                with Image.open(path) as tiff:
+                    frames = getattr(tiff, "n_frames", 1)
             return frames if frames > 1 else None
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, pdfium.PdfiumError):
+    except (*DECODE_ERRORS, pdfium.PdfiumError):
         return None
     return None
 
