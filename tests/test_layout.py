@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "scancap"
 STAGES = ("restore", "classify", "caption")
 # Shared ground: knows nothing of stages, the pipeline or the entry points.
 SHARED = (
-    "io", "pages", "quality", "backbones", "config", "paths", "memory", "figures", "batch",
-    "cli_args",
+    "io", "pages", "metadata", "quality", "backbones", "config", "paths", "memory", "figures",
+    "batch", "cli_args",
 )  # fmt: skip
 ENTRY_POINTS = ("cli", "service")
 

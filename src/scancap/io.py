@@ -29,6 +29,8 @@ from imageio.core.request import InitializationError
 from imageio.core.v3_plugin_api import PluginV3
 from PIL import Image
 
+from scancap.metadata import ScanMetadata
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
@@ -129,13 +131,20 @@ def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS, index: int =
 
 
 def save_image(
-    path: StrPath, image: np.ndarray, *, quality: int = 95, inputs: Collection[StrPath] = ()
+    path: StrPath,
+    image: np.ndarray,
+    *,
+    quality: int = 95,
+    inputs: Collection[StrPath] = (),
+    metadata: ScanMetadata | None = None,
 ) -> Path:
     """Write a uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB image atomically; return its path.
 
     The format follows the suffix. ``quality`` (1-100) applies to JPEG and WebP; PNG, TIFF and
     BMP are lossless. Parent folders are created. ``inputs`` lists the source images, which
-    are never overwritten, whatever spelling of the path points at them.
+    are never overwritten, whatever spelling of the path points at them. ``metadata`` (the
+    source's) carries resolution, ICC profile and EXIF over where the format allows, and
+    writes a greyscale source's image as greyscale.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -148,7 +157,11 @@ def save_image(
     destination = path.resolve()
     if any(destination == Path(source).resolve() for source in inputs):
         raise ValueError(f"{path}: refusing to overwrite an input image")
-    options = {"quality": quality} if suffix in _LOSSY_SUFFIXES else {}
+    options: dict[str, Any] = {"quality": quality} if suffix in _LOSSY_SUFFIXES else {}
+    if metadata is not None:
+        options |= metadata.save_options(suffix)
+        if metadata.grey and image.ndim == 3:
+            image = np.rint(image.mean(axis=2)).astype(np.uint8)
     encoded = iio.imwrite(
         "<bytes>", image, extension=suffix, plugin="pillow", is_batch=False, **options
     )

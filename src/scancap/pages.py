@@ -27,6 +27,7 @@ from scancap.io import (
     iter_image_files,
     load_image,
 )
+from scancap.metadata import ScanMetadata, read_metadata
 
 DEFAULT_DPI = 300
 PDF_SUFFIX = ".pdf"
@@ -68,6 +69,13 @@ def list_pages(inputs: Iterable[StrPath]) -> list[Page]:
         else:
             pages += [Page(path, f"{name}#page={n}", n) for n in range(1, count + 1)]
     return pages
+
+
+def page_metadata(page: Page, dpi: int = DEFAULT_DPI) -> ScanMetadata:
+    """What the page's restored file keeps from its source (a PDF page: its render dpi)."""
+    if page.file.suffix.lower() == PDF_SUFFIX:
+        return ScanMetadata(dpi=(dpi, dpi))
+    return read_metadata(page.file, (page.number or 1) - 1)
 
 
 def require_inputs(inputs: Iterable[StrPath]) -> None:

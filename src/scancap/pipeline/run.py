@@ -41,7 +41,7 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.pages import Page, list_pages, require_inputs
+from scancap.pages import Page, list_pages, page_metadata, require_inputs
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
 from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
@@ -419,7 +419,7 @@ def _write_image_outputs(
         if result.is_photo:
             target = output_path(out / PHOTOS_DIR, source.output_name())
             _refuse_input(target, inputs)
-            save_image(target, result.restored)
+            save_image(target, result.restored, metadata=page_metadata(source))
             if config.caption_txt:
                 atomic_write_text(target.with_suffix(".txt"), result.caption + "\n")
             result.output = target.relative_to(out).as_posix()

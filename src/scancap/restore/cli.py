@@ -23,7 +23,7 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.pages import Page, list_pages, require_inputs
+from scancap.pages import Page, list_pages, page_metadata, require_inputs
 from scancap.restore.auto import MODES, RestoreRecord
 from scancap.restore.workers import RestoreWorkers
 
@@ -69,7 +69,8 @@ def restored_row(
         return row | {"error": error_reason(outcome) if isinstance(outcome, Exception) else outcome}
     restored, record = outcome
     try:
-        target = save_image(output_path(out_dir, page.output_name()), restored, inputs=inputs)
+        target = output_path(out_dir, page.output_name())
+        save_image(target, restored, inputs=inputs, metadata=page_metadata(page))
     except (OSError, ValueError) as error:
         return row | {"error": f"could not write the output: {error_reason(error)}"}
     return row | {"output": str(target.relative_to(out_dir))} | record.flat()
