@@ -45,12 +45,30 @@ def test_restore_cli_processes_good_files_and_reports_bad_ones(
     rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
     assert set(rows.index) == {"old/tom.png", "flower.jpg", "corrupt.jpg", "notes.jpg"}
     assert "truncated or corrupt" in rows.loc["corrupt.jpg", "error"]
-    assert "not a recognised image" in rows.loc["notes.jpg", "error"]
+    assert "not a valid JPEG file" in rows.loc["notes.jpg", "error"]
     assert rows.loc["old/tom.png", "error"] == ""
     assert rows.loc["old/tom.png", "denoiser"] == "dct-wiener"  # a real noisy old photograph
     stderr = capsys.readouterr().err
     assert "corrupt.jpg" in stderr and "Traceback" not in stderr
     assert before == {p: digest(p) for p in batch.rglob("*") if p.is_file()}
+    numbers = [line for line in csv.read_text().splitlines()[1:] if "e-" in line]
+    assert not numbers, "the CSV rounds its measurements"
+
+
+def test_restore_cli_time_limit_and_strength(
+    batch: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, csv = batch / "old" / "tom.png", tmp_path / "r.csv"
+    args = ["restore", str(source), "--out", str(tmp_path / "o"), "--csv", str(csv), "--quiet"]
+    assert main([*args, "--time-limit", "0.0001", "--workers", "1"]) == 1
+    assert "limit" in pd.read_csv(csv, keep_default_na=False)["error"][0]
+    assert main([*args, "--strength", "0.5"]) == 0
+    gentle = pd.read_csv(csv)["denoise_sigma"][0]
+    assert main([*args, "--strength", "2"]) == 0
+    assert pd.read_csv(csv)["denoise_sigma"][0] > gentle
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--strength", "0"])
+    assert refused.value.code == 2 and "(0, 4]" in capsys.readouterr().err
 
 
 def test_restore_cli_mode_none_is_lossless_for_png(batch: Path, tmp_path: Path) -> None:

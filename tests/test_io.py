@@ -379,13 +379,27 @@ def test_truncated_file(tmp_path: Path, suffix: str, pil_format: str) -> None:
 def test_random_bytes(tmp_path: Path) -> None:
     path = tmp_path / "noise.png"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    assert_load_error(path, "not a recognised image format")
+    assert_load_error(path, "not a valid PNG file")  # the format it claims to be
+    unnamed = tmp_path / "noise.bin"
+    unnamed.write_bytes(path.read_bytes())
+    assert_load_error(unnamed, "not a recognised image format")
 
 
 def test_text_file_named_jpg(tmp_path: Path) -> None:
     path = tmp_path / "notes.jpg"
     path.write_text("not a picture\n" * 20)
-    assert_load_error(path, "not a recognised image format")
+    assert_load_error(path, "not a valid JPEG file")
+
+
+def test_a_corrupt_jpeg_is_not_called_another_format(tmp_path: Path) -> None:
+    """Pillow's last guess on a damaged JPEG can be "not a TIFF file": the file claims JPEG."""
+    whole = bytearray(encoded(ASTRONAUT, "JPEG"))
+    whole[2:40] = bytes(38)  # the JPEG markers after SOI are gone
+    path = tmp_path / "bicycles.jpg"
+    path.write_bytes(bytes(whole))
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(path)
+    assert "JPEG" in caught.value.reason and "TIFF" not in caught.value.reason
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads anything")

@@ -14,7 +14,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "scancap"
 STAGES = ("restore", "classify", "caption")
 # Shared ground: knows nothing of stages, the pipeline or the entry points.
-SHARED = ("io", "quality", "backbones", "config", "paths", "memory", "figures", "batch", "cli_args")
+SHARED = (
+    "io", "pages", "metadata", "quality", "backbones", "config", "paths", "memory", "figures",
+    "batch", "cli_args",
+)  # fmt: skip
 ENTRY_POINTS = ("cli", "service")
 
 

@@ -23,7 +23,8 @@ from skimage import data
 from scancap import Pipeline
 from scancap.cli import main
 from scancap.pipeline.ledger import LEDGER_FILE, file_sha256
-from scancap.pipeline.run import MANIFEST_COLUMNS, RestoreWorkers
+from scancap.pipeline.run import MANIFEST_COLUMNS
+from scancap.restore.workers import RestoreWorkers
 from scancap.service import create_app
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -90,6 +91,65 @@ def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> 
     for path in manifest["path"]:
         assert f'data-path="{path}"' in page
     assert {p: file_sha256(p) for p in inputs} == hashes  # inputs never modified
+
+
+def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
+    """A 3-page PDF (photo, text, photo) and a 3-page TIFF beside the samples: one row per page,
+    pages classified independently, photo pages restored and captioned under their page name."""
+    from test_pages import write_pdf, write_tiff
+
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for path in SAMPLE_FILES[:4]:
+        shutil.copy(path, batch / path.name)
+    write_pdf(batch / "scan.pdf")
+    write_tiff(batch / "stack.tif")
+    (batch / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    out = tmp_path / "out"
+    assert main(["run", str(batch), "--out", str(out), "--copy-non-photos", "--quiet"]) == 1
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("path")
+    documents = [f"{name}#page={n}" for name in ("scan.pdf", "stack.tif") for n in (1, 2, 3)]
+    assert set(documents) <= set(manifest.index) and manifest.index.is_unique
+    assert len(manifest) == 4 + 6 + 1
+    assert "broken symbolic link" in manifest.loc["gone.jpg", "error"]
+    for name, stem in (("scan.pdf", "scan"), ("stack.tif", "stack")):
+        kinds = [manifest.loc[f"{name}#page={n}", "is_photo"] for n in (1, 2, 3)]
+        assert [str(kind) for kind in kinds] == ["True", "False", "True"], kinds
+        text_page = manifest.loc[f"{name}#page=2"]
+        assert text_page["subtype"] == "text" and text_page["caption"] == ""
+        assert (out / text_page["output"]).is_file()
+        for n in (1, 3):
+            row = manifest.loc[f"{name}#page={n}"]
+            assert row["caption"] and row["output"].startswith(f"photos/{stem}.page-{n}.")
+            assert (out / row["output"]).is_file()
+    page = (out / "report.html").read_text()
+    assert all(f'data-path="{name}"' in page for name in documents)
+
+
+def test_a_rerun_with_other_settings_processes_again_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for path in SAMPLE_FILES[:3]:
+        shutil.copy(path, batch / path.name)
+    out = tmp_path / "out"
+    run = ["run", str(batch), "--out", str(out)]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main(run) == 0  # same settings: nothing to do
+    same = capsys.readouterr()
+    assert "3 already done" in same.out and "note:" not in same.err
+    assert main([*run, "--threshold", "0.99", "--restore-mode", "none"]) == 0
+    changed = capsys.readouterr()
+    assert "threshold" in changed.err and "restore_mode auto-fast -> none" in changed.err
+    assert "3 redone with new settings" in changed.out
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["settings"]["threshold"] == 0.99
+    assert set(recorded["models"]) == {"classifier", "captioner"}
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert (manifest["denoiser"] == "").all()  # restore_mode none: the new rows, not old ones
+    assert "threshold 0.99" in (out / "report.html").read_text()
 
 
 def _ledger_rows(out: Path) -> dict[str, dict]:
@@ -163,7 +223,40 @@ def test_restoration_over_the_time_limit_is_an_error_not_a_hang() -> None:
     workers.close()
 
 
+def test_a_timed_out_restoration_keeps_the_photo_classified_and_captioned(
+    pipeline: Pipeline,
+) -> None:
+    from scancap.config import RunConfig
+
+    hurried = Pipeline(
+        pipeline.classifier, pipeline.captioner, RunConfig(restore_mode="auto", time_limit=1e-4)
+    )
+    photo = np.repeat(np.repeat(data.astronaut(), 2, axis=0), 2, axis=1)
+    try:
+        result = hurried.analyze(photo, name="astronaut.png")
+    finally:
+        hurried.close()
+    assert result.status == "ok" and result.is_photo, result.error
+    assert "limit" in result.restore_notes and "unrestored" in result.restore_notes
+    assert np.array_equal(result.restored, photo) and result.caption
+
+
 # --- the service ---------------------------------------------------------------------------------
+
+
+def test_service_answers_every_page_of_a_pdf(pipeline: Pipeline, tmp_path: Path) -> None:
+    from test_pages import write_pdf
+
+    pdf = write_pdf(tmp_path / "scan.pdf")
+    with TestClient(create_app(pipeline)) as client:
+        answer = client.post(
+            "/v1/analyze", files={"file": ("scan.pdf", pdf.read_bytes(), "application/pdf")}
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [page["path"] for page in body["pages"]] == [f"scan.pdf#page={n}" for n in (1, 2, 3)]
+    assert [page["is_photo"] for page in body["pages"]] == [True, False, True]
+    assert body["path"] == "scan.pdf#page=1" and body["caption"]
 
 
 def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipeline) -> None:

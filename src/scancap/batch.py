@@ -18,7 +18,8 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
+from scancap.pages import Page, load_page
 
 Loaded = np.ndarray | ImageLoadError
 T = TypeVar("T")
@@ -29,40 +30,40 @@ def error_reason(error: Exception) -> str:
     return getattr(error, "reason", None) or str(error)
 
 
-def report_error(path: Path, reason: str) -> None:
+def report_error(path: Path | Page, reason: str) -> None:
     """One line on stderr per failed file, never a traceback."""
     tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
 
 
-def load_or_error(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
-    """The image as uint8 RGB, or the reason it cannot be read."""
+def load_or_error(page: Page, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
+    """The page as uint8 RGB, or the reason it cannot be read."""
     try:
-        return load_image(path, max_pixels=max_pixels)
+        return load_page(page, max_pixels=max_pixels)
     except ImageLoadError as error:
         return error
     except (OSError, ValueError) as error:  # e.g. a file that vanished since it was listed
-        return ImageLoadError(path, error_reason(error))
+        return ImageLoadError(str(page), error_reason(error))
 
 
 def load_batches(
-    paths: Sequence[Path],
+    pages: Sequence[Page],
     batch_size: int = 32,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
-    decode: Callable[[Path], T] | None = None,
-) -> Iterator[list[tuple[Path, T | Loaded]]]:
-    """(path, image or error) per file, in input order, `batch_size` files at a time.
+    decode: Callable[[Page], T] | None = None,
+) -> Iterator[list[tuple[Page, T | Loaded]]]:
+    """(page, image or error) per page, in input order, `batch_size` pages at a time.
 
     Decoding runs `workers` threads ahead of the consumer by one batch, so memory holds at most
     two batches of decoded images however many files there are. `decode` replaces
     `load_or_error` (e.g. to time each file).
     """
-    batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
+    batches = [list(pages[i : i + batch_size]) for i in range(0, len(pages), batch_size)]
     if not batches:
         return
     read = decode or partial(load_or_error, max_pixels=max_pixels)
 
-    def decode_batch(batch: list[Path]) -> list:
+    def decode_batch(batch: list[Page]) -> list:
         return list(pool.map(read, batch))
 
     with ThreadPoolExecutor(max(1, workers)) as pool, ThreadPoolExecutor(1) as prefetch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from scancap import __version__
 from scancap.caption import cli as caption_cli
@@ -16,11 +17,11 @@ from scancap.pipeline.cli import add_model_options
 from scancap.restore import cli as restore_cli
 
 
-def classifier_photo_check() -> Callable[[list], list[str]]:
-    """`scancap caption`'s default filter: the shipped classifier turns down non-photos."""
+def classifier_photo_check(models: Path | None = None) -> Callable[[list], list[str]]:
+    """`scancap caption`'s default filter: the classifier (of --models) turns down non-photos."""
     from scancap.classify.model import Classifier
 
-    classifier = Classifier.load()
+    classifier = Classifier.load(models / "classifier" if models else None)
 
     def check(images: list) -> list[str]:
         return [
@@ -68,14 +69,32 @@ STAGE_PARSERS: list[Callable[..., None]] = [
 ]
 
 
+# `scancap --help` lists the subcommands in the order of a day's work, then the model work.
+WORKFLOW_ORDER = ("run", "classify", "restore", "caption", "serve", "train", "evaluate")
+EPILOG = """\
+inputs: JPEG, PNG, TIFF, BMP, WebP, GIF and PDF files, or folders (searched recursively).
+  Every page of a PDF (rendered at 300 dpi) and of a multi-page TIFF is one item, named
+  file.pdf#page=N in every output.
+
+exit status:
+  0    every input was processed
+  1    some inputs failed: each has an error row and a line on stderr; the rest went on
+  2    bad command line or configuration, or no input found: nothing was processed
+  3    training stopped at its --max-minutes budget: the same command resumes
+  130  interrupted (Ctrl-C): `scancap run` resumes where it stopped
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scancap",
         description="Sort scanned images into photos and others, restore the photos and "
         "caption them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"scancap {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = subparsers.add_parser("train", help="train a model from the datasets")
     train_targets = train.add_subparsers(dest="target", required=True)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a model and rewrite its report")
@@ -85,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(subparsers)
     # The captioning stage knows nothing of the classifier; the command line joins them.
     subparsers.choices["caption"].set_defaults(photo_check=classifier_photo_check)
+    # argparse lists subcommands in the order they were added, and the stages add theirs
+    # with their train and evaluate targets; put the listing in workflow order.
+    subparsers._choices_actions.sort(key=lambda action: WORKFLOW_ORDER.index(action.dest))
     return parser
 
 

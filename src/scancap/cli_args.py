@@ -31,6 +31,32 @@ def probability(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
+    return value
+
+
+def restore_strength(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 4:
+        raise argparse.ArgumentTypeError(f"must be in (0, 4], got {value:g}")
+    return value
+
+
+def add_models_option(parser: argparse.ArgumentParser) -> None:
+    """--models, the same in every command that uses the shipped models."""
+    parser.add_argument(
+        "--models", type=Path, help="folder holding classifier/ and captioner/ (default: models/)"
+    )
+
+
+def model_folder(args: argparse.Namespace, name: str) -> Path | None:
+    """The folder of one model under --models; None: the shipped one."""
+    return args.models / name if args.models else None
+
+
 def add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
 

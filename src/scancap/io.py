@@ -29,9 +29,12 @@ from imageio.core.request import InitializationError
 from imageio.core.v3_plugin_api import PluginV3
 from PIL import Image
 
+from scancap.metadata import ScanMetadata
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "INPUT_SUFFIXES",
     "ImageLoadError",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -44,6 +47,7 @@ DEFAULT_MAX_PIXELS = 80_000_000
 """Largest width * height accepted: an A3 scan at 1200 dpi, well below what a decode can afford."""
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+INPUT_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}  # what a folder search picks up (scancap.pages)
 
 StrPath = str | os.PathLike[str]
 
@@ -56,7 +60,7 @@ _LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg", ".webp"})
 KEEP_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 
 # Errors Pillow, imageio and OpenCV raise on bad data (imageio wraps opening errors in OSError).
-_DECODE_ERRORS = (
+DECODE_ERRORS = (
     OSError,
     ValueError,
     SyntaxError,
@@ -98,8 +102,8 @@ class ImageLoadError(Exception):
         return f"{self.path.name}: {self.reason}"
 
 
-def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read the first image in ``path`` as upright, C-contiguous ``(H, W, 3)`` uint8 RGB.
+def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS, index: int = 0) -> np.ndarray:
+    """Read image ``index`` (a TIFF's page) of ``path`` as upright ``(H, W, 3)`` uint8 RGB.
 
     Grey is repeated to three channels, palettes are applied, CMYK is converted, deeper
     integer samples are rounded to 8 bits (16-bit ``v`` becomes ``round(v / 257)``), float
@@ -116,24 +120,31 @@ def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     try:
         _check_nonempty_file(path)
         with _open_with_pixel_limit(path, max_pixels) as file:
-            _check_pixel_count(path, file.properties(index=0).shape, max_pixels)
+            _check_pixel_count(path, file.properties(index=index).shape, max_pixels)
             # Only after the size check: Pillow decodes a whole PNG to look for its EXIF.
-            metadata = file.metadata(index=0, exclude_applied=False)
-            pixels = _decode(path, file, metadata)
-    except _DECODE_ERRORS as error:
-        raise ImageLoadError(path, _failure_reason(error, max_pixels)) from error
+            metadata = file.metadata(index=index, exclude_applied=False)
+            pixels = _decode(path, file, metadata, index)
+    except DECODE_ERRORS as error:
+        raise ImageLoadError(path, _failure_reason(error, max_pixels, path)) from error
     upright = _apply_orientation(_to_rgb8(pixels), metadata.get("Orientation"))
     return np.ascontiguousarray(upright)
 
 
 def save_image(
-    path: StrPath, image: np.ndarray, *, quality: int = 95, inputs: Collection[StrPath] = ()
+    path: StrPath,
+    image: np.ndarray,
+    *,
+    quality: int = 95,
+    inputs: Collection[StrPath] = (),
+    metadata: ScanMetadata | None = None,
 ) -> Path:
     """Write a uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB image atomically; return its path.
 
     The format follows the suffix. ``quality`` (1-100) applies to JPEG and WebP; PNG, TIFF and
     BMP are lossless. Parent folders are created. ``inputs`` lists the source images, which
-    are never overwritten, whatever spelling of the path points at them.
+    are never overwritten, whatever spelling of the path points at them. ``metadata`` (the
+    source's) carries resolution, ICC profile and EXIF over where the format allows, and
+    writes a greyscale source's image as greyscale.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -146,7 +157,11 @@ def save_image(
     destination = path.resolve()
     if any(destination == Path(source).resolve() for source in inputs):
         raise ValueError(f"{path}: refusing to overwrite an input image")
-    options = {"quality": quality} if suffix in _LOSSY_SUFFIXES else {}
+    options: dict[str, Any] = {"quality": quality} if suffix in _LOSSY_SUFFIXES else {}
+    if metadata is not None:
+        options |= metadata.save_options(suffix)
+        if metadata.grey and image.ndim == 3:
+            image = np.rint(image.mean(axis=2)).astype(np.uint8)
     encoded = iio.imwrite(
         "<bytes>", image, extension=suffix, plugin="pillow", is_batch=False, **options
     )
@@ -201,11 +216,12 @@ def output_path(out_dir: Path, relative: Path) -> Path:
 def iter_image_files(inputs: Iterable[StrPath]) -> list[tuple[Path, Path]]:
     """Expand files and folders into ``(absolute path, relative path)`` pairs, in a fixed order.
 
-    Folders are searched recursively for files with a suffix in ``IMAGE_SUFFIXES`` (any
+    Folders are searched recursively for files with a suffix in ``INPUT_SUFFIXES`` (any
     case), skipping hidden files and folders (``.DS_Store``, macOS ``._photo.jpg``, our own
     temporary files); the relative path is taken from that folder. A file named directly is
     kept whatever its suffix, so a bad one is reported rather than silently dropped, with its
-    name as relative path. A file reached twice is listed once.
+    name as relative path; so is a broken symbolic link, named or in a folder. A file reached
+    twice is listed once.
 
     Raises
     ------
@@ -217,7 +233,7 @@ def iter_image_files(inputs: Iterable[StrPath]) -> list[tuple[Path, Path]]:
         root = Path(item).expanduser().absolute()
         if root.is_dir():
             pairs = [(file, file.relative_to(root)) for file in _images_under(root)]
-        elif root.exists():
+        elif root.exists() or root.is_symlink():
             pairs = [(root, Path(root.name))]
         else:
             raise FileNotFoundError(f"input path does not exist: {item}")
@@ -231,8 +247,8 @@ def _images_under(folder: Path) -> list[Path]:
     files = (
         file
         for file in folder.rglob("*")
-        if file.suffix.lower() in IMAGE_SUFFIXES
-        and file.is_file()
+        if file.suffix.lower() in INPUT_SUFFIXES
+        and (file.is_file() or (file.is_symlink() and not file.exists()))
         and not any(part.startswith(".") for part in file.relative_to(folder).parts)
     )
     return sorted(files, key=lambda file: file.relative_to(folder).parts)
@@ -240,6 +256,8 @@ def _images_under(folder: Path) -> list[Path]:
 
 def _check_nonempty_file(path: Path) -> None:
     """Name the three file-system failures plainly instead of as decoder errors."""
+    if path.is_symlink() and not path.exists():
+        raise ImageLoadError(path, f"broken symbolic link (to {os.readlink(path)})")
     if not path.exists():
         raise ImageLoadError(path, "file not found")
     if not path.is_file():
@@ -277,12 +295,12 @@ def _check_pixel_count(path: Path, shape: tuple[int, ...], max_pixels: int) -> N
         )
 
 
-def _decode(path: Path, file: PluginV3, metadata: dict[str, Any]) -> np.ndarray:
-    """Decode the first frame fully (so truncation raises) as RGB, RGBA or high-depth grey."""
+def _decode(path: Path, file: PluginV3, metadata: dict[str, Any], index: int) -> np.ndarray:
+    """Decode one frame fully (so truncation raises) as RGB, RGBA or high-depth grey."""
     if _is_16bit_colour(path, metadata):
         # Pillow keeps only the high byte of 16-bit colour samples; OpenCV keeps all 16 bits.
-        return iio.imread(path, plugin="opencv", index=0, flags=cv2.IMREAD_UNCHANGED)
-    return file.read(index=0, mode=_target_mode(metadata))
+        return iio.imread(path, plugin="opencv", index=index, flags=cv2.IMREAD_UNCHANGED)
+    return file.read(index=index, mode=_target_mode(metadata))
 
 
 def _target_mode(metadata: dict[str, Any]) -> str | None:
@@ -308,18 +326,36 @@ def _is_16bit_colour(path: Path, metadata: dict[str, Any]) -> bool:
     return header.startswith(_PNG_SIGNATURE) and header[24:25] == b"\x10"
 
 
-def _failure_reason(error: BaseException, max_pixels: int) -> str:
-    """Plain-words reason for a decoding failure."""
+# The format a file claims by its suffix, for decoding errors.
+_FORMAT_NAMES = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".webp": "WebP",
+    ".gif": "GIF",
+}
+
+
+def _failure_reason(error: BaseException, max_pixels: int, path: Path) -> str:
+    """Plain-words reason for a decoding failure, naming the format the file claims to be."""
     cause = error.__cause__ or error  # imageio wraps errors raised while opening in OSError
+    claimed = _FORMAT_NAMES.get(path.suffix.lower())
     if isinstance(cause, PermissionError):
         return "permission denied"
     if isinstance(cause, InitializationError):
-        return "not a recognised image format"
+        return f"not a valid {claimed} file" if claimed else "not a recognised image format"
     if isinstance(cause, Image.DecompressionBombError):
         return f"image too large: more than max_pixels={max_pixels:,} pixels"
     if isinstance(cause, MemoryError):
         return "not enough memory to decode the image"
-    return f"truncated or corrupt image ({str(cause) or type(cause).__name__})"
+    detail = str(cause) or type(cause).__name__
+    # Pillow's last guess can name another format ("not a TIFF file"): that misleads.
+    if claimed and any(name in detail for name in set(_FORMAT_NAMES.values()) - {claimed}):
+        return f"truncated or corrupt {claimed} file"
+    return f"truncated or corrupt {claimed or 'image'} file ({detail})"
 
 
 def _to_rgb8(pixels: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The HTTP service: the pipeline behind FastAPI, models loaded once.
 
-`POST /v1/analyze` takes one image (multipart) and answers the manifest fields as JSON, with
-the restored photo as base64 PNG on request; `GET /healthz` and `GET /version` are for
+`POST /v1/analyze` takes one image or document (multipart) and answers the manifest fields as
+JSON, with the restored photo as base64 PNG on request; a PDF or multi-page TIFF answers its
+first page's fields and every page under `pages`; `GET /healthz` and `GET /version` are for
 operations; `/docs` is the OpenAPI page. Bad input is a 4xx with a sentence saying what is
 wrong (413 too large, 400 empty, 422 not a readable image), never a 500.
 """
@@ -24,13 +25,14 @@ from pydantic import create_model
 
 from scancap import __version__
 from scancap.config import RunConfig
-from scancap.io import IMAGE_SUFFIXES
+from scancap.io import INPUT_SUFFIXES
 from scancap.pipeline.run import MANIFEST_COLUMNS, Pipeline, Result
 
 _HINTS = get_type_hints(Result)
-# The response schema is the manifest row, plus the optional restored image.
-Analysis = create_model(
-    "Analysis",
+# The response schema is the manifest row, plus the optional restored image; a document's
+# answer also lists every page.
+PageAnalysis = create_model(
+    "PageAnalysis",
     **{
         f.name: (_HINTS[f.name], ... if f.default is MISSING else f.default)
         for f in fields(Result)
@@ -38,6 +40,7 @@ Analysis = create_model(
     },
     restored_png_base64=(str | None, None),
 )
+Analysis = create_model("Analysis", __base__=PageAnalysis, pages=(list[PageAnalysis], []))
 
 
 def create_app(
@@ -55,7 +58,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["pipeline"] = pipeline or Pipeline.load(config, models)
         yield
-        state.pop("pipeline").close()
+        loaded = state.pop("pipeline")
+        if pipeline is None:  # a pipeline the caller gave stays the caller's to close
+            loaded.close()
 
     app = FastAPI(
         title="scancap",
@@ -85,10 +90,12 @@ def create_app(
     @app.post("/v1/analyze", response_model=Analysis)
     def analyze(
         request: Request,
-        file: Annotated[UploadFile, File(description="one image: JPEG, PNG, TIFF, BMP, WebP, GIF")],
+        file: Annotated[
+            UploadFile, File(description="one image (JPEG, PNG, TIFF, BMP, WebP, GIF) or PDF")
+        ],
         include_image: Annotated[bool, Query(description="add the restored photo (PNG)")] = False,
     ) -> dict[str, Any]:
-        """Classify one image; if it is a photo, restore and caption it."""
+        """Classify one image (each page of a document); restore and caption the photos."""
         name = Path(file.filename or "upload").name
         declared = int(request.headers.get("content-length") or 0)
         data = file.file.read(max_bytes + 1)
@@ -97,25 +104,30 @@ def create_app(
         if not data:
             raise HTTPException(400, f"{name}: empty upload")
         with lock:
-            result = _analyze_bytes(state["pipeline"], data, name)
-        if result.status != "ok":
-            raise HTTPException(422, f"{name}: {result.error}")
-        answer: dict[str, Any] = result.row()
-        if include_image and result.restored is not None:
-            answer["restored_png_base64"] = _png_base64(result.restored)
-        return answer
+            results = _analyze_bytes(state["pipeline"], data, name)
+        if all(result.status != "ok" for result in results):
+            raise HTTPException(422, f"{name}: {results[0].error}")
+        pages = [_answer(result, include_image) for result in results]
+        return pages[0] | {"pages": pages if len(pages) > 1 else []}
 
     return app
 
 
-def _analyze_bytes(pipeline: Pipeline, data: bytes, name: str) -> Result:
+def _analyze_bytes(pipeline: Pipeline, data: bytes, name: str) -> list[Result]:
     """The decoder reads files: the upload goes to a private temporary one, deleted after."""
     suffix = Path(name).suffix.lower()
-    suffix = suffix if suffix in IMAGE_SUFFIXES else ""
+    suffix = suffix if suffix in INPUT_SUFFIXES else ""
     with tempfile.TemporaryDirectory(prefix="scancap-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        return pipeline.analyze(path, name=name)
+        return pipeline.analyze_file(path, name=name)
+
+
+def _answer(result: Result, include_image: bool) -> dict[str, Any]:
+    answer: dict[str, Any] = result.row()
+    if include_image and result.restored is not None:
+        answer["restored_png_base64"] = _png_base64(result.restored)
+    return answer
 
 
 def _png_base64(image: np.ndarray) -> str:

@@ -16,13 +16,16 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    add_models_option,
     add_training_output,
     data_options,
+    model_folder,
     positive_int,
     training_output,
     write_report_and_tell,
 )
-from scancap.io import atomic_write_text, iter_image_files
+from scancap.io import atomic_write_text
+from scancap.pages import Page, list_pages
 from scancap.paths import reports_dir
 
 CSV_COLUMNS = ["path", "caption", "skipped", "error"]
@@ -34,14 +37,14 @@ LIMIT_HELP = "only the first N train and N dev images (smoke tests)"
 
 
 def caption_files(
-    files: list[tuple[Path, Path]],
+    pages: list[Page],
     model_dir: Path | None,
     beam: int,
     batch_size: int,
     max_pixels: int,
     check: PhotoCheck | None = None,
 ) -> Iterator[tuple[Path, dict[str, str]]]:
-    """(absolute path, CSV row) per file in input order; a bad file gets its error, the rest go on.
+    """(page, CSV row) per page in input order; a bad file gets its error, the rest go on.
 
     Images are decoded one batch at a time, so memory does not grow with the number of files.
     With `check`, images it turns down are not captioned: their row says why (`skipped`).
@@ -49,30 +52,30 @@ def caption_files(
     from scancap.caption.model import Captioner
 
     captioner = Captioner.load(model_dir)
-    relative = dict(files)
-    for batch in load_batches([path for path, _ in files], batch_size, max_pixels):
+    for batch in load_batches(pages, batch_size, max_pixels):
         images = [item for _, item in batch if isinstance(item, np.ndarray)]
         reasons = check(images) if check and images else [""] * len(images)
         kept = [image for image, reason in zip(images, reasons, strict=True) if not reason]
         captions = iter(captioner.caption_images(kept, beam=beam))
         verdicts = iter(reasons)
-        for path, item in batch:
-            row = {"path": str(relative[path]), "caption": "", "skipped": "", "error": ""}
+        for page, item in batch:
+            row = {"path": page.name, "caption": "", "skipped": "", "error": ""}
             if not isinstance(item, np.ndarray):
                 row["error"] = item.reason
             elif reason := next(verdicts):
                 row["skipped"] = reason
             else:
                 row["caption"] = next(captions)[0]
-            yield path, row
+            yield page, row
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
     """Caption every image found under the inputs: CSV with --out, else path<TAB>caption."""
-    files = iter_image_files(args.inputs)
+    files = list_pages(args.inputs)
     rows = []
-    check = None if args.all or args.photo_check is None else args.photo_check()
-    results = caption_files(files, args.model, args.beam, args.batch_size, args.max_pixels, check)
+    check = None if args.all or args.photo_check is None else args.photo_check(args.models)
+    captioner = model_folder(args, "captioner")
+    results = caption_files(files, captioner, args.beam, args.batch_size, args.max_pixels, check)
     for path, row in tqdm(
         results, total=len(files), desc="caption", unit="img", disable=args.quiet
     ):
@@ -183,7 +186,7 @@ def register_cli(
     parser.add_argument(
         "--beam", type=positive_int, default=3, help="beam width (default 3; 1 is greedy decoding)"
     )
-    parser.add_argument("--model", type=Path, help="captioner folder (default: models/captioner)")
+    add_models_option(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
     add_batch_options(parser)
     parser.set_defaults(handler=cmd_caption, photo_check=None)

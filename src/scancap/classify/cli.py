@@ -13,14 +13,17 @@ from scancap.cli_args import (
     add_batch_options,
     add_data_options,
     add_inputs,
+    add_models_option,
     add_training_output,
     data_options,
+    model_folder,
     positive_int,
     probability,
     training_output,
     write_report_and_tell,
 )
-from scancap.io import ImageLoadError, atomic_write_text, iter_image_files
+from scancap.io import ImageLoadError, atomic_write_text
+from scancap.pages import Page, list_pages
 from scancap.paths import reports_dir
 
 REPORT = reports_dir() / "classification.md"
@@ -32,25 +35,24 @@ LIMIT_HELP = "at most N images per label and split (smoke tests)"
 
 
 def classify_files(
-    files: list[tuple[Path, Path]],
+    files: list[Page],
     threshold: float | None,
     model_dir: Path | None,
     batch_size: int,
     max_pixels: int,
     quiet: bool,
 ) -> tuple[pd.DataFrame, int]:
-    """One row per file, in input order; bad files get an error and do not stop the batch."""
+    """One row per page, in input order; bad files get an error and do not stop the batch."""
     from scancap.classify.model import Classifier  # TensorFlow loads only for commands that need it
 
     classifier = Classifier.load(model_dir, threshold)
-    relative = dict(files)
     rows: list[dict[str, object]] = []
-    results = classifier.predict_files([path for path, _ in files], batch_size, max_pixels)
-    for path, result in tqdm(results, total=len(files), desc="classify", unit="img", disable=quiet):
-        row = dict.fromkeys(CSV_COLUMNS, "") | {"path": str(relative[path])}
+    results = classifier.predict_files(files, batch_size, max_pixels)
+    for page, result in tqdm(results, total=len(files), desc="classify", unit="img", disable=quiet):
+        row = dict.fromkeys(CSV_COLUMNS, "") | {"path": page.name}
         if isinstance(result, ImageLoadError):
             row["error"] = result.reason
-            report_error(path, result.reason)
+            report_error(page, result.reason)
         else:
             row |= {
                 "is_photo": "true" if result.is_photo else "false",
@@ -64,9 +66,14 @@ def classify_files(
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Classify every image found under the inputs; write the CSV even if some files failed."""
-    files = iter_image_files(args.inputs)
+    files = list_pages(args.inputs)
     table, failures = classify_files(
-        files, args.threshold, args.model, args.batch_size, args.max_pixels, args.quiet
+        files,
+        args.threshold,
+        model_folder(args, "classifier"),
+        args.batch_size,
+        args.max_pixels,
+        args.quiet,
     )
     atomic_write_text(Path(args.out), table.to_csv(index=False))
     if not args.quiet:
@@ -117,7 +124,7 @@ def register_cli(
         help="p(photo) at or above which an image is a photo (default: the calibrated one "
         "in the model's calibration.json)",
     )
-    parser.add_argument("--model", type=Path, help="classifier folder (default: models/classifier)")
+    add_models_option(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
     add_batch_options(parser)
     parser.set_defaults(handler=cmd_classify)

@@ -31,6 +31,7 @@ from scancap.backbones.inputs import to_model_input
 from scancap.batch import load_batches
 from scancap.classify.data import LABELS, PHOTO, feature_model
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
+from scancap.pages import Page
 from scancap.paths import models_dir
 
 IMAGE_SIZE = 224
@@ -357,11 +358,11 @@ class Classifier:
         return predictions
 
     def predict_files(
-        self, paths: Sequence[Path], batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> Iterator[tuple[Path, Prediction | ImageLoadError]]:
-        """(path, prediction or load error) per file, in order; a bad file never stops the batch."""
-        for batch in load_batches(paths, batch_size, max_pixels):
+        self, pages: Sequence[Page], batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> Iterator[tuple[Page, Prediction | ImageLoadError]]:
+        """(page, prediction or load error) per page, in order; a bad file never stops it."""
+        for batch in load_batches(pages, batch_size, max_pixels):
             images = [item for _, item in batch if isinstance(item, np.ndarray)]
             predictions = iter(self.predict(images, batch_size))
-            for path, item in batch:
-                yield path, next(predictions) if isinstance(item, np.ndarray) else item
+            for page, item in batch:
+                yield page, next(predictions) if isinstance(item, np.ndarray) else item

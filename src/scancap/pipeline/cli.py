@@ -9,10 +9,12 @@ from pathlib import Path
 from scancap.cli_args import (
     add_batch_options,
     add_inputs,
+    add_models_option,
     positive_int,
     probability,
 )
 from scancap.config import RunConfig, load_config
+from scancap.pages import require_inputs
 from scancap.restore.auto import MODES
 
 DEFAULTS = RunConfig()
@@ -29,6 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scancap.pipeline.run import Pipeline, run
 
     config = run_config(args)  # a bad setting: ConfigError, exit status 2
+    require_inputs(args.inputs)  # before the models load
     with Pipeline.load(config, args.models) as pipeline:
         try:
             summary = run(pipeline, args.inputs, Path(args.out), args.force, not args.quiet)
@@ -48,9 +51,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="TOML file with a [run] table (flags override it)"
     )
-    parser.add_argument(
-        "--models", type=Path, help="folder holding classifier/ and captioner/ (default: models/)"
-    )
+    add_models_option(parser)
 
 
 def register_cli(

@@ -1,10 +1,11 @@
 """A crash-safe record of finished images, so a batch can be resumed.
 
 Each processed input is stored once in an SQLite file in the output folder, keyed by
-its content hash and relative path, with its manifest row as JSON and the thumbnails of
-its report card (so the report is rebuilt on resume without decoding the images again).
-A rerun, or a run after a crash, kill -9 or Ctrl-C, skips what is already there;
-SQLite's journal makes each insert all-or-nothing, so a killed run never leaves half a row.
+its content hash and relative path, with its manifest row as JSON, the thumbnails of its
+report card (so the report is rebuilt on resume without decoding the images again) and the
+fingerprint of the settings and models that produced it. A rerun, or a run after a crash,
+kill -9 or Ctrl-C, skips what is already there with the same fingerprint; SQLite's journal
+makes each insert all-or-nothing, so a killed run never leaves half a row.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ CREATE TABLE IF NOT EXISTS done (
     relative_path TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
     row TEXT NOT NULL,
-    thumbnails TEXT NOT NULL DEFAULT '[]'
+    thumbnails TEXT NOT NULL DEFAULT '[]',
+    settings TEXT NOT NULL DEFAULT ''
 )
 """
 
@@ -45,15 +47,28 @@ class Ledger:
         self._connection = sqlite3.connect(self.path)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute(_SCHEMA)
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(done)")}
+        if "settings" not in columns:  # a ledger written before settings were recorded
+            self._connection.execute(
+                "ALTER TABLE done ADD COLUMN settings TEXT NOT NULL DEFAULT ''"
+            )
         self._connection.commit()
 
-    def finished(self, relative_path: str, sha256: str) -> dict[str, Any] | None:
-        """The stored row if this exact content was already processed at this path."""
+    def finished(self, relative_path: str, sha256: str, settings: str = "") -> dict | None:
+        """The stored row if this exact content was processed at this path with `settings`."""
         found = self._connection.execute(
-            "SELECT row FROM done WHERE relative_path = ? AND sha256 = ?",
-            (relative_path, sha256),
+            "SELECT row FROM done WHERE relative_path = ? AND sha256 = ? AND settings = ?",
+            (relative_path, sha256, settings),
         ).fetchone()
         return json.loads(found[0]) if found else None
+
+    def outdated(self, relative_path: str, sha256: str, settings: str) -> bool:
+        """Whether this content was processed here, but with other settings or models."""
+        found = self._connection.execute(
+            "SELECT settings FROM done WHERE relative_path = ? AND sha256 = ?",
+            (relative_path, sha256),
+        ).fetchone()
+        return found is not None and found[0] != settings
 
     def record(
         self,
@@ -61,17 +76,19 @@ class Ledger:
         sha256: str,
         row: dict[str, Any],
         thumbnails: Sequence[str] = (),
+        settings: str = "",
     ) -> None:
         """Store (or replace) one finished row and its report thumbnails; committed at once."""
         with self._connection:
             self._connection.execute(
-                "INSERT OR REPLACE INTO done (relative_path, sha256, row, thumbnails) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO done (relative_path, sha256, row, thumbnails, settings) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (
                     relative_path,
                     sha256,
                     json.dumps(row, default=_json_default),
                     json.dumps(list(thumbnails)),
+                    settings,
                 ),
             )
 

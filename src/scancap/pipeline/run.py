@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,20 +29,24 @@ from tqdm import tqdm
 from scancap import __version__
 from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
 from scancap.caption.grounding import format_tags, parse_tags
+from scancap.caption.model import MODEL_DIR as CAPTIONER_DIR
 from scancap.caption.model import Captioner
 from scancap.classify.model import Classifier, Prediction
+from scancap.classify.model import default_dir as classifier_dir
 from scancap.config import RunConfig
 from scancap.io import (
     ImageLoadError,
     atomic_write_bytes,
     atomic_write_text,
-    iter_image_files,
     output_path,
     save_image,
 )
+from scancap.pages import Page, list_pages, page_metadata, require_inputs
 from scancap.pipeline.ledger import Ledger, file_sha256
+from scancap.pipeline.provenance import Provenance, folder_sha256
 from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
-from scancap.restore.auto import RestoreRecord, restore_and_measure
+from scancap.restore.auto import RestoreRecord
+from scancap.restore.workers import RestoreWorkers
 
 MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
 CAPTIONS_FILE = "captions.jsonl"
@@ -113,50 +118,6 @@ def _rounded(value: float, digits: int = 4) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-# --- restoration on worker threads ------------------------------------------------------------
-
-
-class RestoreWorkers:
-    """Restoration on worker threads (OpenCV and NumPy release the GIL), under a time limit.
-
-    An image that runs out of time gets an error row and the batch goes on. Python cannot kill
-    a thread, so its computation finishes in the background on an abandoned pool (max_pixels
-    bounds how long that can be) while a fresh pool serves the next images.
-    """
-
-    def __init__(self, mode: str, strength: float, workers: int, time_limit: float) -> None:
-        self.mode, self.strength = mode, strength
-        self.workers, self.time_limit = max(1, workers), time_limit
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
-
-    def submit(self, images: list[np.ndarray]) -> list[Future]:
-        """Start restoring; the caller does other work (the next batch) meanwhile."""
-        return [
-            self._pool.submit(restore_and_measure, image, self.mode, self.strength)
-            for image in images
-        ]
-
-    def collect(self, jobs: list[Future]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
-        """(restored, record) per job, or the reason it failed, in order."""
-        results: list[tuple[np.ndarray, RestoreRecord] | str] = []
-        timed_out = False
-        for job in jobs:  # each waits the whole limit after the previous one is in
-            try:
-                results.append(job.result(timeout=self.time_limit))
-            except TimeoutError:
-                results.append(f"restoration took longer than the {self.time_limit:g} s limit")
-                timed_out = True
-            except (ValueError, MemoryError, OSError) as error:
-                results.append(f"restoration failed: {error_reason(error)}")
-        if timed_out:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
-        return results
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
 @dataclass
 class Batch:
     """A batch between the two phases: classified, its photos being restored."""
@@ -173,10 +134,16 @@ class Pipeline:
     """The three stages with their models loaded once; `analyze` one image, `run` a batch."""
 
     def __init__(
-        self, classifier: Classifier, captioner: Captioner, config: RunConfig | None = None
+        self,
+        classifier: Classifier,
+        captioner: Captioner,
+        config: RunConfig | None = None,
+        model_dirs: dict[str, Path] | None = None,
     ) -> None:
         config = config or RunConfig()
         self.classifier, self.captioner, self.config = classifier, captioner, config
+        # Where the models came from, for run.json (the shipped ones unless said otherwise).
+        self.model_dirs = model_dirs or {"classifier": classifier_dir(), "captioner": CAPTIONER_DIR}
         self.restorer = RestoreWorkers(
             config.restore_mode, config.restore_strength, config.workers, config.time_limit
         )
@@ -185,9 +152,19 @@ class Pipeline:
     def load(cls, config: RunConfig | None = None, models: Path | None = None) -> Pipeline:
         """The shipped models (or those under `models/`), configured by `config`."""
         config = config or RunConfig()
-        classifier = Classifier.load(models / "classifier" if models else None, config.threshold)
-        captioner = Captioner.load(models / "captioner" if models else None)
-        return cls(classifier, captioner, config)
+        dirs = {
+            "classifier": models / "classifier" if models else classifier_dir(),
+            "captioner": models / "captioner" if models else CAPTIONER_DIR,
+        }
+        classifier = Classifier.load(dirs["classifier"], config.threshold)
+        captioner = Captioner.load(dirs["captioner"])
+        return cls(classifier, captioner, config, dirs)
+
+    def provenance(self) -> Provenance:
+        """scancap's version, the effective settings and the models' content hashes."""
+        settings = self.config.settings() | {"threshold": self.classifier.calibration.threshold}
+        models = {name: folder_sha256(folder) for name, folder in self.model_dirs.items()}
+        return Provenance(__version__, settings, models)
 
     def close(self) -> None:
         self.restorer.close()
@@ -230,18 +207,21 @@ class Pipeline:
         return Batch(items, photos, self.restorer.submit([image for _, image in photos]))
 
     def finish_batch(self, batch: Batch) -> list[Result]:
-        """Collect the batch's restored photos and caption them."""
+        """Collect the batch's restored photos and caption them.
+
+        A photo whose restoration timed out or failed keeps its classification and is
+        captioned and written unrestored; its restoration note says why.
+        """
         restored = self.restorer.collect(batch.jobs)
-        to_caption = []
-        for (result, _), outcome in zip(batch.photos, restored, strict=True):
+        for (result, image), outcome in zip(batch.photos, restored, strict=True):
             if isinstance(outcome, str):
-                result.fail(outcome)
+                result.restored = image
+                result.restore_notes = f"{outcome}: kept unrestored"
                 continue
             result.restored, record = outcome
             result.set_restoration(record)
-            to_caption.append(result)
-        if to_caption:
-            self._caption(to_caption)
+        if batch.photos:
+            self._caption([result for result, _ in batch.photos])
         return [result for result, _ in batch.items]
 
     def _caption(self, to_caption: list[Result]) -> None:
@@ -260,16 +240,27 @@ class Pipeline:
     def analyze(self, source: str | Path | np.ndarray, name: str | None = None) -> Result:
         """The manifest fields of one image (a file or a uint8 array); `restored` for photos.
 
-        A bad file gives status "error" with the reason, never an exception.
+        A bad file gives status "error" with the reason, never an exception. Of a PDF or a
+        multi-page TIFF, this is the first page: `analyze_file` gives every page.
         """
         if isinstance(source, np.ndarray):
-            image: Loaded = _as_rgb8(source)
+            image = _as_rgb8(source)
             result = Result(name or "<array>", hashlib.sha256(image.tobytes()).hexdigest())
-        else:
-            path = Path(source)
-            image = load_or_error(path, self.config.max_pixels)
-            result = Result(name or path.name, _sha256_or_empty(path))
-        return self.analyze_loaded([(result, image)])[0]
+            return self.analyze_loaded([(result, image)])[0]
+        return self.analyze_file(source, name)[0]
+
+    def analyze_file(self, source: str | Path, name: str | None = None) -> list[Result]:
+        """One Result per page of a file (one for an ordinary image), named as in a manifest."""
+        path = Path(source)
+        pages = list_pages([path]) or [Page(path, path.name)]
+        sha256 = _sha256_or_empty(path)
+        renamed = [replace(page, name=(name or path.name) + page.name[len(path.name) :])
+                   for page in pages]  # fmt: skip
+        items: list[tuple[Result, Loaded]] = [
+            (Result(page.name, sha256), load_or_error(page, self.config.max_pixels))
+            for page in renamed
+        ]
+        return self.analyze_loaded(items)
 
 
 def _as_rgb8(image: np.ndarray) -> np.ndarray:
@@ -301,6 +292,7 @@ class RunSummary:
     inputs: int
     processed: int
     resumed: int
+    redone: int  # finished before with other settings or models, processed again
     counts: dict[str, int]
     errors: int
     seconds: float
@@ -315,7 +307,9 @@ class RunSummary:
         return (
             f"{self.inputs} inputs: {classes}\n"
             f"errors: {self.errors}; processed {self.processed} in {self.seconds:.1f} s "
-            f"({self.throughput:.1f} images/s), {self.resumed} already done\n"
+            f"({self.throughput:.1f} images/s), {self.resumed} already done"
+            + (f", {self.redone} redone with new settings" if self.redone else "")
+            + "\n"
             f"report: {self.out / REPORT_FILE}\nmanifest: {self.out / MANIFEST_FILES[0]}"
         )
 
@@ -329,66 +323,87 @@ def run(
 ) -> RunSummary:
     """Process every image under `inputs` into `out`, skipping what the ledger has finished.
 
-    Files already under `out` are not inputs (a rerun must not read its own outputs).
+    Files already under `out` are not inputs (a rerun must not read its own outputs). A
+    rerun with other settings or models processes again what they produced, and says so.
     """
     config = pipeline.config
     out = Path(out)
-    files = [(path, rel) for path, rel in iter_image_files(inputs) if not _is_under(path, out)]
-    sources = {path.resolve() for path, _ in files}  # resolved once: outputs must not be inputs
+    require_inputs(inputs)
+    files = [page for page in list_pages(inputs) if not _is_under(page.file, out)]
+    sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
+    provenance, previous = pipeline.provenance(), Provenance.read(out)
+    settings = provenance.fingerprint()
     with Ledger(out) as ledger:
         if force:
             ledger.forget()
-        keys = {path: (str(rel), _sha256_or_empty(path)) for path, rel in files}
-        todo = [path for path, _ in files if ledger.finished(*keys[path]) is None]
+        digests = {file: _sha256_or_empty(file) for file in dict.fromkeys(p.file for p in files)}
+        keys = {page: (page.name, digests[page.file]) for page in files}
+        todo = [page for page in files if ledger.finished(*keys[page], settings) is None]
+        redone = sum(ledger.outdated(*keys[page], settings) for page in todo)
+        if redone:
+            _warn_redone(redone, out, provenance, previous)
+        provenance.write(out)
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
                    unit="img", disable=not progress)  # fmt: skip
 
-        def finish(paths: list[Path], batch: Batch) -> None:
+        def finish(pages: list[Page], batch: Batch) -> None:
             pipeline.finish_batch(batch)
-            for path, (result, image) in zip(paths, batch.items, strict=True):
-                thumbnails = _write_image_outputs(result, path, image, out, config, sources)
-                ledger.record(result.path, result.sha256, result.row(), thumbnails)
+            for page, (result, image) in zip(pages, batch.items, strict=True):
+                thumbnails = _write_image_outputs(result, page, image, out, config, sources)
+                ledger.record(result.path, result.sha256, result.row(), thumbnails, settings)
                 if result.status == "error":
-                    report_error(path, result.error)
+                    report_error(page, result.error)
                 bar.update()
 
         decode = partial(_timed_load, max_pixels=config.max_pixels)
-        pending: tuple[list[Path], Batch] | None = None
+        pending: tuple[list[Page], Batch] | None = None
         for loaded in load_batches(todo, config.batch_size, workers=config.workers, decode=decode):
             items = [
-                (Result(*keys[path], seconds_decode=round(seconds, 4)), image)
-                for path, (image, seconds) in loaded
+                (Result(*keys[page], seconds_decode=round(seconds, 4)), image)
+                for page, (image, seconds) in loaded
             ]
-            started = ([path for path, _ in loaded], pipeline.start_batch(items))
+            started = ([page for page, _ in loaded], pipeline.start_batch(items))
             if pending is not None:  # restoration of this batch overlaps the next pass
                 finish(*pending)
             pending = started
         if pending is not None:
             finish(*pending)
         bar.close()
-        rows = [row for path, _ in files if (row := ledger.finished(*keys[path])) is not None]
+        rows = [
+            row for page in files if (row := ledger.finished(*keys[page], settings)) is not None
+        ]
         seconds = time.perf_counter() - start
-        _write_batch_outputs(out, rows, ledger, len(todo), seconds)
+        _write_batch_outputs(out, rows, ledger, len(todo), seconds, provenance)
     counts = Counter(row_class(row) for row in rows)
     errors = counts.pop("error", 0)
-    return RunSummary(len(files), len(todo), len(files) - len(todo), dict(counts), errors,
-                      seconds, out)  # fmt: skip
+    return RunSummary(len(files), len(todo), len(files) - len(todo), redone, dict(counts),
+                      errors, seconds, out)  # fmt: skip
+
+
+def _warn_redone(count: int, out: Path, now: Provenance, before: Provenance | None) -> None:
+    """Say on the terminal why finished images are processed again."""
+    changes = now.changes_from(before) if before else ["settings of an earlier scancap"]
+    tqdm.write(
+        f"note: {out} holds {count} images finished with other settings or models "
+        f"({'; '.join(changes) or 'unknown'}): processing them again",
+        file=sys.stderr,
+    )
 
 
 def _is_under(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _timed_load(path: Path, max_pixels: int) -> tuple[Loaded, float]:
+def _timed_load(page: Page, max_pixels: int) -> tuple[Loaded, float]:
     start = time.perf_counter()
-    image = load_or_error(path, max_pixels)
+    image = load_or_error(page, max_pixels)
     return image, time.perf_counter() - start
 
 
 def _write_image_outputs(
     result: Result,
-    source: Path,
+    source: Page,
     image: Loaded,
     out: Path,
     config: RunConfig,
@@ -402,17 +417,15 @@ def _write_image_outputs(
         return []
     try:
         if result.is_photo:
-            target = output_path(out / PHOTOS_DIR, Path(result.path))
+            target = output_path(out / PHOTOS_DIR, source.output_name())
             _refuse_input(target, inputs)
-            save_image(target, result.restored)
+            save_image(target, result.restored, metadata=page_metadata(source))
             if config.caption_txt:
                 atomic_write_text(target.with_suffix(".txt"), result.caption + "\n")
             result.output = target.relative_to(out).as_posix()
             return [thumbnail_data_uri(image), thumbnail_data_uri(result.restored)]
         if config.copy_non_photos:
-            target = out / SORTED_DIR / result.subtype / result.path
-            _refuse_input(target, inputs)
-            atomic_write_bytes(target, source.read_bytes())
+            target = _sorted_copy(source, image, out / SORTED_DIR / result.subtype, inputs)
             result.output = target.relative_to(out).as_posix()
         return [thumbnail_data_uri(image)]
     except (OSError, ValueError) as error:
@@ -422,13 +435,30 @@ def _write_image_outputs(
         result.restored = None  # written: do not keep the pixels
 
 
+def _sorted_copy(source: Page, image: np.ndarray, folder: Path, inputs: set[Path]) -> Path:
+    """The file itself, unmodified; a page of a document as an image of that page."""
+    if source.number is None:
+        target = folder / source.output_name()
+        _refuse_input(target, inputs)
+        atomic_write_bytes(target, source.file.read_bytes())
+        return target
+    target = output_path(folder, source.output_name())
+    _refuse_input(target, inputs)
+    return save_image(target, image)
+
+
 def _refuse_input(target: Path, inputs: set[Path]) -> None:
     if target.resolve() in inputs:
         raise ValueError(f"{target}: refusing to overwrite an input image")
 
 
 def _write_batch_outputs(
-    out: Path, rows: list[dict[str, Any]], ledger: Ledger, processed: int, seconds: float
+    out: Path,
+    rows: list[dict[str, Any]],
+    ledger: Ledger,
+    processed: int,
+    seconds: float,
+    provenance: Provenance,
 ) -> None:
     """Manifest (Parquet and CSV), captions.jsonl and the HTML report, each atomically."""
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
@@ -449,8 +479,11 @@ def _write_batch_outputs(
         if row["status"] == "ok" and row["is_photo"]
     ]
     atomic_write_text(out / CAPTIONS_FILE, "".join(line + "\n" for line in captions))
+    settings = ", ".join(f"{key} {value}" for key, value in provenance.settings.items())
+    models = ", ".join(f"{name} {digest[:12]}" for name, digest in provenance.models.items())
     footer = (
         f"scancap {__version__}; this run processed {processed} images in {seconds:.1f} s; "
-        "the others came from the ledger of earlier runs."
+        f"the others came from the ledger of earlier runs with the same settings. "
+        f"Settings: {settings}. Models: {models} (run.json)."
     )
     write_report(out / REPORT_FILE, rows, ledger.thumbnails, "scancap report", footer)

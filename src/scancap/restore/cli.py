@@ -5,46 +5,75 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from scancap.batch import error_reason, report_error
-from scancap.cli_args import add_batch_options, add_inputs
+from scancap.batch import error_reason, load_batches, report_error
+from scancap.cli_args import (
+    add_batch_options,
+    add_inputs,
+    positive_float,
+    positive_int,
+    restore_strength,
+)
 from scancap.io import (
     ImageLoadError,
     atomic_write_text,
-    iter_image_files,
-    load_image,
     output_path,
     save_image,
 )
-from scancap.restore.auto import MODES, restore_image
+from scancap.pages import Page, list_pages, page_metadata, require_inputs
+from scancap.restore.auto import MODES, RestoreRecord
+from scancap.restore.workers import RestoreWorkers
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    """Restore every image found under the inputs into --out."""
-    files = iter_image_files(args.inputs)
+    """Restore every image (every page) found under the inputs into --out."""
+    require_inputs(args.inputs)
+    pages = list_pages(args.inputs)
     out_dir = Path(args.out)
-    inputs = {path for path, _ in files}
-    rows, failures = [], 0
-    for path, relative in tqdm(files, desc="restore", unit="img", disable=args.quiet):
-        row: dict[str, object] = {"path": str(relative), "output": "", "error": ""}
-        try:
-            image = load_image(path, max_pixels=args.max_pixels)
-            restored, record = restore_image(image, args.mode)
-            target = output_path(out_dir, relative)
-            save_image(target, restored, inputs=inputs)
-            row |= {"output": str(target.relative_to(out_dir))} | record.flat()
-        except (ImageLoadError, OSError, ValueError) as error:
-            failures += 1
-            row["error"] = error_reason(error)
-            report_error(path, row["error"])
-        rows.append(row)
+    inputs = {page.file for page in pages}
+    restorer = RestoreWorkers(args.mode, args.strength, args.workers, args.time_limit)
+    rows = []
+    try:
+        with tqdm(total=len(pages), desc="restore", unit="img", disable=args.quiet) as bar:
+            for batch in load_batches(pages, 2 * args.workers, args.max_pixels, args.workers):
+                images = [item for _, item in batch if isinstance(item, np.ndarray)]
+                outcomes = iter(restorer.collect(restorer.submit(images)))
+                for page, item in batch:
+                    outcome = next(outcomes) if isinstance(item, np.ndarray) else item
+                    rows.append(restored_row(page, outcome, out_dir, inputs))
+                    if rows[-1]["error"]:
+                        report_error(page, rows[-1]["error"])
+                    bar.update()
+    finally:
+        restorer.close()
     if args.csv:
-        atomic_write_text(Path(args.csv), pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(Path(args.csv), pd.DataFrame(rows).round(4).to_csv(index=False))
+    failures = sum(bool(row["error"]) for row in rows)
     if not args.quiet:
-        print(f"restored {len(files) - failures}/{len(files)} images into {out_dir}")
+        print(f"restored {len(pages) - failures}/{len(pages)} images into {out_dir}")
     return 1 if failures else 0
+
+
+def restored_row(
+    page: Page,
+    outcome: tuple[np.ndarray, RestoreRecord] | str | ImageLoadError,
+    out_dir: Path,
+    inputs: set[Path],
+) -> dict[str, object]:
+    """The CSV row of one page: where its restoration went, or why there is none."""
+    row: dict[str, object] = {"path": page.name, "output": "", "error": ""}
+    if isinstance(outcome, ImageLoadError | str):
+        return row | {"error": error_reason(outcome) if isinstance(outcome, Exception) else outcome}
+    restored, record = outcome
+    try:
+        target = output_path(out_dir, page.output_name())
+        save_image(target, restored, inputs=inputs, metadata=page_metadata(page))
+    except (OSError, ValueError) as error:
+        return row | {"error": f"could not write the output: {error_reason(error)}"}
+    return row | {"output": str(target.relative_to(out_dir))} | record.flat()
 
 
 def register_cli(
@@ -67,6 +96,21 @@ def register_cli(
         choices=list(MODES),
         help="auto measures noise and blur and decides; auto-fast is the fast path; "
         "the others apply one filter with a strength set from the measured noise",
+    )
+    parser.add_argument(
+        "--strength",
+        type=restore_strength,
+        default=1.0,
+        help="scales the denoising σ, in (0, 4]: below 1 keeps more grain (default 1)",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=2, help="restoration threads (default 2)"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=positive_float,
+        default=60.0,
+        help="seconds one image may take before it is reported as an error (default 60)",
     )
     parser.add_argument("--csv", help="write measurements and decisions to this CSV file")
     add_batch_options(parser)

@@ -1,0 +1,147 @@
+"""Inputs as pages: a scanner writes PDFs and multi-page TIFFs, and each page is one item.
+
+Every command lists its inputs with `list_pages`: an ordinary image is one `Page` without a
+number; a PDF (rendered at `dpi`) and a TIFF with several frames give one `Page` per page. A
+page's name is its file's relative path with ``#page=N`` (1-based) appended, the one convention
+of the manifest, the ledger, the report, the CSVs and the service; its output file is named
+``<stem>.page-N<suffix>``.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pypdfium2 as pdfium
+from PIL import Image
+
+from scancap.io import (
+    DECODE_ERRORS,
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    StrPath,
+    iter_image_files,
+    load_image,
+)
+from scancap.metadata import ScanMetadata, read_metadata
+
+DEFAULT_DPI = 300
+PDF_SUFFIX = ".pdf"
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+POINTS_PER_INCH = 72
+_PDFIUM_LOCK = threading.Lock()  # PDFium is not thread-safe; decoding runs on threads
+
+
+@dataclass(frozen=True)
+class Page:
+    """One item of a batch: an image file, or page `number` (1-based) of a PDF or TIFF."""
+
+    file: Path
+    name: str  # the relative path, plus "#page=N" for a page of a document
+    number: int | None = None
+
+    def __str__(self) -> str:
+        return str(self.file) if self.number is None else f"{self.file}#page={self.number}"
+
+    def output_name(self) -> Path:
+        """The relative path its outputs are named after: "scan.page-3.pdf" for page 3."""
+        relative = Path(self.name.partition("#")[0])
+        if self.number is None:
+            return relative
+        return relative.with_name(f"{relative.stem}.page-{self.number}{relative.suffix}")
+
+
+def list_pages(inputs: Iterable[StrPath]) -> list[Page]:
+    """The pages of every input, in order (see `scancap.io.iter_image_files` for files).
+
+    A document whose pages cannot be counted is one item: loading it reports why.
+    """
+    pages = []
+    for path, relative in iter_image_files(inputs):
+        count = page_count(path)
+        name = relative.as_posix()
+        if count is None:
+            pages.append(Page(path, name))
+        else:
+            pages += [Page(path, f"{name}#page={n}", n) for n in range(1, count + 1)]
+    return pages
+
+
+def page_metadata(page: Page, dpi: int = DEFAULT_DPI) -> ScanMetadata:
+    """What the page's restored file keeps from its source (a PDF page: its render dpi)."""
+    if page.file.suffix.lower() == PDF_SUFFIX:
+        return ScanMetadata(dpi=(dpi, dpi))
+    return read_metadata(page.file, (page.number or 1) - 1)
+
+
+def require_inputs(inputs: Iterable[StrPath]) -> None:
+    """FileNotFoundError unless the inputs hold at least one file (checked before models load)."""
+    inputs = list(inputs)
+    if not iter_image_files(inputs):
+        raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
+
+
+def page_count(path: Path) -> int | None:
+    """Pages of a PDF, frames of a multi-page TIFF; None for one-image files and bad ones."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == PDF_SUFFIX:
+            with _PDFIUM_LOCK:
+                document = pdfium.PdfDocument(path)
+                try:
+                    return len(document) or None  # no pages: one item, loading says so
+                finally:
+                    document.close()
+        if suffix in TIFF_SUFFIXES:
+            with warnings.catch_warnings():  # a damaged file is reported when it is loaded
+                warnings.simplefilter("ignore")
+                with Image.open(path) as tiff:
+                    frames = getattr(tiff, "n_frames", 1)
+            return frames if frames > 1 else None
+    except (*DECODE_ERRORS, pdfium.PdfiumError):
+        return None
+    return None
+
+
+def load_page(
+    page: Page, max_pixels: int = DEFAULT_MAX_PIXELS, dpi: int = DEFAULT_DPI
+) -> np.ndarray:
+    """The page as (H, W, 3) uint8 RGB; ImageLoadError names the page and the reason."""
+    if page.file.suffix.lower() == PDF_SUFFIX:
+        return render_pdf_page(page, max_pixels, dpi)
+    try:
+        return load_image(page.file, max_pixels=max_pixels, index=(page.number or 1) - 1)
+    except ImageLoadError as error:
+        raise ImageLoadError(str(page), error.reason) from error
+
+
+def render_pdf_page(page: Page, max_pixels: int, dpi: int) -> np.ndarray:
+    """Render one PDF page at `dpi`; its size is checked against max_pixels before rendering."""
+    scale = dpi / POINTS_PER_INCH
+    try:
+        with _PDFIUM_LOCK:
+            document = pdfium.PdfDocument(page.file)
+            try:
+                if len(document) == 0:
+                    raise ImageLoadError(str(page), "PDF has no pages")
+                pdf_page = document[(page.number or 1) - 1]
+                width, height = (round(side * scale) for side in pdf_page.get_size())
+                if width * height > max_pixels:
+                    raise ImageLoadError(
+                        str(page),
+                        f"page too large at {dpi} dpi: {width}x{height} = {width * height:,} "
+                        f"pixels, more than max_pixels={max_pixels:,}",
+                    )
+                bitmap = pdf_page.render(scale=scale, rev_byteorder=True)
+                pixels = np.array(bitmap.to_numpy()[..., :3], np.uint8)
+            finally:
+                document.close()
+    except pdfium.PdfiumError as error:
+        raise ImageLoadError(str(page), f"PDF file is corrupt or unreadable ({error})") from error
+    except (OSError, MemoryError) as error:
+        raise ImageLoadError(str(page), f"PDF page could not be rendered ({error})") from error
+    return np.ascontiguousarray(pixels)

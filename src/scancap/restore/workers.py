@@ -1,0 +1,51 @@
+"""Restoration on worker threads under a per-image time limit (`scancap run` and `restore`)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from scancap.batch import error_reason
+from scancap.restore.auto import RestoreRecord, restore_and_measure
+
+
+class RestoreWorkers:
+    """Restoration on worker threads (OpenCV and NumPy release the GIL), under a time limit.
+
+    An image that runs out of time is reported as such and the batch goes on. Python cannot kill
+    a thread, so its computation finishes in the background on an abandoned pool (max_pixels
+    bounds how long that can be) while a fresh pool serves the next images.
+    """
+
+    def __init__(self, mode: str, strength: float, workers: int, time_limit: float) -> None:
+        self.mode, self.strength = mode, strength
+        self.workers, self.time_limit = max(1, workers), time_limit
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
+
+    def submit(self, images: list[np.ndarray]) -> list[Future]:
+        """Start restoring; the caller does other work (the next batch) meanwhile."""
+        return [
+            self._pool.submit(restore_and_measure, image, self.mode, self.strength)
+            for image in images
+        ]
+
+    def collect(self, jobs: list[Future]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
+        """(restored, record) per job, or the reason it failed, in order."""
+        results: list[tuple[np.ndarray, RestoreRecord] | str] = []
+        timed_out = False
+        for job in jobs:  # each waits the whole limit after the previous one is in
+            try:
+                results.append(job.result(timeout=self.time_limit))
+            except TimeoutError:
+                results.append(f"restoration took longer than the {self.time_limit:g} s limit")
+                timed_out = True
+            except (ValueError, MemoryError, OSError) as error:
+                results.append(f"restoration failed: {error_reason(error)}")
+        if timed_out:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
+        return results
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

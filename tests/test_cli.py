@@ -1,0 +1,44 @@
+"""The `scancap` command as a stranger meets it: help, exit codes, shared option names."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scancap.cli import WORKFLOW_ORDER, build_parser, main
+
+
+def test_help_lists_commands_in_workflow_order_with_formats_and_exit_codes() -> None:
+    text = build_parser().format_help()
+    listed = re.findall(r"^    (\w+) ", text, re.MULTILINE)
+    assert listed == list(WORKFLOW_ORDER)
+    assert "PDF" in text and "TIFF" in text and "#page=N" in text
+    for code in ("0", "1", "2", "3", "130"):
+        assert re.search(rf"^  {code} ", text, re.MULTILINE), code
+
+
+@pytest.mark.parametrize("command", ["run", "classify", "caption"])
+def test_every_command_using_the_models_calls_the_option_models(command: str) -> None:
+    choices = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
+    options = {o for action in choices[command]._actions for o in action.option_strings}
+    assert "--models" in options and "--model" not in options
+
+
+def test_an_empty_folder_is_an_error_that_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["run", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no images or PDFs found" in capsys.readouterr().err
+
+
+def test_help_starts_fast_without_tensorflow() -> None:
+    """`scancap --help` must not import TensorFlow (seconds, and log noise)."""
+    code = "import sys; from scancap.cli import build_parser; build_parser(); "
+    code += "print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -1,0 +1,100 @@
+"""Pages as items: every page of a PDF or multi-page TIFF is one input, named file#page=N."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scancap.batch import load_or_error
+from scancap.io import ImageLoadError
+from scancap.pages import Page, list_pages, load_page, page_count
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+PHOTOS = ("photo_200557981_f800fa1af9.jpg", "text_596.jpg", "photo_4495885281_fe2a3b671d.jpg")
+
+
+def write_pdf(path: Path, names: tuple[str, ...] = PHOTOS, resolution: float = 100.0) -> Path:
+    """A PDF with one sample image per page (Pillow embeds each as a page-filling image)."""
+    pages = [Image.open(SAMPLES / name).convert("RGB") for name in names]
+    pages[0].save(path, save_all=True, append_images=pages[1:], resolution=resolution)
+    return path
+
+
+def write_tiff(path: Path, names: tuple[str, ...] = PHOTOS) -> Path:
+    pages = [Image.open(SAMPLES / name).convert("RGB") for name in names]
+    pages[0].save(path, save_all=True, append_images=pages[1:], compression="tiff_lzw")
+    return path
+
+
+def test_documents_list_one_item_per_page_and_images_one_item(tmp_path: Path) -> None:
+    write_pdf(tmp_path / "scan.pdf")
+    write_tiff(tmp_path / "stack.tif")
+    Image.open(SAMPLES / PHOTOS[0]).save(tmp_path / "single.tif")
+    names = [page.name for page in list_pages([tmp_path])]
+    assert names == [
+        "scan.pdf#page=1", "scan.pdf#page=2", "scan.pdf#page=3", "single.tif",
+        "stack.tif#page=1", "stack.tif#page=2", "stack.tif#page=3",
+    ]  # fmt: skip
+    assert page_count(tmp_path / "single.tif") is None
+
+
+def test_pages_decode_to_their_own_pixels(tmp_path: Path) -> None:
+    pdf, tiff = write_pdf(tmp_path / "scan.pdf"), write_tiff(tmp_path / "stack.tif")
+    originals = [np.asarray(Image.open(SAMPLES / name).convert("RGB")) for name in PHOTOS]
+    for number, original in enumerate(originals, start=1):
+        from_tiff = load_page(Page(tiff, f"stack.tif#page={number}", number))
+        assert np.array_equal(from_tiff, original)  # LZW is lossless
+        rendered = load_page(Page(pdf, f"scan.pdf#page={number}", number), dpi=100)
+        assert rendered.dtype == np.uint8 and rendered.shape[2] == 3
+        assert abs(rendered.shape[0] - original.shape[0]) <= 1  # 100 dpi: one pixel each
+        small = rendered[: original.shape[0], : original.shape[1]].astype(float)
+        assert np.abs(small - original[: small.shape[0], : small.shape[1]]).mean() < 12
+
+
+def test_a_pdf_page_is_rendered_at_the_requested_dpi(tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path / "scan.pdf", PHOTOS[:1], resolution=100.0)
+    height = np.asarray(Image.open(SAMPLES / PHOTOS[0])).shape[0]
+    rendered = load_page(Page(pdf, "scan.pdf#page=1", 1))  # default 300 dpi
+    assert abs(rendered.shape[0] - 3 * height) <= 1
+
+
+def test_page_outputs_are_named_after_their_page() -> None:
+    page = Page(Path("/in/a/scan.pdf"), "a/scan.pdf#page=3", 3)
+    assert page.output_name() == Path("a/scan.page-3.pdf")
+    assert str(page) == "/in/a/scan.pdf#page=3"
+    assert Page(Path("/in/x.jpg"), "x.jpg").output_name() == Path("x.jpg")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"%PDF-1.4\n%%EOF\n", "PDF"),
+        (b"not a pdf at all", "PDF"),
+        (b"", "PDF"),
+    ],
+)
+def test_a_broken_pdf_is_one_item_with_a_reason(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(content)
+    [page] = list_pages([path])
+    loaded = load_or_error(page)
+    assert isinstance(loaded, ImageLoadError) and reason in loaded.reason, loaded
+
+
+def test_a_pdf_page_over_the_pixel_limit_is_refused_before_rendering(tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path / "scan.pdf", PHOTOS[:1])
+    loaded = load_or_error(Page(pdf, "scan.pdf#page=1", 1), max_pixels=10_000)
+    assert isinstance(loaded, ImageLoadError) and "max_pixels" in loaded.reason
+
+
+def test_a_broken_symbolic_link_is_an_item_that_says_so(tmp_path: Path) -> None:
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    for inputs in ([tmp_path], [tmp_path / "gone.jpg"]):
+        [page] = list_pages(inputs)
+        loaded = load_or_error(page)
+        assert isinstance(loaded, ImageLoadError) and "broken symbolic link" in loaded.reason
