@@ -35,8 +35,9 @@ def report_error(path: Path | Page, reason: str) -> None:
     tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
 
 
-def load_or_error(page: Page, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
-    """The page as uint8 RGB, or the reason it cannot be read."""
+def load_or_error(page: Page | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
+    """The page (or the image file) as uint8 RGB, or the reason it cannot be read."""
+    page = page if isinstance(page, Page) else Page(Path(page), Path(page).name)
     try:
         return load_page(page, max_pixels=max_pixels)
     except ImageLoadError as error:
@@ -46,13 +47,13 @@ def load_or_error(page: Page, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
 
 
 def load_batches(
-    pages: Sequence[Page],
+    pages: Sequence[Page | Path],
     batch_size: int = 32,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
-    decode: Callable[[Page], T] | None = None,
-) -> Iterator[list[tuple[Page, T | Loaded]]]:
-    """(page, image or error) per page, in input order, `batch_size` pages at a time.
+    decode: Callable[[Page | Path], T] | None = None,
+) -> Iterator[list[tuple[Page | Path, T | Loaded]]]:
+    """(page, image or error) per page (or image file), in order, `batch_size` at a time.
 
     Decoding runs `workers` threads ahead of the consumer by one batch, so memory holds at most
     two batches of decoded images however many files there are. `decode` replaces
@@ -63,7 +64,7 @@ def load_batches(
         return
     read = decode or partial(load_or_error, max_pixels=max_pixels)
 
-    def decode_batch(batch: list[Page]) -> list:
+    def decode_batch(batch: list[Page | Path]) -> list:
         return list(pool.map(read, batch))
 
     with ThreadPoolExecutor(max(1, workers)) as pool, ThreadPoolExecutor(1) as prefetch:

@@ -358,9 +358,13 @@ class Classifier:
         return predictions
 
     def predict_files(
-        self, pages: Sequence[Page], batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> Iterator[tuple[Page, Prediction | ImageLoadError]]:
-        """(page, prediction or load error) per page, in order; a bad file never stops it."""
+        self,
+        pages: Sequence[Page | Path],
+        batch_size: int = 32,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Iterator[tuple[Page | Path, Prediction | ImageLoadError]]:
+        """(page, prediction or load error) per page or image file, in order; a bad file
+        never stops it."""
         for batch in load_batches(pages, batch_size, max_pixels):
             images = [item for _, item in batch if isinstance(item, np.ndarray)]
             predictions = iter(self.predict(images, batch_size))
