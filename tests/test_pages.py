@@ -98,3 +98,43 @@ def test_a_broken_symbolic_link_is_an_item_that_says_so(tmp_path: Path) -> None:
         [page] = list_pages(inputs)
         loaded = load_or_error(page)
         assert isinstance(loaded, ImageLoadError) and "broken symbolic link" in loaded.reason
+
+
+def test_batches_are_bounded_by_pixels_as_well_as_by_count(tmp_path: Path) -> None:
+    from scancap.batch import plan_batches
+    from scancap.pages import page_pixels
+
+    sizes = [(100, 100), (300, 300), (100, 100), (100, 100), (400, 400)]
+    paths = []
+    for i, (width, height) in enumerate(sizes):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (width, height)).save(paths[-1])
+    assert [page_pixels(path) for path in paths] == [w * h for w, h in sizes]
+    batches = plan_batches(paths, batch_size=3, pixel_budget=100_000)
+    assert [len(batch) for batch in batches] == [2, 2, 1]  # 10k+90k | 10k+10k | 160k alone
+    assert [len(batch) for batch in plan_batches(paths, batch_size=3)] == [3, 2]
+    pdf = write_pdf(tmp_path / "scan.pdf", PHOTOS[:1], resolution=100.0)
+    expected = load_page(Page(pdf, "scan.pdf#page=1", 1)).shape
+    assert abs(page_pixels(Page(pdf, "scan.pdf#page=1", 1)) - expected[0] * expected[1]) < 5000
+
+
+def test_the_pixel_gate_never_admits_more_than_its_budget() -> None:
+    import threading
+    import time
+
+    from scancap.restore.workers import PixelGate
+
+    gate, peak, lock = PixelGate(100), [0], threading.Lock()
+
+    def job(pixels: int) -> None:
+        with gate.admit(pixels):
+            with lock:
+                peak[0] = max(peak[0], gate.used)
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in (60, 60, 30, 150, 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gate.used == 0 and peak[0] == 150  # the 150-pixel job ran, alone

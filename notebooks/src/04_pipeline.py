@@ -20,7 +20,6 @@
 import json
 import os
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +52,7 @@ print(f"data: {DATA}  fast mode: {FAST}  outputs under {WORK}")
 # deconvolution) is about 2 dB better on heavy noise and about 10× slower.
 
 # %%
-display(pd.Series(asdict(RunConfig()), name="default").to_frame())
+display(pd.Series(RunConfig().settings(), name="default").to_frame())
 
 # %% [markdown]
 # ## 2. A run on the shipped samples

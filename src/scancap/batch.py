@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
-from scancap.pages import Page, load_page
+from scancap.pages import Page, load_page, page_pixels
 
 Loaded = np.ndarray | ImageLoadError
 T = TypeVar("T")
@@ -46,20 +46,43 @@ def load_or_error(page: Page | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Lo
         return ImageLoadError(str(page), error_reason(error))
 
 
+def plan_batches(
+    pages: Sequence[Page | Path], batch_size: int, pixel_budget: int | None = None
+) -> list[list[Page | Path]]:
+    """Consecutive batches of at most `batch_size` pages and, with a budget, at most
+    `pixel_budget` decoded pixels (a page larger than the budget is a batch of its own)."""
+    batches: list[list[Page | Path]] = []
+    current: list[Page | Path] = []
+    pixels = 0
+    for page in pages:
+        size = page_pixels(page) if pixel_budget else 0
+        if current and (
+            len(current) >= batch_size or (pixel_budget and pixels + size > pixel_budget)
+        ):
+            batches.append(current)
+            current, pixels = [], 0
+        current.append(page)
+        pixels += size
+    return [*batches, current] if current else batches
+
+
 def load_batches(
     pages: Sequence[Page | Path],
     batch_size: int = 32,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
     decode: Callable[[Page | Path], T] | None = None,
+    pixel_budget: int | None = None,
 ) -> Iterator[list[tuple[Page | Path, T | Loaded]]]:
-    """(page, image or error) per page (or image file), in order, `batch_size` at a time.
+    """(page, image or error) per page (or image file), in order, a batch at a time.
 
+    A batch holds at most `batch_size` pages and, with `pixel_budget`, at most that many
+    pixels (read from the headers), so memory follows pixels, not the number of images.
     Decoding runs `workers` threads ahead of the consumer by one batch, so memory holds at most
     two batches of decoded images however many files there are. `decode` replaces
     `load_or_error` (e.g. to time each file).
     """
-    batches = [list(pages[i : i + batch_size]) for i in range(0, len(pages), batch_size)]
+    batches = plan_batches(pages, batch_size, pixel_budget)
     if not batches:
         return
     read = decode or partial(load_or_error, max_pixels=max_pixels)

@@ -9,7 +9,8 @@ workers = 2
 copy_non_photos = true
 caption_txt = false
 max_pixels = 80_000_000
-time_limit = 60.0      # seconds per image before it is given up as an error
+pixel_budget = 24_000_000  # pixels decoded per batch and restored at once (memory)
+time_limit = 60.0      # seconds of restoration per image (then kept unrestored)
 
 All three sources go through one typed, range-checked model: a wrong type or an out-of-range
 value is a ConfigError naming the source, the key, the value and what is allowed.
@@ -24,6 +25,8 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scancap.io import DEFAULT_MAX_PIXELS
+
+DEFAULT_PIXEL_BUDGET = 24_000_000
 
 # The restoration modes of scancap.restore.auto.MODES (a test keeps the two lists equal).
 RestoreModeName = Literal[
@@ -60,6 +63,8 @@ class RunConfig(BaseModel):
     copy_non_photos: bool = False
     caption_txt: bool = False
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    # Decoded pixels per batch, and pixels being restored at once: memory follows pixels.
+    pixel_budget: int = Field(DEFAULT_PIXEL_BUDGET, ge=1_000_000)
     time_limit: float = Field(60.0, gt=0.0)
 
     def settings(self) -> dict[str, Any]:

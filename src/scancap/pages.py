@@ -71,6 +71,29 @@ def list_pages(inputs: Iterable[StrPath]) -> list[Page]:
     return pages
 
 
+def page_pixels(page: Page | Path, dpi: int = DEFAULT_DPI) -> int:
+    """Pixels the page will decode to, from its header alone (0 when that cannot be read):
+    what the pixel budget admits batches and restorations by."""
+    page = page if isinstance(page, Page) else Page(Path(page), Path(page).name)
+    index = (page.number or 1) - 1
+    try:
+        if page.file.suffix.lower() == PDF_SUFFIX:
+            with _PDFIUM_LOCK:
+                document = pdfium.PdfDocument(page.file)
+                try:
+                    width, height = document[index].get_size()
+                finally:
+                    document.close()
+            return round(width * dpi / POINTS_PER_INCH) * round(height * dpi / POINTS_PER_INCH)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(page.file) as image:
+                image.seek(index)
+                return image.width * image.height
+    except (*DECODE_ERRORS, pdfium.PdfiumError):
+        return 0
+
+
 def page_metadata(page: Page, dpi: int = DEFAULT_DPI) -> ScanMetadata:
     """What the page's restored file keeps from its source (a PDF page: its render dpi)."""
     if page.file.suffix.lower() == PDF_SUFFIX:

@@ -33,6 +33,33 @@ def _flickr_images(data: Path, split: str, limit: int | None) -> list[tuple[str,
     return [(name, data / FLICKR / "images" / name) for name in load_split(split, data, limit)]
 
 
+SCAN_MEGAPIXELS = (2.0, 20.0)  # the sizes of real scanned prints and camera photos
+
+
+def make_scan_set(out: Path, count: int = 24, data: Path | None = None) -> list[Path]:
+    """`count` photos of 2 to 20 megapixels (seeded, uniform in megapixels; the last one at
+    the top), as JPEG 92: Kodak24 and CBSD68 photos **upscaled** (bicubic) with seeded grain
+    (σ=6) added after upscaling, so the files have the size and the noise of real scans. No
+    full-resolution photo ships in the shared data; these test memory and speed, not quality.
+    """
+    data = data or data_dir()
+    sources = sorted((data / "restoration" / "Kodak24").glob("*.png"))
+    sources += sorted((data / "restoration" / "CBSD68").glob("*.png"))
+    rng = np.random.default_rng(SEED)
+    sizes = rng.uniform(*SCAN_MEGAPIXELS, count)
+    sizes[-1] = SCAN_MEGAPIXELS[1]
+    written = []
+    for i, megapixels in enumerate(sizes):
+        image = load_image(sources[int(rng.integers(len(sources)))])
+        scale = np.sqrt(megapixels * 1e6 / (image.shape[0] * image.shape[1]))
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        big = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
+        grain = rng.normal(0.0, 6.0, big.shape[:2])[..., None].astype(np.float32)
+        scanned = np.clip(big + grain, 0, 255).astype(np.uint8)
+        written.append(save_image(out / f"scan_{i:03d}.jpg", scanned, quality=92))
+    return written
+
+
 def make_photo_set(out: Path, count: int = 200, data: Path | None = None) -> list[Path]:
     """`count` photos with a long side drawn uniformly in 224-1024 px (seeded), as JPEG 90.
 

@@ -112,6 +112,12 @@ def register_cli(
         type=float,
         help=f"seconds one image may spend in restoration (default {DEFAULTS.time_limit:g})",
     )
+    run.add_argument(
+        "--pixel-budget",
+        type=positive_int,
+        help=f"pixels decoded per batch and restored at once: bounds memory (default "
+        f"{DEFAULTS.pixel_budget:,})",
+    )
     run.add_argument("--force", action="store_true", help="reprocess images already finished")
     add_batch_options(run, default=None)  # None: from --config, else the default
     add_model_options(run)

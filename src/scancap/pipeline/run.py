@@ -145,7 +145,11 @@ class Pipeline:
         # Where the models came from, for run.json (the shipped ones unless said otherwise).
         self.model_dirs = model_dirs or {"classifier": classifier_dir(), "captioner": CAPTIONER_DIR}
         self.restorer = RestoreWorkers(
-            config.restore_mode, config.restore_strength, config.workers, config.time_limit
+            config.restore_mode,
+            config.restore_strength,
+            config.workers,
+            config.time_limit,
+            config.pixel_budget,
         )
 
     @classmethod
@@ -358,7 +362,14 @@ def run(
 
         decode = partial(_timed_load, max_pixels=config.max_pixels)
         pending: tuple[list[Page], Batch] | None = None
-        for loaded in load_batches(todo, config.batch_size, workers=config.workers, decode=decode):
+        batches = load_batches(
+            todo,
+            config.batch_size,
+            workers=config.workers,
+            decode=decode,
+            pixel_budget=config.pixel_budget,
+        )
+        for loaded in batches:
             items = [
                 (Result(*keys[page], seconds_decode=round(seconds, 4)), image)
                 for page, (image, seconds) in loaded

@@ -17,6 +17,7 @@ from scancap.cli_args import (
     positive_int,
     restore_strength,
 )
+from scancap.config import DEFAULT_PIXEL_BUDGET
 from scancap.io import (
     ImageLoadError,
     atomic_write_text,
@@ -34,11 +35,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     pages = list_pages(args.inputs)
     out_dir = Path(args.out)
     inputs = {page.file for page in pages}
-    restorer = RestoreWorkers(args.mode, args.strength, args.workers, args.time_limit)
+    restorer = RestoreWorkers(
+        args.mode, args.strength, args.workers, args.time_limit, DEFAULT_PIXEL_BUDGET
+    )
     rows = []
     try:
         with tqdm(total=len(pages), desc="restore", unit="img", disable=args.quiet) as bar:
-            for batch in load_batches(pages, 2 * args.workers, args.max_pixels, args.workers):
+            batches = load_batches(
+                pages,
+                2 * args.workers,
+                args.max_pixels,
+                args.workers,
+                pixel_budget=DEFAULT_PIXEL_BUDGET,
+            )
+            for batch in batches:
                 images = [item for _, item in batch if isinstance(item, np.ndarray)]
                 outcomes = iter(restorer.collect(restorer.submit(images)))
                 for page, item in batch:

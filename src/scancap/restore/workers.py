@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 
 from scancap.batch import error_reason
 from scancap.restore.auto import RestoreRecord, restore_and_measure
+
+
+class PixelGate:
+    """Admits jobs by pixels: they run together only while their pixels fit the budget (a job
+    larger than the whole budget runs alone), so restoration memory follows pixels."""
+
+    def __init__(self, budget: int | None) -> None:
+        self.budget, self.used = budget, 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def admit(self, pixels: int) -> Iterator[None]:
+        if not self.budget:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + pixels <= self.budget)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= pixels
+                self._changed.notify_all()
 
 
 class RestoreWorkers:
@@ -18,17 +45,26 @@ class RestoreWorkers:
     bounds how long that can be) while a fresh pool serves the next images.
     """
 
-    def __init__(self, mode: str, strength: float, workers: int, time_limit: float) -> None:
+    def __init__(
+        self,
+        mode: str,
+        strength: float,
+        workers: int,
+        time_limit: float,
+        pixel_budget: int | None = None,
+    ) -> None:
         self.mode, self.strength = mode, strength
         self.workers, self.time_limit = max(1, workers), time_limit
+        self._gate = PixelGate(pixel_budget)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
 
     def submit(self, images: list[np.ndarray]) -> list[Future]:
         """Start restoring; the caller does other work (the next batch) meanwhile."""
-        return [
-            self._pool.submit(restore_and_measure, image, self.mode, self.strength)
-            for image in images
-        ]
+        return [self._pool.submit(self._restore, image) for image in images]
+
+    def _restore(self, image: np.ndarray) -> tuple[np.ndarray, RestoreRecord]:
+        with self._gate.admit(image.shape[0] * image.shape[1]):
+            return restore_and_measure(image, self.mode, self.strength)
 
     def collect(self, jobs: list[Future]) -> list[tuple[np.ndarray, RestoreRecord] | str]:
         """(restored, record) per job, or the reason it failed, in order."""
