@@ -42,3 +42,19 @@ def test_help_starts_fast_without_tensorflow() -> None:
     code += "print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_tensorflow_start_up_lines_stay_out_of_stderr() -> None:
+    """Its C++ side writes absl/oneDNN lines on import; scancap points them at /dev/null."""
+    code = "import scancap, keras, tensorflow as tf; tf.constant(1) + 1; print('done')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "done"
+    assert result.stderr == "", result.stderr
+
+
+def test_scancap_messages_still_reach_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    code = main(["restore", str(tmp_path / "bad.jpg"), "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 1 and "bad.jpg: not a valid JPEG file" in capsys.readouterr().err

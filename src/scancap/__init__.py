@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from scancap import quiet
+
+quiet.install()  # TensorFlow's C++ start-up lines stay out of terminals and notebooks
+
 __version__ = "0.1.0"
 _LAZY = {
     "Pipeline": "scancap.pipeline.run",
