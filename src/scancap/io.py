@@ -87,6 +87,9 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
+# Pillow warns before it raises on a truncated TIFF; the error becomes the row's reason, and the
+# warning would only repeat it on the terminal.
+warnings.filterwarnings("ignore", "Truncated File Read", UserWarning, "PIL.TiffImagePlugin")
 
 
 class ImageLoadError(Exception):
