@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image
 
 from scancap.config import DEFAULT_PIXEL_BUDGET
-from scancap.io import atomic_write_text
+from scancap.io import DEFAULT_MAX_PIXELS, atomic_write_text
 from scancap.paths import data_dir, reports_dir
 from scancap.pipeline.bench import (
     CONDITIONS,
@@ -106,10 +106,10 @@ def measure_memory(count: int) -> dict:
         }
 
 
-def measure_scans(count: int) -> dict:
+def measure_scans(count: int, megapixels: float | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="scancap-bench-") as folder:
         inputs, out = Path(folder) / "scans", Path(folder) / "out"
-        paths = make_scan_set(inputs, count)
+        paths = make_scan_set(inputs, count, megapixels=megapixels)
         megapixels = sum(int(np.prod(Image.open(p).size)) for p in paths) / 1e6
         run = timed_run(inputs, out)
         manifest = pd.read_parquet(out / "manifest.parquet")
@@ -202,7 +202,7 @@ to the SQLite ledger as they finish, and the report is streamed card by card fro
 """  # noqa: E501
 
 
-def scans_section(result: dict | None) -> str:
+def scans_section(result: dict | None, at_limit: dict | None) -> str:
     if result is None:
         return "Not measured yet: `python benchmarks/pipeline.py scans`."
     ok = result["peak_rss_gb"] <= RSS_TARGET_GB
@@ -220,7 +220,21 @@ count; {result["date"]}, {result["machine"]}.
 | images/s / megapixels/s | {result["images_per_second"]} / {result["megapixels_per_second"]} |
 | photos / errors | {result["photos"]} / {result["errors"]} |
 | processing time / wall time | {result["run_seconds"]:.0f} s / {result["wall_seconds"]:.0f} s |
+{limit_row(at_limit)}
 """  # noqa: E501
+
+
+def limit_row(result: dict | None) -> str:
+    """The worst case: three photos in a row just under the default pixel limit."""
+    if result is None:
+        return "| at the pixel limit | not measured yet |"
+    ok = result["peak_rss_gb"] <= RSS_TARGET_GB
+    return (
+        f"| **peak RSS, {result['inputs']} photos of {result['largest_megapixels']} megapixels** "
+        f"(the default max_pixels is {DEFAULT_MAX_PIXELS / 1e6:g} M) | "
+        f"**{result['peak_rss_gb']} GB** ({verdict(ok)}; {result['megapixels_per_second']} "
+        f"megapixels/s) |"
+    )
 
 
 def study_section(table: pd.DataFrame | None) -> str:
@@ -299,7 +313,7 @@ Timings are wall-clock on the 2-core CPU machine with nothing else running.
 
 ## Full-resolution scans: memory follows pixels (target peak RSS ≤ {RSS_TARGET_GB:g} GB)
 
-{scans_section(load_result("scans"))}
+{scans_section(load_result("scans"), load_result("scans_at_limit"))}
 
 ## Study: does restoration help captioning?
 
@@ -336,6 +350,8 @@ def main() -> None:
         save_result("memory", measure_memory(args.count or 10_000))
     elif args.part == "scans":
         save_result("scans", measure_scans(args.count or 24))
+        # The worst case: consecutive photos at the pixel limit.
+        save_result("scans_at_limit", measure_scans(3, DEFAULT_MAX_PIXELS / 1e6 - 0.5))
     elif args.part == "study":
         RESULTS.mkdir(parents=True, exist_ok=True)
         atomic_write_text(RESULTS / "study.csv", run_study(args.limit).to_csv(index=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from skimage import data
@@ -149,3 +150,19 @@ def test_restore_and_measure_fills_the_fast_paths_after_measures(
     assert record.after.noise_sigma < record.before.noise_sigma / 2
     _, clean = restore.restore_and_measure(coffee, "auto-fast")
     assert clean.after == clean.before  # passed through: nothing to re-measure
+
+
+@pytest.mark.parametrize(("blur_sigma", "noise_sigma"), [(1.5, 10.0), (3.0, 0.0)])
+def test_deconvolution_in_strips_equals_the_whole_image(
+    monkeypatch: pytest.MonkeyPatch, blur_sigma: float, noise_sigma: float
+) -> None:
+    """Large scans are deconvolved strip by strip to bound memory; the pixels must not change."""
+    from scancap.restore import filters
+
+    rng = np.random.default_rng(3)
+    image = cv2.resize(data.astronaut(), (700, 1100))
+    image = np.clip(image + rng.normal(0, noise_sigma + 1, image.shape), 0, 255).astype(np.uint8)
+    monkeypatch.setattr(filters, "STRIP_ROWS", 128)
+    strips = filters.sharpen_deconvolve(image, blur_sigma, 0.02, noise_sigma)
+    monkeypatch.setattr(filters, "STRIP_ROWS", 10**9)
+    assert np.array_equal(strips, filters.sharpen_deconvolve(image, blur_sigma, 0.02, noise_sigma))

@@ -8,7 +8,7 @@ beam = 3
 workers = 2
 copy_non_photos = true
 caption_txt = false
-max_pixels = 80_000_000
+max_pixels = 50_000_000
 pixel_budget = 24_000_000  # pixels decoded per batch and restored at once (memory)
 time_limit = 60.0      # seconds of restoration per image (then kept unrestored)
 

@@ -43,8 +43,10 @@ __all__ = [
     "save_image",
 ]
 
-DEFAULT_MAX_PIXELS = 80_000_000
-"""Largest width * height accepted: an A3 scan at 1200 dpi, well below what a decode can afford."""
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest width * height accepted: a 6x4-inch print at 1200 dpi is 35 megapixels, a letter
+page at 600 dpi 34. At this limit `scancap run` stays within 3 GB whatever the mix of sizes
+(reports/pipeline.md); larger scans need a higher --max-pixels and more memory."""
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
 INPUT_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}  # what a folder search picks up (scancap.pages)

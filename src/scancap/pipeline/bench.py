@@ -36,11 +36,14 @@ def _flickr_images(data: Path, split: str, limit: int | None) -> list[tuple[str,
 SCAN_MEGAPIXELS = (2.0, 20.0)  # the sizes of real scanned prints and camera photos
 
 
-def make_scan_set(out: Path, count: int = 24, data: Path | None = None) -> list[Path]:
+def make_scan_set(
+    out: Path, count: int = 24, data: Path | None = None, megapixels: float | None = None
+) -> list[Path]:
     """`count` photos of 2 to 20 megapixels (seeded, uniform in megapixels; the last one at
-    the top), as JPEG 92: Kodak24 and CBSD68 photos **upscaled** (bicubic) with seeded grain
-    (σ=6) added after upscaling, so the files have the size and the noise of real scans. No
-    full-resolution photo ships in the shared data; these test memory and speed, not quality.
+    the top), or all of `megapixels`, as JPEG 92: Kodak24 and CBSD68 photos **upscaled**
+    (bicubic) with seeded grain (σ=6) added after upscaling, so the files have the size and
+    the noise of real scans. No full-resolution photo ships in the shared data; these test
+    memory and speed, not quality.
     """
     data = data or data_dir()
     sources = sorted((data / "restoration" / "Kodak24").glob("*.png"))
@@ -48,6 +51,8 @@ def make_scan_set(out: Path, count: int = 24, data: Path | None = None) -> list[
     rng = np.random.default_rng(SEED)
     sizes = rng.uniform(*SCAN_MEGAPIXELS, count)
     sizes[-1] = SCAN_MEGAPIXELS[1]
+    if megapixels is not None:
+        sizes[:] = megapixels
     written = []
     for i, megapixels in enumerate(sizes):
         image = load_image(sources[int(rng.integers(len(sources)))])

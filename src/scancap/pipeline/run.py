@@ -374,8 +374,15 @@ def run(
                 (Result(*keys[page], seconds_decode=round(seconds, 4)), image)
                 for page, (image, seconds) in loaded
             ]
+            # Restoration of the pending batch overlaps this batch's classification, unless
+            # the two together are over the pixel budget: then memory comes first.
+            if pending is not None and _pixels(pending[1].items) + _pixels(items) > (
+                config.pixel_budget
+            ):
+                finish(*pending)
+                pending = None
             started = ([page for page, _ in loaded], pipeline.start_batch(items))
-            if pending is not None:  # restoration of this batch overlaps the next pass
+            if pending is not None:
                 finish(*pending)
             pending = started
         if pending is not None:
@@ -399,6 +406,12 @@ def _warn_redone(count: int, out: Path, now: Provenance, before: Provenance | No
         f"note: {out} holds {count} images finished with other settings or models "
         f"({'; '.join(changes) or 'unknown'}): processing them again",
         file=sys.stderr,
+    )
+
+
+def _pixels(items: list[tuple[Result, Loaded]]) -> int:
+    return sum(
+        image.shape[0] * image.shape[1] for _, image in items if isinstance(image, np.ndarray)
     )
 
 
