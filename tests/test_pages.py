@@ -47,7 +47,7 @@ def test_pages_decode_to_their_own_pixels(tmp_path: Path) -> None:
     for number, original in enumerate(originals, start=1):
         from_tiff = load_page(Page(tiff, f"stack.tif#page={number}", number))
         assert np.array_equal(from_tiff, original)  # LZW is lossless
-        rendered = load_page(Page(pdf, f"scan.pdf#page={number}", number), dpi=100)
+        rendered = load_page(Page(pdf, f"scan.pdf#page={number}", number, dpi=100))
         assert rendered.dtype == np.uint8 and rendered.shape[2] == 3
         assert abs(rendered.shape[0] - original.shape[0]) <= 1  # 100 dpi: one pixel each
         small = rendered[: original.shape[0], : original.shape[1]].astype(float)
@@ -138,3 +138,13 @@ def test_the_pixel_gate_never_admits_more_than_its_budget() -> None:
     for thread in threads:
         thread.join()
     assert gate.used == 0 and peak[0] == 150  # the 150-pixel job ran, alone
+
+
+def test_pdf_pages_are_rendered_at_the_configured_dpi(tmp_path: Path) -> None:
+    from scancap.config import load_config
+
+    pdf = write_pdf(tmp_path / "scan.pdf", PHOTOS[:1], resolution=100.0)
+    height = np.asarray(Image.open(SAMPLES / PHOTOS[0])).shape[0]
+    dpi = load_config(pdf_dpi=150).pdf_dpi
+    [page] = list_pages([pdf], dpi)
+    assert abs(load_page(page).shape[0] - 1.5 * height) <= 1

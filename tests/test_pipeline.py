@@ -98,20 +98,21 @@ def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
     pages classified independently, photo pages restored and captioned under their page name."""
     from test_pages import write_pdf, write_tiff
 
+    bad = _inputs_with_bad_files(tmp_path)  # the samples (in batch/nested) and bad files
     batch = tmp_path / "batch"
-    batch.mkdir()
-    for path in SAMPLE_FILES[:4]:
-        shutil.copy(path, batch / path.name)
     write_pdf(batch / "scan.pdf")
     write_tiff(batch / "stack.tif")
     (batch / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     out = tmp_path / "out"
-    assert main(["run", str(batch), "--out", str(out), "--copy-non-photos", "--quiet"]) == 1
+    args = ["run", str(batch), "--out", str(out), "--copy-non-photos", "--max-pixels", "4000000"]
+    assert main([*args, "--quiet"]) == 1
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("path")
     documents = [f"{name}#page={n}" for name in ("scan.pdf", "stack.tif") for n in (1, 2, 3)]
     assert set(documents) <= set(manifest.index) and manifest.index.is_unique
-    assert len(manifest) == 4 + 6 + 1
+    assert len(manifest) == len(SAMPLE_FILES) + len(bad) + 6 + 1
     assert "broken symbolic link" in manifest.loc["gone.jpg", "error"]
+    for name, reason in bad.items():
+        assert reason in manifest.loc[name, "error"]
     for name, stem in (("scan.pdf", "scan"), ("stack.tif", "stack")):
         kinds = [manifest.loc[f"{name}#page={n}", "is_photo"] for n in (1, 2, 3)]
         assert [str(kind) for kind in kinds] == ["True", "False", "True"], kinds
@@ -150,6 +151,9 @@ def test_a_rerun_with_other_settings_processes_again_and_says_why(
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
     assert (manifest["denoiser"] == "").all()  # restore_mode none: the new rows, not old ones
     assert "threshold 0.99" in (out / "report.html").read_text()
+    assert main([*run, "--threshold", "0.99", "--restore-mode", "none", "--force"]) == 0
+    forced = capsys.readouterr().out
+    assert "processed 3 in" in forced and "0 already done" in forced
 
 
 def _ledger_rows(out: Path) -> dict[str, dict]:
@@ -164,10 +168,13 @@ def _ledger_rows(out: Path) -> dict[str, dict]:
 
 
 def test_a_run_killed_midway_resumes_and_lists_each_input_once(tmp_path: Path) -> None:
+    from test_pages import write_pdf
+
     for copy in ("a", "b"):
         (tmp_path / "in" / copy).mkdir(parents=True)
         for path in SAMPLE_FILES:
             shutil.copy(path, tmp_path / "in" / copy / path.name)
+        write_pdf(tmp_path / "in" / copy / "scan.pdf")  # 3 pages, 3 items
     out = tmp_path / "out"
     command = [sys.executable, "-m", "scancap.cli", "run", str(tmp_path / "in"), "--out",
                str(out), "--batch-size", "2", "--quiet"]  # fmt: skip
@@ -178,12 +185,14 @@ def test_a_run_killed_midway_resumes_and_lists_each_input_once(tmp_path: Path) -
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     before = _ledger_rows(out)
-    assert 4 <= len(before) < 2 * len(SAMPLE_FILES), "the run was not interrupted midway"
+    items = 2 * (len(SAMPLE_FILES) + 3)
+    assert 4 <= len(before) < items, "the run was not interrupted midway"
     assert not (out / "manifest.parquet").exists()
 
     assert main(["run", str(tmp_path / "in"), "--out", str(out), "--quiet"]) == 0
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False, dtype=str)
-    assert manifest["path"].is_unique and len(manifest) == 2 * len(SAMPLE_FILES)
+    assert manifest["path"].is_unique and len(manifest) == items
+    assert {f"a/scan.pdf#page={n}" for n in (1, 2, 3)} <= set(manifest["path"])
     after = _ledger_rows(out)
     assert all(after[path] == row for path, row in before.items())
 

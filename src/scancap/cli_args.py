@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from scancap.io import DEFAULT_MAX_PIXELS
+from scancap.pages import DEFAULT_DPI
 from scancap.paths import REPO_ROOT, models_dir
 
 RUNS_DIR = REPO_ROOT / "runs"  # where training writes unless told otherwise
@@ -74,10 +75,19 @@ def add_max_pixels(
 
 
 def add_batch_options(
-    parser: argparse.ArgumentParser, default: int | None = DEFAULT_MAX_PIXELS
+    parser: argparse.ArgumentParser,
+    default: int | None = DEFAULT_MAX_PIXELS,
+    dpi_default: int | None = DEFAULT_DPI,
 ) -> None:
-    """--max-pixels and --quiet, which every command reading images has."""
+    """--max-pixels, --pdf-dpi and --quiet, which every command reading images has (None as
+    a default lets a config file decide)."""
     add_max_pixels(parser, default)
+    parser.add_argument(
+        "--pdf-dpi",
+        type=positive_int,
+        default=dpi_default,
+        help=f"resolution PDF pages are rendered at (default {DEFAULT_DPI})",
+    )
     add_quiet(parser)
 
 

@@ -9,6 +9,7 @@ workers = 2
 copy_non_photos = true
 caption_txt = false
 max_pixels = 50_000_000
+pdf_dpi = 300          # PDF pages are rendered at this resolution
 pixel_budget = 24_000_000  # pixels decoded per batch and restored at once (memory)
 time_limit = 60.0      # seconds of restoration per image (then kept unrestored)
 
@@ -25,6 +26,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scancap.io import DEFAULT_MAX_PIXELS
+from scancap.pages import DEFAULT_DPI
 
 DEFAULT_PIXEL_BUDGET = 24_000_000
 
@@ -63,6 +65,7 @@ class RunConfig(BaseModel):
     copy_non_photos: bool = False
     caption_txt: bool = False
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    pdf_dpi: int = Field(DEFAULT_DPI, ge=50, le=1200)  # what PDF pages are rendered at
     # Decoded pixels per batch, and pixels being restored at once: memory follows pixels.
     pixel_budget: int = Field(DEFAULT_PIXEL_BUDGET, ge=1_000_000)
     time_limit: float = Field(60.0, gt=0.0)

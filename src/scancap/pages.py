@@ -43,6 +43,7 @@ class Page:
     file: Path
     name: str  # the relative path, plus "#page=N" for a page of a document
     number: int | None = None
+    dpi: int = DEFAULT_DPI  # what a PDF page is rendered at
 
     def __str__(self) -> str:
         return str(self.file) if self.number is None else f"{self.file}#page={self.number}"
@@ -55,8 +56,9 @@ class Page:
         return relative.with_name(f"{relative.stem}.page-{self.number}{relative.suffix}")
 
 
-def list_pages(inputs: Iterable[StrPath]) -> list[Page]:
-    """The pages of every input, in order (see `scancap.io.iter_image_files` for files).
+def list_pages(inputs: Iterable[StrPath], dpi: int = DEFAULT_DPI) -> list[Page]:
+    """The pages of every input, in order (see `scancap.io.iter_image_files` for files);
+    PDF pages will be rendered at `dpi`.
 
     A document whose pages cannot be counted is one item: loading it reports why.
     """
@@ -65,13 +67,13 @@ def list_pages(inputs: Iterable[StrPath]) -> list[Page]:
         count = page_count(path)
         name = relative.as_posix()
         if count is None:
-            pages.append(Page(path, name))
+            pages.append(Page(path, name, dpi=dpi))
         else:
-            pages += [Page(path, f"{name}#page={n}", n) for n in range(1, count + 1)]
+            pages += [Page(path, f"{name}#page={n}", n, dpi) for n in range(1, count + 1)]
     return pages
 
 
-def page_pixels(page: Page | Path, dpi: int = DEFAULT_DPI) -> int:
+def page_pixels(page: Page | Path) -> int:
     """Pixels the page will decode to, from its header alone (0 when that cannot be read):
     what the pixel budget admits batches and restorations by."""
     page = page if isinstance(page, Page) else Page(Path(page), Path(page).name)
@@ -84,7 +86,8 @@ def page_pixels(page: Page | Path, dpi: int = DEFAULT_DPI) -> int:
                     width, height = document[index].get_size()
                 finally:
                     document.close()
-            return round(width * dpi / POINTS_PER_INCH) * round(height * dpi / POINTS_PER_INCH)
+            scale = page.dpi / POINTS_PER_INCH
+            return round(width * scale) * round(height * scale)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(page.file) as image:
@@ -94,10 +97,10 @@ def page_pixels(page: Page | Path, dpi: int = DEFAULT_DPI) -> int:
         return 0
 
 
-def page_metadata(page: Page, dpi: int = DEFAULT_DPI) -> ScanMetadata:
+def page_metadata(page: Page) -> ScanMetadata:
     """What the page's restored file keeps from its source (a PDF page: its render dpi)."""
     if page.file.suffix.lower() == PDF_SUFFIX:
-        return ScanMetadata(dpi=(dpi, dpi))
+        return ScanMetadata(dpi=(page.dpi, page.dpi))
     return read_metadata(page.file, (page.number or 1) - 1)
 
 
@@ -130,20 +133,19 @@ def page_count(path: Path) -> int | None:
     return None
 
 
-def load_page(
-    page: Page, max_pixels: int = DEFAULT_MAX_PIXELS, dpi: int = DEFAULT_DPI
-) -> np.ndarray:
+def load_page(page: Page, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The page as (H, W, 3) uint8 RGB; ImageLoadError names the page and the reason."""
     if page.file.suffix.lower() == PDF_SUFFIX:
-        return render_pdf_page(page, max_pixels, dpi)
+        return render_pdf_page(page, max_pixels)
     try:
         return load_image(page.file, max_pixels=max_pixels, index=(page.number or 1) - 1)
     except ImageLoadError as error:
         raise ImageLoadError(str(page), error.reason) from error
 
 
-def render_pdf_page(page: Page, max_pixels: int, dpi: int) -> np.ndarray:
-    """Render one PDF page at `dpi`; its size is checked against max_pixels before rendering."""
+def render_pdf_page(page: Page, max_pixels: int) -> np.ndarray:
+    """Render one PDF page at its dpi; its size is checked against max_pixels before rendering."""
+    dpi = page.dpi
     scale = dpi / POINTS_PER_INCH
     try:
         with _PDFIUM_LOCK:

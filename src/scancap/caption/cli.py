@@ -71,7 +71,7 @@ def caption_files(
 
 def cmd_caption(args: argparse.Namespace) -> int:
     """Caption every image found under the inputs: CSV with --out, else path<TAB>caption."""
-    files = list_pages(args.inputs)
+    files = list_pages(args.inputs, args.pdf_dpi)
     rows = []
     check = None if args.all or args.photo_check is None else args.photo_check(args.models)
     captioner = model_folder(args, "captioner")

@@ -181,7 +181,10 @@ def measure_cli_memory(files: list[Path], model_dir: Path, beam: int = SHIPPED_B
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "scancap.cli", "caption", *map(str, files)]
         command += ["--out", f"{folder}/captions.csv", "--beam", str(beam), "--quiet"]
-        command += ["--model", str(model_dir)]
+        # `scancap caption --models DIR` reads DIR/captioner (and DIR/classifier).
+        if model_dir.name != "captioner":
+            raise ValueError(f"{model_dir}: the captioner's folder must be named captioner/")
+        command += ["--models", str(model_dir.parent)]
         started = time.perf_counter()
         result = subprocess.run(
             ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=True

@@ -66,7 +66,7 @@ def classify_files(
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Classify every image found under the inputs; write the CSV even if some files failed."""
-    files = list_pages(args.inputs)
+    files = list_pages(args.inputs, args.pdf_dpi)
     table, failures = classify_files(
         files,
         args.threshold,

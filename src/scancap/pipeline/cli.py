@@ -119,6 +119,6 @@ def register_cli(
         f"{DEFAULTS.pixel_budget:,})",
     )
     run.add_argument("--force", action="store_true", help="reprocess images already finished")
-    add_batch_options(run, default=None)  # None: from --config, else the default
+    add_batch_options(run, default=None, dpi_default=None)  # None: from --config, or default
     add_model_options(run)
     run.set_defaults(handler=cmd_run)

@@ -256,7 +256,7 @@ class Pipeline:
     def analyze_file(self, source: str | Path, name: str | None = None) -> list[Result]:
         """One Result per page of a file (one for an ordinary image), named as in a manifest."""
         path = Path(source)
-        pages = list_pages([path]) or [Page(path, path.name)]
+        pages = list_pages([path], self.config.pdf_dpi) or [Page(path, path.name)]
         sha256 = _sha256_or_empty(path)
         renamed = [replace(page, name=(name or path.name) + page.name[len(path.name) :])
                    for page in pages]  # fmt: skip
@@ -333,7 +333,7 @@ def run(
     config = pipeline.config
     out = Path(out)
     require_inputs(inputs)
-    files = [page for page in list_pages(inputs) if not _is_under(page.file, out)]
+    files = [page for page in list_pages(inputs, config.pdf_dpi) if not _is_under(page.file, out)]
     sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
     provenance, previous = pipeline.provenance(), Provenance.read(out)

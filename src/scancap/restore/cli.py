@@ -32,7 +32,7 @@ from scancap.restore.workers import RestoreWorkers
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore every image (every page) found under the inputs into --out."""
     require_inputs(args.inputs)
-    pages = list_pages(args.inputs)
+    pages = list_pages(args.inputs, args.pdf_dpi)
     out_dir = Path(args.out)
     inputs = {page.file for page in pages}
     restorer = RestoreWorkers(
