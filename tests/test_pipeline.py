@@ -105,6 +105,7 @@ def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
     (batch / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     out = tmp_path / "out"
     args = ["run", str(batch), "--out", str(out), "--copy-non-photos", "--max-pixels", "4000000"]
+    args += ["--pdf-dpi", "100"]  # the test PDF is at 100 dpi: pages at their own size
     assert main([*args, "--quiet"]) == 1
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("path")
     documents = [f"{name}#page={n}" for name in ("scan.pdf", "stack.tif") for n in (1, 2, 3)]

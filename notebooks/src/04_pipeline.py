@@ -122,16 +122,22 @@ figure = show_images(shown[:6], titles[:6], columns=2, size=4.2)
 # a photo below the photo threshold, typically to "painting": classification comes *before*
 # restoration, so such a photo is sorted as a non-photo and neither restored nor captioned.
 # Precision on photo is the priority (a non-photo sent to captioning is the worse error), and
-# this is its price on very noisy scans: on Flickr8k dev, 90% of photos with noise σ=25 are
-# still sorted as photos (`reports/pipeline.md`, "Are degraded photos still sorted as photos?").
+# this is its price on very noisy scans. The share of the 1,000 Flickr8k dev photos still sorted
+# as photos under each degradation, as `benchmarks/pipeline.py robustness` last measured it
+# with the shipped classifier (`reports/pipeline.md`):
+
+# %%
+display(pd.read_csv(reports_dir() / "pipeline_results" / "robustness.csv").round(3))
 
 # %% [markdown]
 # ## 4. Resuming: a rerun does only what is missing
 #
-# Each finished image is committed to an SQLite ledger in OUT (keyed by relative path and
-# content hash) the moment it is done, so a run stopped by a crash, kill -9 or Ctrl-C resumes
-# where it stopped. A rerun on the same inputs processes nothing and rewrites the same
-# manifest (the test suite kills a real run midway and checks this).
+# Each finished image is committed to an SQLite ledger in OUT (keyed by relative path, content
+# hash and the fingerprint of the settings and models in `run.json`) the moment it is done, so a
+# run stopped by a crash, kill -9 or Ctrl-C resumes where it stopped. A rerun on the same inputs
+# with the same settings processes nothing and rewrites the same manifest (the test suite kills
+# a real run midway and checks this); a rerun with other settings processes again what they
+# change, and says so.
 
 # %%
 again = run(pipeline, [SAMPLES], out, progress=False)
