@@ -58,3 +58,27 @@ def test_scancap_messages_still_reach_stderr(
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     code = main(["restore", str(tmp_path / "bad.jpg"), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 1 and "bad.jpg: not a valid JPEG file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--threshold", "1.5"],
+        ["--beam", "five"],
+        ["--workers", "0"],
+        ["--restore-strength", "0"],
+        ["--time-limit", "0"],
+        ["--restore-mode", "sharpest"],
+    ],
+)
+def test_a_bad_flag_is_one_line_and_exit_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    argv = ["run", str(tmp_path), "--out", str(tmp_path / "out"), *flags]
+    try:
+        code = main(argv)
+    except SystemExit as stopped:  # argparse's own checks exit directly
+        code = stopped.code
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "Traceback" not in error, error
+    assert flags[0].lstrip("-").replace("-", "_") in error.replace("-", "_")
