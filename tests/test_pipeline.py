@@ -289,6 +289,19 @@ def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipelin
         large = client.post("/v1/analyze", files={"file": ("l.png", b"0" * 2_000_000)})
         assert large.status_code == 413
         assert "/v1/analyze" in client.get("/openapi.json").json()["paths"]
+        missing = client.post("/v1/analyze", data={"nothing": "here"})
+        assert missing.status_code == 422 and missing.json()["detail"].startswith("bad request")
+        assert "file" in missing.json()["detail"]
+
+
+def test_service_docs_work_offline(pipeline: Pipeline) -> None:
+    """/docs must not load Swagger UI from a CDN: its assets come from the installed package."""
+    with TestClient(create_app(pipeline)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and "https://" not in page.text and "cdn" not in page.text
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            assert f"/docs-assets/{asset}" in page.text
+            assert client.get(f"/docs-assets/{asset}").status_code == 200
 
 
 def _free_port() -> int:

@@ -21,7 +21,12 @@ from typing import Annotated, Any, get_type_hints
 import cv2
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import create_model
+from swagger_ui_bundle import swagger_ui_path
 
 from scancap import __version__
 from scancap.config import RunConfig
@@ -57,6 +62,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["pipeline"] = pipeline or Pipeline.load(config, models)
+        warm_up(state["pipeline"])  # the first request is then as fast as the others
         yield
         loaded = state.pop("pipeline")
         if pipeline is None:  # a pipeline the caller gave stays the caller's to close
@@ -67,7 +73,29 @@ def create_app(
         version=__version__,
         description="Sort a scanned image (photo or not), restore photos and caption them.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the installed swagger-ui assets: no CDN
     )
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The OpenAPI page, working offline."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="scancap API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def one_sentence(request: Request, error: RequestValidationError) -> JSONResponse:
+        """A malformed request gets a sentence, like every other 4xx."""
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'][1:]) or 'request'}: {e['msg'].lower()}"
+            for e in error.errors()
+        )
+        return JSONResponse({"detail": f"bad request: {problems}"}, status_code=422)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -121,6 +149,14 @@ def _analyze_bytes(pipeline: Pipeline, data: bytes, name: str) -> list[Result]:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
         return pipeline.analyze_file(path, name=name)
+
+
+def warm_up(pipeline: Pipeline) -> None:
+    """One photo through every stage, so the graphs are built before the first request."""
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(128, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
+    pipeline.analyze_loaded([(Result("warm-up"), photo)])
+    pipeline.captioner.describe(pipeline.captioner.grids([photo]), beam=pipeline.config.beam)
 
 
 def _answer(result: Result, include_image: bool) -> dict[str, Any]:
