@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= ../shared/datasets
 OUT ?= out/demo
 
-.PHONY: setup demo test lint bench-restoration bench-pipeline clean
+.PHONY: setup demo test lint lab bench-restoration bench-pipeline clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ test: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
 	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest -q
+
+# The notebooks in JupyterLab, from the project's environment (installs the `lab` extra once).
+lab: setup
+	$(BIN)/python -m pip install -q -e ".[dev,bench,lab]"
+	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/jupyter lab notebooks/
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
