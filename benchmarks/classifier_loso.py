@@ -15,6 +15,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from scancap.classify import loso
@@ -22,6 +23,7 @@ from scancap.classify.data import (
     LABELS,
     FeatureCache,
     build_feature_cache,
+    extra_flickr8k_photos,
     flat_features,
     load_manifest,
     make_split,
@@ -34,21 +36,38 @@ from scancap.paths import reports_dir
 OUT = reports_dir() / "classification_loso"
 
 
+EXTRA = "+flickr8k"  # a candidate named "<weighting>+flickr8k" also trains on the extra photos
+
+
 def screen(
-    weighting: str, cache: FeatureCache, features: loso.Features, sources: list[str], out: Path
+    candidate: str, cache: FeatureCache, features: loso.Features, sources: list[str], out: Path
 ) -> pd.DataFrame:
     """LOSO predictions of one candidate, resuming from its CSV."""
-    path = out / f"{weighting}.csv"
+    path = out / f"{candidate}.csv"
     done = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    config = replace(LOSO_RECIPE, source_weighting=weighting)
+    config = replace(LOSO_RECIPE, source_weighting=candidate.removesuffix(EXTRA))
     for source in sources:
         if not done.empty and source in set(done["source"]):
             continue
         fold = loso.run_fold(cache, features, config, source)
         done = pd.concat([done, fold], ignore_index=True)
         atomic_write_text(path, done.to_csv(index=False, float_format="%.5g"))
-        print(f"{weighting}: {source} held out, accuracy {loso.correct(fold).mean():.4f}")
+        print(f"{candidate}: {source} held out, accuracy {loso.correct(fold).mean():.4f}")
     return done[done["source"].isin(sources)]
+
+
+def with_extra_photos(
+    split: pd.DataFrame, cache: FeatureCache, features: loso.Features
+) -> tuple[FeatureCache, loso.Features]:
+    """The cache and features with the unused Flickr8k train photos added (marked `extra`)."""
+    extra = build_feature_cache(extra_flickr8k_photos(split))
+    extra_features = flat_features(extra)
+    index = pd.concat(
+        [cache.index.assign(extra=False), extra.index.assign(extra=True)], ignore_index=True
+    )
+    merged = tuple(np.concatenate(pair) for pair in zip(features, extra_features, strict=True))
+    pooled = np.concatenate([cache.pooled, extra.pooled])  # the trunk grids stay unread
+    return FeatureCache(index, trunk=np.empty((0,)), pooled=pooled), merged
 
 
 def summary_row(weighting: str, predictions: pd.DataFrame) -> dict[str, object]:
@@ -78,24 +97,36 @@ def main() -> None:
     parser.add_argument("--weightings", nargs="+", default=list(SOURCE_WEIGHTINGS))
     parser.add_argument("--sources", nargs="+", help="held-out sources (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--summary", default="selection.md", help="summary file in --out (v10: selection_v10.md)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     split = make_split(load_manifest())
-    cache = build_feature_cache(split.assign(y=split["label"].map(LABELS.index)))
+    split = split.assign(y=split["label"].map(LABELS.index))
+    cache = build_feature_cache(split)
     features = flat_features(cache)
     sources = args.sources or sorted(split["source"].unique())
-    rows = [summary_row(w, screen(w, cache, features, sources, args.out)) for w in args.weightings]
+    rows = []
+    for candidate in args.weightings:
+        if candidate.endswith(EXTRA):
+            data = with_extra_photos(split, cache, features)
+            rows.append(summary_row(candidate, screen(candidate, *data, sources, args.out)))
+        else:
+            rows.append(
+                summary_row(candidate, screen(candidate, cache, features, sources, args.out))
+            )
     chosen = choose(rows)
     table = pd.DataFrame(rows).assign(
         chosen=lambda f: (f["weighting"] == chosen).map({True: "yes", False: ""})
     )
     text = (
-        "# Classifier v9: leave-one-source-out screening\n\n"
+        "# Classifier: leave-one-source-out screening\n\n"
         f"{len(sources)} held-out sources; one head per fold (seed 42) of the v6 recipe; "
         "intervals resample whole sources. Rule: `reports/classification_experiments.md`.\n\n"
         f"{markdown_table(table, index=False)}\n"
     )
-    atomic_write_text(args.out / "selection.md", text)
+    atomic_write_text(args.out / args.summary, text)
     print(text)
 
 

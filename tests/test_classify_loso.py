@@ -96,3 +96,24 @@ def test_a_fold_never_trains_or_calibrates_on_its_held_out_source(tmp_path: Path
     fold = loso.run_fold(cache, features, config, held_out)
     assert set(fold["source"]) == {held_out} and len(fold) == len(held)
     assert fold["p_photo"].between(0, 1).all() and (fold["threshold"] >= 0.5).all()
+
+
+def test_extra_training_photos_are_never_judged_in_their_sources_fold() -> None:
+    index = pd.DataFrame(
+        {
+            "source": ["flickr8k"] * 4 + ["pacs_photo"] * 2,
+            "view": ["clean", "aug1", "clean", "clean", "clean", "clean"],
+            "extra": [False, False, True, True, False, False],
+        }
+    )
+    assert loso.judged(index, "flickr8k").tolist() == [True, False, False, False, False, False]
+    assert loso.judged(index.drop(columns="extra"), "flickr8k").sum() == 3
+
+
+@needs_data
+def test_extra_flickr8k_photos_are_train_photos_not_in_the_split() -> None:
+    split = doctype.make_split(doctype.load_manifest())
+    extra = doctype.extra_flickr8k_photos(split)
+    assert len(extra) == 5000 and set(extra["split"]) == {"train"}
+    assert not set(extra["path"]) & set(split["path"])
+    assert (extra["source"] == "flickr8k").all() and (extra["y"] == doctype.PHOTO).all()

@@ -94,6 +94,19 @@ def make_split(manifest: pd.DataFrame, seed: int = SPLIT_SEED) -> pd.DataFrame:
     return manifest.assign(split=split)[["path", "label", "source", "split"]]
 
 
+def extra_flickr8k_photos(split: pd.DataFrame, data: Path | None = None) -> pd.DataFrame:
+    """The Flickr8k train photos the doctype manifest does not list, as extra training rows
+    of the flickr8k source (never val or test): people and dogs in everyday scenes, the
+    content the photo side has little of outside PACS."""
+    data = data or data_dir()
+    names = (data / "flickr8k" / "splits" / "train.txt").read_text().split()
+    paths = [f"flickr8k/images/{name}" for name in names]
+    new = sorted(set(paths) - set(split["path"]))
+    return pd.DataFrame(
+        {"path": new, "label": "photo", "source": "flickr8k", "split": "train"}
+    ).assign(y=PHOTO)
+
+
 def read_split(path: Path) -> pd.DataFrame:
     """A persisted split, with the `y` column added."""
     frame = pd.read_csv(path)

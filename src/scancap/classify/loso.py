@@ -44,7 +44,7 @@ def fold_dataset(
 
     evals = {
         "val": take(np.flatnonzero(other & in_split["val"] & clean)),
-        "held_out": take(np.flatnonzero(~other & clean)),
+        "held_out": take(np.flatnonzero(judged(index, held_out))),
     }
     return Dataset(
         take(train_rows),
@@ -52,6 +52,13 @@ def fold_dataset(
         index["view"].to_numpy()[train_rows],
         index["source"].to_numpy()[train_rows],
     )
+
+
+def judged(index: pd.DataFrame, held_out: str) -> np.ndarray:
+    """The held-out source's clean images, as the v9 folds judged them: rows marked `extra`
+    (training-only additions such as the unused Flickr8k photos) train, and are never judged."""
+    extra = index["extra"].to_numpy(bool) if "extra" in index else np.zeros(len(index), bool)
+    return ((index["source"] == held_out) & (index["view"] == "clean")).to_numpy() & ~extra
 
 
 def run_fold(
@@ -69,7 +76,7 @@ def run_fold(
     calibration = Calibration.fit(val_logits, data.evals["val"][1] == PHOTO)
     photo, subtype = logits(model, data.evals["held_out"][0])
     p_photo = calibration.p_photo(photo)
-    rows = cache.index[(cache.index["source"] == held_out) & (cache.index["view"] == "clean")]
+    rows = cache.index[judged(cache.index, held_out)]
     return rows[["path", "label", "source", "split", "y"]].assign(
         p_photo=p_photo,
         called_photo=p_photo >= calibration.threshold,
