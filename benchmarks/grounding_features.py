@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from scancap.caption.data import build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import PERSON_WORDS, mentions, region_features
@@ -21,16 +20,13 @@ from scancap.caption.train_grounding import (
     FLOWER_SOURCES,
     FOLDS,
     LABELS_FILE,
-    REGULARISATION,
     SAMPLES,
     SEED,
     caption_labels,
-    detector_features,
-    fit_logistic,
+    fit_concept,
     load_labelled,
     lowest_threshold,
     not_near,
-    out_of_fold,
     source_photos,
 )
 from scancap.io import load_image
@@ -75,40 +71,30 @@ def main() -> None:
         extra = region_features(extra_grids, statistics)
         chosen = region_features(select_grids, statistics)
         for concept in CONCEPTS:
-            known = labels[concept].notna().to_numpy()
-            x = detector_features(concept, np.concatenate([flickr[known], extra]), head)
-            y = np.concatenate([labels[concept].to_numpy()[known], photos[concept].to_numpy()])
+            fit = fit_concept(concept, (flickr, labels), (extra, photos), (chosen, select), head)
             truth = select[concept].to_numpy()
-            x_select = detector_features(concept, chosen, head)
-            fits = [fit_logistic(x, y, c) for c in REGULARISATION]
-            aucs = [roc_auc_score(truth, d.probability(x_select)) for d in fits]
-            best = int(np.argmax(aucs))
-            p_select = fits[best].probability(x_select)
-            on_select = lowest_threshold(p_select[truth == 0])
-            oof = out_of_fold(x, y, REGULARISATION[best])
-            from_sources = np.zeros(len(y), bool)
-            from_sources[int(known.sum()) :] = True
-            on_sources = lowest_threshold(oof[from_sources & (y == 0)])
+            negatives = fit.p_sources[photos[concept].to_numpy() == 0]
+            on_select = lowest_threshold(fit.p_select[truth == 0])
+            on_sources = lowest_threshold(negatives)
             threshold = max(on_select, on_sources)
-            scores[statistics, concept] = (p_select, oof[from_sources & (y == 0)])
+            scores[statistics, concept] = (fit.p_select, negatives)
             row = {
                 "statistics": statistics,
                 "detector": concept,
-                "C": REGULARISATION[best],
-                "select ROC-AUC": aucs[best],
+                "C": fit.c,
+                "select ROC-AUC": fit.select_auc,
                 "threshold (select)": on_select,
                 "threshold (sources, out of fold)": on_sources,
                 "threshold": threshold,
-                "select recall": float(np.mean(p_select[truth == 1] >= threshold)),
-                "select false positives": float(np.mean(p_select[truth == 0] >= threshold)),
+                "select recall": float(np.mean(fit.p_select[truth == 1] >= threshold)),
+                "select false positives": float(np.mean(fit.p_select[truth == 0] >= threshold)),
             }
             if concept == "person":
-                in_flickr = all_person[known]
-                p_flickr = oof[: int(known.sum())]
+                p_flickr = fit.p_flickr[all_person[fit.known]]
                 row["Flickr8k recall (5/5 captions, out of fold)"] = float(
-                    np.mean(p_flickr[in_flickr] >= threshold)
+                    np.mean(p_flickr >= threshold)
                 )
-                scores[statistics, "flickr8k person"] = p_flickr[in_flickr]
+                scores[statistics, "flickr8k person"] = p_flickr
             rows.append(row)
             print(row, flush=True)
     points = operating_points(scores, select)

@@ -12,7 +12,7 @@ detector's false-positive budget (rules and measurements: `reports/captioning_ex
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -171,20 +171,54 @@ def train_grounding(
     select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))
     detectors = {}
     for concept in CONCEPTS:
-        known = labels[concept].notna().to_numpy()
-        x = detector_features(concept, np.concatenate([flickr[known], extra]), head)
-        y = np.concatenate([labels[concept].to_numpy()[known], photos[concept].to_numpy()])
-        truth = select[concept].to_numpy()
-        x_select = detector_features(concept, chosen, head)
-        fits = [fit_logistic(x, y, c) for c in REGULARISATION]
-        aucs = [roc_auc_score(truth, d.probability(x_select)) for d in fits]
-        best = int(np.argmax(aucs))  # the regularisation that ranks select best
-        p_select = fits[best].probability(x_select)
-        p_sources = out_of_fold(x, y, REGULARISATION[best])[int(known.sum()) :]
+        fit = fit_concept(concept, (flickr, labels), (extra, photos), (chosen, select), head)
         budget = BUDGETS[concept]
         threshold = max(
-            lowest_threshold(p_select[truth == 0], budget),
-            lowest_threshold(p_sources[photos[concept].to_numpy() == 0], budget),
+            lowest_threshold(fit.p_select[select[concept].to_numpy() == 0], budget),
+            lowest_threshold(fit.p_sources[photos[concept].to_numpy() == 0], budget),
         )
-        detectors[concept] = replace(fits[best], threshold=threshold)
+        detectors[concept] = replace(fit.detector, threshold=threshold)
     return Grounding(*head, detectors)
+
+
+@dataclass
+class ConceptFit:
+    """One detector, its regularisation chosen by select ROC-AUC, and what sets its threshold."""
+
+    detector: Detector  # threshold not set yet
+    c: float
+    select_auc: float
+    p_select: np.ndarray  # the select half's photos
+    p_sources: np.ndarray  # the doctype source photos, out of fold
+    p_flickr: np.ndarray  # the Flickr8k photos whose captions agree, out of fold
+    known: np.ndarray  # which Flickr8k photos those are (captions agree on the concept)
+
+
+def fit_concept(
+    concept: str,
+    flickr: tuple[np.ndarray, pd.DataFrame],
+    sources: tuple[np.ndarray, pd.DataFrame],
+    select: tuple[np.ndarray, pd.DataFrame],
+    head: tuple[np.ndarray, np.ndarray],
+) -> ConceptFit:
+    """Fit `concept`'s detector on Flickr8k (caption labels) and the sources (weak labels):
+    each pair is (features, labels)."""
+    (features, labels), (extra, photos), (chosen, labelled) = flickr, sources, select
+    known = labels[concept].notna().to_numpy()
+    x = detector_features(concept, np.concatenate([features[known], extra]), head)
+    y = np.concatenate([labels[concept].to_numpy()[known], photos[concept].to_numpy()])
+    truth = labelled[concept].to_numpy()
+    x_select = detector_features(concept, chosen, head)
+    fits = [fit_logistic(x, y, c) for c in REGULARISATION]
+    aucs = [roc_auc_score(truth, d.probability(x_select)) for d in fits]
+    best = int(np.argmax(aucs))  # the regularisation that ranks select best
+    oof = out_of_fold(x, y, REGULARISATION[best])
+    return ConceptFit(
+        fits[best],
+        REGULARISATION[best],
+        aucs[best],
+        fits[best].probability(x_select),
+        oof[int(known.sum()) :],
+        oof[: int(known.sum())],
+        known,
+    )
