@@ -641,6 +641,7 @@ def test_iter_image_files_missing_input(tmp_path: Path) -> None:
 
 
 def test_image_suffixes() -> None:
-    expected = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
+    expected = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".j2k"}
+    expected |= {".avif"}
     assert expected == IMAGE_SUFFIXES
     assert isinstance(IMAGE_SUFFIXES, frozenset)

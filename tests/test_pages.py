@@ -148,3 +148,22 @@ def test_pdf_pages_are_rendered_at_the_configured_dpi(tmp_path: Path) -> None:
     dpi = load_config(pdf_dpi=150).pdf_dpi
     [page] = list_pages([pdf], dpi)
     assert abs(load_page(page).shape[0] - 1.5 * height) <= 1
+
+
+def test_jpeg_2000_and_avif_scans_are_read(tmp_path: Path) -> None:
+    pixels = np.asarray(Image.open(SAMPLES / PHOTOS[0]).convert("RGB"))
+    for suffix in (".jp2", ".avif"):
+        Image.fromarray(pixels).save(tmp_path / f"scan{suffix}", quality=90)
+    pages = list_pages([tmp_path])
+    assert [page.name for page in pages] == ["scan.avif", "scan.jp2"]
+    for page in pages:
+        assert load_page(page).shape == pixels.shape
+
+
+def test_a_format_scancap_cannot_read_is_an_item_that_says_so(tmp_path: Path) -> None:
+    """A folder's HEIC or camera-raw file is not silently dropped: its row says what to do."""
+    (tmp_path / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "notes.txt").write_text("not an image")  # not an image format: not an item
+    [page] = list_pages([tmp_path])
+    loaded = load_or_error(page)
+    assert isinstance(loaded, ImageLoadError) and "unsupported format (.heic)" in loaded.reason

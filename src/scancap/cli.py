@@ -73,7 +73,8 @@ STAGE_PARSERS: list[Callable[..., None]] = [
 # `scancap --help` lists the subcommands in the order of a day's work, then the model work.
 WORKFLOW_ORDER = ("run", "classify", "restore", "caption", "serve", "train", "evaluate")
 EPILOG = """\
-inputs: JPEG, PNG, TIFF, BMP, WebP, GIF and PDF files, or folders (searched recursively).
+inputs: JPEG, PNG, TIFF, BMP, WebP, GIF, JPEG 2000, AVIF and PDF files, or folders (searched
+  recursively; HEIC and camera-raw files found there get an error row saying so).
   Every page of a PDF (rendered at 300 dpi) and of a multi-page TIFF is one item, named
   file.pdf#page=N in every output.
 

@@ -1,9 +1,10 @@
 """Image input/output: every file in, uint8 RGB out; every write atomic.
 
 ``load_image`` turns anything a scanner, camera or phone produces (JPEG, PNG, TIFF, BMP, WebP,
-GIF) into one layout, ``(H, W, 3)`` C-contiguous uint8 RGB, so the rest of the package never
-deals with modes, bit depths, palettes, alpha or EXIF orientation. Every way a file can be bad
-becomes one ``ImageLoadError`` naming the file and the reason, so a batch can report it and go on.
+GIF, JPEG 2000, AVIF) into one layout, ``(H, W, 3)`` C-contiguous uint8 RGB, so the rest of the
+package never deals with modes, bit depths, palettes, alpha or EXIF orientation. Every way a
+file can be bad becomes one ``ImageLoadError`` naming the file and the reason, so a batch can
+report it and go on; a file in a format scancap cannot read (HEIC, camera raw...) too.
 
 Writes go to a temporary file in the destination folder and are then renamed over the target,
 so an interrupted run never leaves a half-written image, CSV or report behind.
@@ -48,8 +49,16 @@ DEFAULT_MAX_PIXELS = 50_000_000
 page at 600 dpi 34. At this limit `scancap run` stays within 3 GB whatever the mix of sizes
 (reports/pipeline.md); larger scans need a higher --max-pixels and more memory."""
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
-INPUT_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}  # what a folder search picks up (scancap.pages)
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".j2k", ".avif"}
+)
+# Image formats scans and cameras write that scancap cannot decode: a folder search lists them
+# anyway, so each gets a row saying so instead of vanishing from the batch.
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".heic", ".heif", ".jxl", ".psd", ".xcf", ".djvu", ".svg", ".eps", ".dng", ".cr2", ".cr3",
+     ".nef", ".arw", ".orf", ".raf", ".rw2"}
+)  # fmt: skip
+INPUT_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}  # what scancap reads (PDF: scancap.pages)
 
 StrPath = str | os.PathLike[str]
 
@@ -124,6 +133,7 @@ def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS, index: int =
     path = Path(path)
     try:
         _check_nonempty_file(path)
+        _check_supported(path)
         with _open_with_pixel_limit(path, max_pixels) as file:
             _check_pixel_count(path, file.properties(index=index).shape, max_pixels)
             # Only after the size check: Pillow decodes a whole PNG to look for its EXIF.
@@ -252,11 +262,18 @@ def _images_under(folder: Path) -> list[Path]:
     files = (
         file
         for file in folder.rglob("*")
-        if file.suffix.lower() in INPUT_SUFFIXES
+        if file.suffix.lower() in INPUT_SUFFIXES | UNSUPPORTED_SUFFIXES
         and (file.is_file() or (file.is_symlink() and not file.exists()))
         and not any(part.startswith(".") for part in file.relative_to(folder).parts)
     )
     return sorted(files, key=lambda file: file.relative_to(folder).parts)
+
+
+def _check_supported(path: Path) -> None:
+    if path.suffix.lower() in UNSUPPORTED_SUFFIXES:
+        raise ImageLoadError(
+            path, f"unsupported format ({path.suffix}): convert it to TIFF, PNG or JPEG"
+        )
 
 
 def _check_nonempty_file(path: Path) -> None:
@@ -335,6 +352,9 @@ def _is_16bit_colour(path: Path, metadata: dict[str, Any]) -> bool:
 _FORMAT_NAMES = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
+    ".jp2": "JPEG 2000",
+    ".j2k": "JPEG 2000",
+    ".avif": "AVIF",
     ".png": "PNG",
     ".tif": "TIFF",
     ".tiff": "TIFF",

@@ -119,7 +119,8 @@ def create_app(
     def analyze(
         request: Request,
         file: Annotated[
-            UploadFile, File(description="one image (JPEG, PNG, TIFF, BMP, WebP, GIF) or PDF")
+            UploadFile,
+            File(description="an image (JPEG, PNG, TIFF, BMP, WebP, GIF, JPEG 2000, AVIF) or PDF"),
         ],
         include_image: Annotated[bool, Query(description="add the restored photo (PNG)")] = False,
     ) -> dict[str, Any]:
