@@ -555,6 +555,7 @@ def model_card(record: RunRecord, split: pd.DataFrame, selection: pd.DataFrame) 
     gray = record.metrics["test_gray"]["recall"]
     calibration = record.calibration
     config = record.config
+    extra = extra_note(config)
     return f"""# Model card: scancap photo-or-not classifier
 
 Trained {datetime.date.today().isoformat()} by `scancap train classifier`.
@@ -588,7 +589,7 @@ one head, or {len(ENSEMBLE_SEEDS)} heads from different seeds averaging their lo
 scan-like augmented views (crop, flip, colour jitter, grey or sepia, faded grainy print, low
 resolution, blur, noise up to σ=35, JPEG). The training loss weighs the sources by
 `{config.get("source_weighting", "count")}` (see `source_weights`), the weighting that did best
-on sources it had never seen (leave-one-source-out, `reports/classification.md`).{extra_note(config)}
+on sources it had never seen (leave-one-source-out, `reports/classification.md`).{extra}
 
 {markdown_table(counts)}
 
