@@ -27,6 +27,7 @@ from scancap.classify.data import (
     flat_features,
     load_manifest,
     make_split,
+    with_extra,
 )
 from scancap.classify.metrics import format_interval, markdown_table
 from scancap.classify.train import LOSO_RECIPE, SOURCE_WEIGHTINGS
@@ -61,13 +62,10 @@ def with_extra_photos(
 ) -> tuple[FeatureCache, loso.Features]:
     """The cache and features with the unused Flickr8k train photos added (marked `extra`)."""
     extra = build_feature_cache(extra_flickr8k_photos(split))
-    extra_features = flat_features(extra)
-    index = pd.concat(
-        [cache.index.assign(extra=False), extra.index.assign(extra=True)], ignore_index=True
+    merged = tuple(
+        np.concatenate(pair) for pair in zip(features, flat_features(extra), strict=True)
     )
-    merged = tuple(np.concatenate(pair) for pair in zip(features, extra_features, strict=True))
-    pooled = np.concatenate([cache.pooled, extra.pooled])  # the trunk grids stay unread
-    return FeatureCache(index, trunk=np.empty((0,)), pooled=pooled), merged
+    return with_extra(cache, extra), merged
 
 
 def summary_row(weighting: str, predictions: pd.DataFrame) -> dict[str, object]:

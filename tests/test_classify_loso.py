@@ -117,3 +117,14 @@ def test_extra_flickr8k_photos_are_train_photos_not_in_the_split() -> None:
     assert len(extra) == 5000 and set(extra["split"]) == {"train"}
     assert not set(extra["path"]) & set(split["path"])
     assert (extra["source"] == "flickr8k").all() and (extra["y"] == doctype.PHOTO).all()
+
+
+def test_with_extra_appends_rows_and_marks_them() -> None:
+    def cache(n: int, start: float) -> doctype.FeatureCache:
+        index = pd.DataFrame({"path": [f"{start}/{i}" for i in range(n)], "split": "train"})
+        trunk = np.full((n, 2, 2, 3), start, np.float16)
+        return doctype.FeatureCache(index, trunk, np.full((n, 4), start, np.float16))
+
+    merged = doctype.with_extra(cache(3, 1.0), cache(2, 2.0))
+    assert merged.index["extra"].tolist() == [False] * 3 + [True] * 2
+    assert merged.trunk.shape == (5, 2, 2, 3) and merged.pooled[3:].min() == 2.0

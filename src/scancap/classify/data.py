@@ -355,6 +355,18 @@ def build_feature_cache(
     )
 
 
+def with_extra(cache: FeatureCache, extra: FeatureCache) -> FeatureCache:
+    """One cache of both: `extra`'s rows (training-only additions) marked in column `extra`."""
+    index = pd.concat(
+        [cache.index.assign(extra=False), extra.index.assign(extra=True)], ignore_index=True
+    )
+    return FeatureCache(
+        index,
+        np.concatenate([cache.trunk, extra.trunk]),
+        np.concatenate([cache.pooled, extra.pooled]),
+    )
+
+
 def load_clean_images(
     split: pd.DataFrame, size: int, data: Path | None = None, progress: bool = True
 ) -> np.ndarray:

@@ -93,9 +93,11 @@ RUN_ORDER = (
 
 
 def shipped_weighting(model_dir: Path) -> str:
-    """The source weighting the shipped recipe was trained with (its run record says)."""
-    record = RunRecord.load(model_dir / "transfer.json")
-    return record.config.get("source_weighting", "count")
+    """The LOSO candidate the shipped recipe matches: its source weighting (its run record
+    says), with "+flickr8k" when it also trained on the unused Flickr8k photos."""
+    config = RunRecord.load(model_dir / "transfer.json").config
+    extra = "+flickr8k" if config.get("extra_flickr8k") else ""
+    return config.get("source_weighting", "count") + extra
 
 
 def load_loso(weighting: str, folder: Path = LOSO_DIR) -> pd.DataFrame | None:
