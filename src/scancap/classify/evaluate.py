@@ -187,8 +187,9 @@ def loso_section(
     summary = loso.summarise(held_out)
     table = loso_vs_split_table(held_out, test)
     shown = table.round(4).reset_index()
-    selection = LOSO_DIR / "selection.md"
-    screening = selection.read_text().split("\n\n", 2)[-1] if selection.exists() else ""
+    screening = "\n".join(  # v9's weightings, then later screens (v10: the extra photos)
+        path.read_text().split("\n\n", 2)[-1] for path in sorted(LOSO_DIR.glob("selection*.md"))
+    )
     rows = loso_target_rows(summary, old_photo_recall_on_test(test), noisy)
     return f"""For each of the {len(table)} sources, one head of the shipped recipe (`{weighting}`
 source weighting, seed 42, on texture statistics computed beforehand) was trained on the
