@@ -283,6 +283,11 @@ def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipelin
         body = answer.json()
         assert body["is_photo"] and body["caption"] and body["path"] == photo.name
         assert set(MANIFEST_COLUMNS) <= set(body) and len(body["restored_png_base64"]) > 1000
+        assert body["error"] is None  # a field that does not apply is null, never ""
+        text_page = SAMPLES / "text_596.jpg"
+        page = client.post("/v1/analyze", files={"file": (text_page.name, text_page.read_bytes())})
+        assert page.json()["caption"] is None and page.json()["denoiser"] is None
+        assert "" not in page.json().values()
         text = client.post("/v1/analyze", files={"file": ("a.jpg", b"not an image")})
         assert text.status_code == 422 and "a.jpg" in text.json()["detail"]
         assert client.post("/v1/analyze", files={"file": ("e.png", b"")}).status_code == 400

@@ -34,12 +34,16 @@ from scancap.io import INPUT_SUFFIXES
 from scancap.pipeline.run import MANIFEST_COLUMNS, Pipeline, Result
 
 _HINTS = get_type_hints(Result)
+ALWAYS_SET = frozenset({"path", "status"})  # every other field is null when it does not apply
 # The response schema is the manifest row, plus the optional restored image; a document's
-# answer also lists every page.
+# answer also lists every page. A field that does not apply (a non-photo's caption, an error
+# row's p_photo) is null, never "".
 PageAnalysis = create_model(
     "PageAnalysis",
     **{
-        f.name: (_HINTS[f.name], ... if f.default is MISSING else f.default)
+        f.name: (_HINTS[f.name], ...)
+        if f.name in ALWAYS_SET and f.default is MISSING
+        else (_HINTS[f.name] | None, None)
         for f in fields(Result)
         if f.name in MANIFEST_COLUMNS
     },
@@ -161,7 +165,7 @@ def warm_up(pipeline: Pipeline) -> None:
 
 
 def _answer(result: Result, include_image: bool) -> dict[str, Any]:
-    answer: dict[str, Any] = result.row()
+    answer: dict[str, Any] = {k: None if v == "" else v for k, v in result.row().items()}
     if include_image and result.restored is not None:
         answer["restored_png_base64"] = _png_base64(result.restored)
     return answer
