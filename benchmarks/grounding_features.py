@@ -27,6 +27,7 @@ from scancap.caption.train_grounding import (
     load_labelled,
     lowest_threshold,
     not_near,
+    pooled_features,
     source_photos,
 )
 from scancap.io import load_image
@@ -36,13 +37,6 @@ REPORT = REPO_ROOT / "reports" / "grounding_features.md"
 STATISTICS = ("mean", "mean+max")
 BUDGETS = (0.05, 0.04, 0.03, 0.02, 0.01)  # false-positive budgets q of the operating point
 UNION_LIMIT = 0.05  # on the select half: either detector fires on photos with neither
-CHUNK = 500
-
-
-def chunked(grids: np.ndarray, statistics: str) -> np.ndarray:
-    return np.concatenate(
-        [region_features(grids[i : i + CHUNK], statistics) for i in range(0, len(grids), CHUNK)]
-    )
 
 
 def main() -> None:
@@ -67,7 +61,7 @@ def main() -> None:
     select_grids = captioner.grids([load_image(data / p) for p in select["path"]])
     rows, scores = [], {}
     for statistics in STATISTICS:
-        flickr = chunked(flickr_grids, statistics)
+        flickr = pooled_features(flickr_grids, statistics)
         extra = region_features(extra_grids, statistics)
         chosen = region_features(select_grids, statistics)
         for concept in CONCEPTS:

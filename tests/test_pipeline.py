@@ -208,6 +208,8 @@ def test_the_python_api_analyses_files_and_arrays(pipeline: Pipeline, tmp_path: 
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     broken = pipeline.analyze(tmp_path / "bad.png")
     assert broken.status == "error" and broken.error
+    missing = pipeline.analyze(tmp_path / "gone.png")  # a row that says so, not an exception
+    assert missing.status == "error" and "file not found" in missing.error
 
 
 def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
-from scancap.pages import Page, load_page, page_pixels
+from scancap.pages import Page, as_page, load_page, page_pixels
 
 Loaded = np.ndarray | ImageLoadError
 T = TypeVar("T")
@@ -37,7 +37,7 @@ def report_error(path: Path | Page, reason: str) -> None:
 
 def load_or_error(page: Page | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
     """The page (or the image file) as uint8 RGB, or the reason it cannot be read."""
-    page = page if isinstance(page, Page) else Page(Path(page), Path(page).name)
+    page = as_page(page)
     try:
         return load_page(page, max_pixels=max_pixels)
     except ImageLoadError as error:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +49,48 @@ class Page:
     def __str__(self) -> str:
         return str(self.file) if self.number is None else f"{self.file}#page={self.number}"
 
+    @property
+    def index(self) -> int:
+        """The 0-based frame or page index inside its file."""
+        return (self.number or 1) - 1
+
     def output_name(self) -> Path:
         """The relative path its outputs are named after: "scan.page-3.pdf" for page 3."""
         relative = Path(self.name.partition("#")[0])
         if self.number is None:
             return relative
         return relative.with_name(f"{relative.stem}.page-{self.number}{relative.suffix}")
+
+
+def as_page(item: Page | Path) -> Page:
+    """A page, or an image file as its one page."""
+    return item if isinstance(item, Page) else Page(Path(item), Path(item).name)
+
+
+@contextmanager
+def _pdf(path: Path) -> Iterator[pdfium.PdfDocument]:
+    """An open PDF, under the lock PDFium needs, closed after."""
+    with _PDFIUM_LOCK:
+        document = pdfium.PdfDocument(path)
+        try:
+            yield document
+        finally:
+            document.close()
+
+
+@contextmanager
+def _image_header(path: Path) -> Iterator[Image.Image]:
+    """Pillow's lazy open (header only); a damaged file's warnings wait for its loading."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            yield image
+
+
+def _rendered_size(pdf_page: pdfium.PdfPage, dpi: int) -> tuple[int, int]:
+    scale = dpi / POINTS_PER_INCH
+    width, height = pdf_page.get_size()
+    return round(width * scale), round(height * scale)
 
 
 def list_pages(inputs: Iterable[StrPath], dpi: int = DEFAULT_DPI) -> list[Page]:
@@ -73,26 +110,18 @@ def list_pages(inputs: Iterable[StrPath], dpi: int = DEFAULT_DPI) -> list[Page]:
     return pages
 
 
-def page_pixels(page: Page | Path) -> int:
+def page_pixels(item: Page | Path) -> int:
     """Pixels the page will decode to, from its header alone (0 when that cannot be read):
     what the pixel budget admits batches and restorations by."""
-    page = page if isinstance(page, Page) else Page(Path(page), Path(page).name)
-    index = (page.number or 1) - 1
+    page = as_page(item)
     try:
         if page.file.suffix.lower() == PDF_SUFFIX:
-            with _PDFIUM_LOCK:
-                document = pdfium.PdfDocument(page.file)
-                try:
-                    width, height = document[index].get_size()
-                finally:
-                    document.close()
-            scale = page.dpi / POINTS_PER_INCH
-            return round(width * scale) * round(height * scale)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(page.file) as image:
-                image.seek(index)
-                return image.width * image.height
+            with _pdf(page.file) as document:
+                width, height = _rendered_size(document[page.index], page.dpi)
+            return width * height
+        with _image_header(page.file) as image:
+            image.seek(page.index)
+            return image.width * image.height
     except (*DECODE_ERRORS, pdfium.PdfiumError):
         return 0
 
@@ -101,14 +130,27 @@ def page_metadata(page: Page) -> ScanMetadata:
     """What the page's restored file keeps from its source (a PDF page: its render dpi)."""
     if page.file.suffix.lower() == PDF_SUFFIX:
         return ScanMetadata(dpi=(page.dpi, page.dpi))
-    return read_metadata(page.file, (page.number or 1) - 1)
+    return read_metadata(page.file, page.index)
 
 
 def require_inputs(inputs: Iterable[StrPath]) -> None:
     """FileNotFoundError unless the inputs hold at least one file (checked before models load)."""
     inputs = list(inputs)
     if not iter_image_files(inputs):
-        raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
+        raise _nothing_found(inputs)
+
+
+def require_pages(inputs: Iterable[StrPath], dpi: int = DEFAULT_DPI) -> list[Page]:
+    """`list_pages`, with FileNotFoundError when the inputs hold no file at all."""
+    inputs = list(inputs)
+    pages = list_pages(inputs, dpi)
+    if not pages:
+        raise _nothing_found(inputs)
+    return pages
+
+
+def _nothing_found(inputs: list[StrPath]) -> FileNotFoundError:
+    return FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
 
 
 def page_count(path: Path) -> int | None:
@@ -116,17 +158,11 @@ def page_count(path: Path) -> int | None:
     suffix = path.suffix.lower()
     try:
         if suffix == PDF_SUFFIX:
-            with _PDFIUM_LOCK:
-                document = pdfium.PdfDocument(path)
-                try:
-                    return len(document) or None  # no pages: one item, loading says so
-                finally:
-                    document.close()
+            with _pdf(path) as document:
+                return len(document) or None  # no pages: one item, loading says so
         if suffix in TIFF_SUFFIXES:
-            with warnings.catch_warnings():  # a damaged file is reported when it is loaded
-                warnings.simplefilter("ignore")
-                with Image.open(path) as tiff:
-                    frames = getattr(tiff, "n_frames", 1)
+            with _image_header(path) as tiff:
+                frames = getattr(tiff, "n_frames", 1)
             return frames if frames > 1 else None
     except (*DECODE_ERRORS, pdfium.PdfiumError):
         return None
@@ -138,33 +174,27 @@ def load_page(page: Page, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if page.file.suffix.lower() == PDF_SUFFIX:
         return render_pdf_page(page, max_pixels)
     try:
-        return load_image(page.file, max_pixels=max_pixels, index=(page.number or 1) - 1)
+        return load_image(page.file, max_pixels=max_pixels, index=page.index)
     except ImageLoadError as error:
         raise ImageLoadError(str(page), error.reason) from error
 
 
 def render_pdf_page(page: Page, max_pixels: int) -> np.ndarray:
     """Render one PDF page at its dpi; its size is checked against max_pixels before rendering."""
-    dpi = page.dpi
-    scale = dpi / POINTS_PER_INCH
     try:
-        with _PDFIUM_LOCK:
-            document = pdfium.PdfDocument(page.file)
-            try:
-                if len(document) == 0:
-                    raise ImageLoadError(str(page), "PDF has no pages")
-                pdf_page = document[(page.number or 1) - 1]
-                width, height = (round(side * scale) for side in pdf_page.get_size())
-                if width * height > max_pixels:
-                    raise ImageLoadError(
-                        str(page),
-                        f"page too large at {dpi} dpi: {width}x{height} = {width * height:,} "
-                        f"pixels, more than max_pixels={max_pixels:,}",
-                    )
-                bitmap = pdf_page.render(scale=scale, rev_byteorder=True)
-                pixels = np.array(bitmap.to_numpy()[..., :3], np.uint8)
-            finally:
-                document.close()
+        with _pdf(page.file) as document:
+            if len(document) == 0:
+                raise ImageLoadError(str(page), "PDF has no pages")
+            pdf_page = document[page.index]
+            width, height = _rendered_size(pdf_page, page.dpi)
+            if width * height > max_pixels:
+                raise ImageLoadError(
+                    str(page),
+                    f"page too large at {page.dpi} dpi: {width}x{height} = {width * height:,} "
+                    f"pixels, more than max_pixels={max_pixels:,}",
+                )
+            bitmap = pdf_page.render(scale=page.dpi / POINTS_PER_INCH, rev_byteorder=True)
+            pixels = np.array(bitmap.to_numpy()[..., :3], np.uint8)
     except pdfium.PdfiumError as error:
         raise ImageLoadError(str(page), f"PDF file is corrupt or unreadable ({error})") from error
     except (OSError, MemoryError) as error:

@@ -34,16 +34,13 @@ from scancap.io import INPUT_SUFFIXES
 from scancap.pipeline.run import MANIFEST_COLUMNS, Pipeline, Result
 
 _HINTS = get_type_hints(Result)
-ALWAYS_SET = frozenset({"path", "status"})  # every other field is null when it does not apply
 # The response schema is the manifest row, plus the optional restored image; a document's
 # answer also lists every page. A field that does not apply (a non-photo's caption, an error
-# row's p_photo) is null, never "".
+# row's p_photo) is null, never ""; only `path` is always set.
 PageAnalysis = create_model(
     "PageAnalysis",
     **{
-        f.name: (_HINTS[f.name], ...)
-        if f.name in ALWAYS_SET and f.default is MISSING
-        else (_HINTS[f.name] | None, None)
+        f.name: (_HINTS[f.name], ...) if f.default is MISSING else (_HINTS[f.name] | None, None)
         for f in fields(Result)
         if f.name in MANIFEST_COLUMNS
     },

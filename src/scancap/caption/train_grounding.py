@@ -32,6 +32,7 @@ from scancap.caption.grounding import (
     detector_input,
     mentions,
     pooled,
+    region_features,
 )
 from scancap.caption.model import Captioner
 from scancap.io import load_image
@@ -110,9 +111,11 @@ def pooled_photos(captioner: Captioner, paths: list[Path]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, 1280), np.float32)
 
 
-def pooled_features(grids: np.ndarray) -> np.ndarray:
-    """Pooled grids of a (possibly memory-mapped) stack, a chunk at a time."""
-    return np.concatenate([pooled(grids[i : i + CHUNK]) for i in range(0, len(grids), CHUNK)])
+def pooled_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
+    """`region_features` of a (possibly memory-mapped) stack of grids, a chunk at a time."""
+    return np.concatenate(
+        [region_features(grids[i : i + CHUNK], statistics) for i in range(0, len(grids), CHUNK)]
+    )
 
 
 def detector_features(

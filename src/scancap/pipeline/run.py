@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.pages import Page, list_pages, page_metadata, require_inputs
+from scancap.pages import Page, as_page, list_pages, page_metadata, require_pages
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
 from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
@@ -143,7 +143,7 @@ class Pipeline:
         config = config or RunConfig()
         self.classifier, self.captioner, self.config = classifier, captioner, config
         # Where the models came from, for run.json (the shipped ones unless said otherwise).
-        self.model_dirs = model_dirs or {"classifier": classifier_dir(), "captioner": CAPTIONER_DIR}
+        self.model_dirs = model_dirs or model_folders()
         self.restorer = RestoreWorkers(
             config.restore_mode,
             config.restore_strength,
@@ -156,10 +156,7 @@ class Pipeline:
     def load(cls, config: RunConfig | None = None, models: Path | None = None) -> Pipeline:
         """The shipped models (or those under `models/`), configured by `config`."""
         config = config or RunConfig()
-        dirs = {
-            "classifier": models / "classifier" if models else classifier_dir(),
-            "captioner": models / "captioner" if models else CAPTIONER_DIR,
-        }
+        dirs = model_folders(models)
         classifier = Classifier.load(dirs["classifier"], config.threshold)
         captioner = Captioner.load(dirs["captioner"])
         return cls(classifier, captioner, config, dirs)
@@ -256,13 +253,16 @@ class Pipeline:
     def analyze_file(self, source: str | Path, name: str | None = None) -> list[Result]:
         """One Result per page of a file (one for an ordinary image), named as in a manifest."""
         path = Path(source)
-        pages = list_pages([path], self.config.pdf_dpi) or [Page(path, path.name)]
-        sha256 = _sha256_or_empty(path)
-        renamed = [replace(page, name=(name or path.name) + page.name[len(path.name) :])
-                   for page in pages]  # fmt: skip
+        # A missing file is one page whose loading says so (list_pages would raise).
+        listed = path.exists() or path.is_symlink()
+        pages = list_pages([path], self.config.pdf_dpi) if listed else [as_page(path)]
+        label, sha256 = name or path.name, _sha256_or_empty(path)
         items: list[tuple[Result, Loaded]] = [
-            (Result(page.name, sha256), load_or_error(page, self.config.max_pixels))
-            for page in renamed
+            (
+                Result(label + page.name.removeprefix(path.name), sha256),  # keeps "#page=N"
+                load_or_error(page, self.config.max_pixels),
+            )
+            for page in pages
         ]
         return self.analyze_loaded(items)
 
@@ -332,8 +332,8 @@ def run(
     """
     config = pipeline.config
     out = Path(out)
-    require_inputs(inputs)
-    files = [page for page in list_pages(inputs, config.pdf_dpi) if not _is_under(page.file, out)]
+    listed = require_pages(inputs, config.pdf_dpi)
+    files = [page for page in listed if not _is_under(page.file, out)]
     sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
     provenance, previous = pipeline.provenance(), Provenance.read(out)
@@ -413,6 +413,13 @@ def _pixels(items: list[tuple[Result, Loaded]]) -> int:
     return sum(
         image.shape[0] * image.shape[1] for _, image in items if isinstance(image, np.ndarray)
     )
+
+
+def model_folders(models: Path | None = None) -> dict[str, Path]:
+    """The classifier's and the captioner's folders: under `models`, else the shipped ones."""
+    if models:
+        return {"classifier": models / "classifier", "captioner": models / "captioner"}
+    return {"classifier": classifier_dir(), "captioner": CAPTIONER_DIR}
 
 
 def _is_under(path: Path, folder: Path) -> bool:

@@ -24,15 +24,14 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.pages import Page, list_pages, page_metadata, require_inputs
+from scancap.pages import Page, page_metadata, require_pages
 from scancap.restore.auto import MODES, RestoreRecord
 from scancap.restore.workers import RestoreWorkers
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore every image (every page) found under the inputs into --out."""
-    require_inputs(args.inputs)
-    pages = list_pages(args.inputs, args.pdf_dpi)
+    pages = require_pages(args.inputs, args.pdf_dpi)
     out_dir = Path(args.out)
     inputs = {page.file for page in pages}
     restorer = RestoreWorkers(
