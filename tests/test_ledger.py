@@ -15,10 +15,14 @@ def test_rows_survive_reopening_and_content_changes_invalidate(tmp_path: Path) -
     digest = file_sha256(image)
     with Ledger(tmp_path / "out") as ledger:
         assert ledger.finished("a.png", digest) is None
-        ledger.record("a.png", digest, {"path": "a.png", "p_photo": np.float32(0.25)}, ["uri"])
+        ledger.record(
+            "a.png", digest, {"path": "a.png", "p_photo": np.float32(0.25)}, [("after", "t.webp")]
+        )
     with Ledger(tmp_path / "out") as ledger:
         assert ledger.finished("a.png", digest) == {"path": "a.png", "p_photo": 0.25}
-        assert ledger.thumbnails("a.png") == ["uri"] and ledger.thumbnails("b.png") == []
+        assert (
+            ledger.thumbnails("a.png") == [("after", "t.webp")] and ledger.thumbnails("b.png") == []
+        )
         image.write_bytes(b"second version")
         assert ledger.finished("a.png", file_sha256(image)) is None
         ledger.forget()

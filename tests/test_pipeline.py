@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from skimage import data
+from test_report import script_argument
 
 from scancap import Pipeline
 from scancap.cli import main
@@ -86,10 +87,10 @@ def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> 
     captions = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
     assert sorted(c["source"] for c in captions) == sorted(photos["path"])
     assert pd.read_csv(out / "manifest.csv").shape == manifest.shape
-    page = (out / "report.html").read_text()
-    assert page.count("data-klass=") == len(inputs)
-    for path in manifest["path"]:
-        assert f'data-path="{path}"' in page
+    (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
+    assert index["path"] == list(manifest["path"])  # every input has a card, errors included
+    for thumbnail in (out / "report" / "thumbs").iterdir():
+        assert thumbnail.suffix == ".webp" and thumbnail.stat().st_size < 60_000
     assert {p: file_sha256(p) for p in inputs} == hashes  # inputs never modified
 
 
@@ -124,8 +125,8 @@ def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
             row = manifest.loc[f"{name}#page={n}"]
             assert row["caption"] and row["output"].startswith(f"photos/{stem}.page-{n}.")
             assert (out / row["output"]).is_file()
-    page = (out / "report.html").read_text()
-    assert all(f'data-path="{name}"' in page for name in documents)
+    (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
+    assert set(documents) <= set(index["path"])
 
 
 def test_a_rerun_with_other_settings_processes_again_and_says_why(
@@ -152,6 +153,7 @@ def test_a_rerun_with_other_settings_processes_again_and_says_why(
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
     assert (manifest["denoiser"] == "").all()  # restore_mode none: the new rows, not old ones
     assert "threshold 0.99" in (out / "report.html").read_text()
+    assert "3 redone with new settings" in (out / "report.html").read_text()
     assert main([*run, "--threshold", "0.99", "--restore-mode", "none", "--force"]) == 0
     forced = capsys.readouterr().out
     assert "processed 3 in" in forced and "0 already done" in forced

@@ -1,28 +1,89 @@
-"""The HTML report lists every input, offline, with working filter data."""
+"""The HTML report's files: a small page, column data for every row, detail shards, WebP
+thumbnails; nothing fetched from the network."""
 
 from __future__ import annotations
 
-import re
+import json
+from pathlib import Path
 
+import cv2
+import numpy as np
 from skimage import data
 
-from scancap.pipeline.report import report_chunks, thumbnail_data_uri
+from scancap.pipeline.report import (
+    REPORT_FILE,
+    SHARD_ROWS,
+    encode_thumbnail,
+    row_measures,
+    write_report,
+    write_thumbnails,
+)
 
 
-def test_report_lists_every_row_with_thumbnails_and_errors() -> None:
-    rows = [
-        {"path": "a.jpg", "status": "ok", "is_photo": True, "p_photo": 0.97,
-         "subtype": "photo", "caption": "a cat on a <sofa>"},
-        {"path": "b.png", "status": "ok", "is_photo": False, "p_photo": 0.02,
-         "subtype": "text", "caption": ""},
-        {"path": "c.jpg", "status": "error", "error": "c.jpg: truncated or corrupt image"},
-    ]  # fmt: skip
-    thumbnail = thumbnail_data_uri(data.chelsea())
-    thumbnails = {"a.jpg": [thumbnail, thumbnail]}
-    page = "".join(report_chunks(rows, lambda path: thumbnails.get(path, [])))
-    assert thumbnail.startswith("data:image/jpeg;base64,")
-    assert page.count("data-klass=") == 3
-    assert re.findall(r'data-klass="(\w+)"', page) == ["photo", "text", "error"]
-    assert "a cat on a &lt;sofa&gt;" in page and "truncated or corrupt" in page
-    assert "http://" not in page and "https://" not in page
-    assert page.count(thumbnail) == 2
+def script_argument(path: Path, function: str) -> list:
+    """The JSON arguments of a data file `function(a, b);`."""
+    text = path.read_text()
+    assert text.startswith(function + "(") and text.endswith(");\n")
+    return json.loads("[" + text[len(function) + 1 : -3] + "]")
+
+
+def synthetic_rows(count: int) -> list[dict]:
+    """Photos, texts and errors in turn, each with the manifest's fields."""
+    rows = []
+    for i in range(count):
+        kind = ("photo", "text", "error")[i % 3]
+        rows.append(
+            {"path": f"scan_{i:05d}.jpg", "status": "error" if kind == "error" else "ok",
+             "error": "truncated or corrupt image" if kind == "error" else "",
+             "is_photo": kind == "photo", "p_photo": round(i / count, 4),
+             "subtype": kind, "caption": f"a cat number {i}" if kind == "photo" else "",
+             "output": f"photos/scan_{i:05d}.jpg" if kind == "photo" else "",
+             "denoiser": "gaussian" if kind == "photo" else "", "denoise_sigma": 1.0,
+             "noise_before": 9.0, "noise_after": 2.0, "blur_before": 1.2, "blur_after": 0.9,
+             "width": 640, "height": 480}
+        )  # fmt: skip
+    return rows
+
+
+def test_the_report_is_a_small_page_with_every_row_in_column_data_and_shards(
+    tmp_path: Path,
+) -> None:
+    rows = synthetic_rows(2 * SHARD_ROWS + 7)
+    thumbs = write_thumbnails(tmp_path, "scan_00000.jpg", [("before", data.chelsea())])
+    page = write_report(
+        tmp_path, rows, lambda path: thumbs, lambda path: f"file:///in/{path}", [("inputs", "3")]
+    )
+    assert page == tmp_path / REPORT_FILE and page.stat().st_size < 20_000
+    (index,) = script_argument(tmp_path / "report" / "index.js", "scancapIndex")
+    assert index["path"] == [row["path"] for row in rows]
+    assert [index["classes"][k] for k in index["klass"][:3]] == ["photo", "text", "error"]
+    assert [index["statuses"][s] for s in index["status"][:3]] == ["ok", "ok", "error"]
+    assert index["caption"][0] == "a cat number 0" and index["shard"] == SHARD_ROWS
+    shards = sorted((tmp_path / "report" / "details").iterdir())
+    assert [p.name for p in shards] == ["0000.js", "0001.js", "0002.js"]
+    number, details = script_argument(shards[2], "scancapDetails")
+    assert number == 2 and len(details) == 7
+    assert details[0]["path"] == rows[2 * SHARD_ROWS]["path"]
+    assert details[0]["thumbs"] == [["before", thumbs[0][1]]]
+    assert details[0]["source"] == f"file:///in/{rows[2 * SHARD_ROWS]['path']}"
+    for path in [page, *shards, tmp_path / "report" / "index.js"]:
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text
+
+
+def test_a_photo_card_shows_its_measures_decisions_and_timings() -> None:
+    measures = dict(row_measures(synthetic_rows(1)[0] | {"seconds_restore": 0.25}))
+    assert measures["noise σ"] == "9.00 → 2.00" and measures["edge blur"] == "1.200 → 0.900"
+    assert "denoised (gaussian, σ=1.0)" in measures["restoration"]
+    assert "restore 0.250" in measures["seconds"] and measures["size"] == "640 × 480 px"
+    assert row_measures(synthetic_rows(3)[2]) == []  # an error row has no measures
+
+
+def test_thumbnails_are_small_webp_files_of_the_image() -> None:
+    image = data.astronaut()  # 512 x 512
+    encoded = encode_thumbnail(image[:, :400])
+    assert encoded[:4] == b"RIFF" and encoded[8:12] == b"WEBP" and len(encoded) < 40_000
+    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(encoded, np.uint8), 1), cv2.COLOR_BGR2RGB)
+    assert decoded.shape == (320, 250, 3)
+    small = cv2.resize(image[:, :400], (250, 320), interpolation=cv2.INTER_AREA)
+    assert np.abs(decoded.astype(int) - small).mean() < 6

@@ -74,8 +74,8 @@ figure = classify_figures.image_grid(
 )
 
 # %% [markdown]
-# **Shortcuts to avoid.** Only 0.5% of the data set's photos are grey, while nearly all
-# sketches, text pages and symbols are: a model could learn "grey means not a photo" and then
+# **Shortcuts to avoid.** Few of the data set's photos are grey, while most sketches, text
+# pages and symbols are: a model could learn "grey means not a photo" and then
 # reject every black-and-white print, which is exactly what a scanner of old family photos
 # produces. Flickr8k photos and the paintings were stretched to squares by the data set's
 # makers. So every image is stretched to 224×224 the same way at training and inference (the
@@ -109,8 +109,8 @@ figure = classify_figures.image_grid(
 # - the **mean and standard deviation of each of block 10's 112 channels** over its 14×14 grid
 #   (224 numbers, standardised with the training set's statistics): texture statistics, as in
 #   style transfer, which describe brush strokes, paper grain and print screens regardless of
-#   where they are. In a linear probe on val they raised accuracy at 99% precision from 0.983
-#   to 0.990 over the pooled grid alone.
+#   where they are. In a linear probe on val they raised accuracy at 99% precision over the
+#   pooled grid alone (`reports/classification_experiments.md`, v6).
 #
 # The head: dropout → Dense → dropout → two outputs, a **photo logit** (the product decision)
 # and **5 subtype logits** (which route the non-photos).
@@ -129,7 +129,7 @@ classifier.trained.summary()
 # | parameter | value | why |
 # |---|---|---|
 # | image size | 224×224, stretched, RGB in [0, 1] | the backbone's training size; stretching (not padding or cropping) keeps all content and hides the aspect ratio |
-# | backbone | EfficientNet-Lite0, ImageNet, frozen (4.7 M params incl. top, float16 on disk) | 6,216 training images are too few to learn visual features; frozen means its outputs can be cached once |
+# | backbone | EfficientNet-Lite0, ImageNet, frozen (4.7 M params incl. top, float16 on disk) | the training split (section 1) is far too small to learn visual features; frozen means its outputs can be cached once |
 # | head input | 1280 pooled + 224 texture statistics | see above |
 # | dropout | 0.3 before and after the hidden layer | randomly zeroes features so the head cannot rely on a few of them |
 # | hidden layer | Dense 256, ReLU | a small non-linearity over the 1,504 features; 512 units with dropout 0.5 did no better on val (MobileNetV2 features) |
@@ -137,7 +137,7 @@ classifier.trained.summary()
 # | outputs | 1 photo logit + 5 subtype logits | the binary decision gets its own output; the subtype head routes non-photos and regularises the shared layer |
 # | loss | binary cross-entropy (photo) + sparse categorical cross-entropy (subtype), weight 1 each, from logits | the log-losses whose minimum are calibrated probabilities |
 # | optimiser | Adam, learning rate 1e-3 | the usual default for a freshly initialised head; the fine-tuned variant uses 1e-4 so as not to destroy the pretrained blocks |
-# | batch size | 128 (head), 64 (fine-tuning), 32 (baseline) | large enough for stable steps on 24,864 cached feature vectors; smaller where each step is costlier |
+# | batch size | 128 (head), 64 (fine-tuning), 32 (baseline) | large enough for stable steps on the cached feature vectors (4 per training image); smaller where each step is costlier |
 # | epochs | at most 60, early stopping on val loss, patience 5, best weights restored | stops when val stops improving |
 # | training data | 4 views per training image (clean + 3 augmented), features cached as float16 | augmentation without re-running the backbone every epoch |
 # | decision | p = sigmoid(logit / T), photo iff p ≥ threshold | T and threshold fitted on val (section 5) |
@@ -174,7 +174,7 @@ figure = classify_figures.training_curves(main_runs)
 #   features' (realistic paintings look like photos to ImageNet features). This is why adding
 #   *features* (texture statistics) helped more than any change to the head.
 # - **Variance (over-fitting)** shows as train accuracy and loss far better than val. The
-#   baseline learns its 6,216 training images almost by heart while its val loss stops
+#   baseline learns its training images almost by heart while its val loss stops
 #   improving after a few epochs: too few images to learn features from scratch.
 #
 # Each row below retrains the shipped head without one regulariser (same data, seed, and
@@ -231,7 +231,7 @@ display(sources)
 # ## 7. Errors, the hard case, and images from elsewhere
 #
 # The most confident test errors, then the test paintings the model finds most photo-like
-# (realistic paintings are the known hard case), then the 18 full-size images of `samples/`,
+# (realistic paintings are the known hard case), then the full-size images of `samples/`,
 # which come from outside the training data (old black-and-white photographs with real scan
 # noise, full-page documents, large figures).
 
@@ -251,11 +251,11 @@ display(samples)
 print(f"{samples['correct'].sum()}/{len(samples)} samples correct (decision and subtype)")
 
 # %% [markdown]
-# Test images come from the same 16 sources as the training images, so they cannot tell how
+# Test images come from the same sources as the training images, so they cannot tell how
 # the decision carries over to a new source. A small check for that: real images from sources
-# outside `doctype/` (the three RNI6 noisy photos that are not samples, and the images that
+# outside `doctype/` (the RNI6 noisy photos that are not samples, and the images that
 # ship inside scikit-image, scikit-learn and Matplotlib), labelled photo or not before any
-# classifier saw them. Twenty images make no metric; they show the kind of miss to expect.
+# classifier saw them. So few images make no metric; they show the kind of miss to expect.
 
 # %%
 unseen = classify_report.unseen_table(classifier, DATA)
@@ -264,8 +264,8 @@ print(classify_report.correct_counts(unseen))
 
 # %% [markdown]
 # Photos do come in numbers from three new sources: the natural photographs of the
-# restoration benchmarks (CBSD68, Kodak24 in colour; Set12 in grey), 104 images none of which
-# is in `doctype/`, all labelled photo in advance. Their recall is the photo side of
+# restoration benchmarks (CBSD68, Kodak24 in colour; Set12 in grey), none of which is in
+# `doctype/`, all labelled photo in advance. Their recall is the photo side of
 # generalisation to new sources; with no new-source paintings beside them, they cannot
 # measure the other side.
 
@@ -280,9 +280,9 @@ display(classify_report.new_source_photo_recall(classifier, DATA))
 # painting collection looks like, and says nothing about the next archive. Leave-one-source-out
 # (LOSO) asks the real question: for each source in turn, a head of the shipped recipe is
 # trained on every other source, calibrated on their val images, and then decides every image
-# of the held-out source. `benchmarks/classifier_loso.py` ran the 36 folds for each candidate
-# training recipe and chose the recipe by the mean accuracy over held-out sources (the rule was
-# written before the runs: `reports/classification_experiments.md`). Here are the chosen
+# of the held-out source. `benchmarks/classifier_loso.py` ran one fold per source for each
+# candidate training recipe and chose the recipe by the mean accuracy over held-out sources (the
+# rule was written before the runs: `reports/classification_experiments.md`). Here are the chosen
 # recipe's held-out predictions against the shipped model's accuracy on each source's own test
 # images. Intervals resample whole sources: how the *next* source fares is the question.
 
@@ -346,8 +346,9 @@ display(Markdown(header + "\n".join(classify_report.target_rows(evaluation, spee
 
 # %% [markdown]
 # - The frozen backbone with a small head, reading both the pooled grid and block 10's texture
-#   statistics, is the shipped model: it trains in seconds from the feature cache. Fine-tuning
-#   Lite0's blocks 11–15 (section 3) took minutes per epoch and did not beat it on val.
+#   statistics, is the shipped model: it trains quickly from the feature cache. Fine-tuning
+#   Lite0's blocks 11–15 cost far more per epoch (section 3: `epochs` and `train s`) and did not
+#   beat it on val.
 # - On its own test split the classifier does well. On sources it has never seen (section
 #   8) it is not: the per-source table shows where the split over-states, and by how much.
 #   The worst cases are sources whose *content* the other side also shows. PACS photos and PACS

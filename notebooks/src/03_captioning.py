@@ -9,8 +9,8 @@
 # Everything here calls the `scancap` package (`scancap.caption` for the model and decoding,
 # `scancap.caption.data`, `scancap.caption.evaluate`, `scancap.caption.figures`); the notebook
 # holds no logic of its own. The shipped model is trained by `scancap train captioner`
-# (12 cross-entropy epochs of 2.5–4 minutes on 2 CPU cores, then up to 8 self-critical epochs
-# of about 4 minutes, resumable) and the full report is written by `scancap evaluate captioner`
+# (12 cross-entropy epochs on 2 CPU cores, then up to 8 self-critical epochs, resumable; section
+# 3 shows how long they took) and the full report is written by `scancap evaluate captioner`
 # into `reports/captioning.md`.
 #
 # Run headless: `python notebooks/build.py 03 --execute` (full: the 1,000 dev images) or with
@@ -94,6 +94,9 @@ counts = pd.Series(Counter(word for text in train_captions for word in tokenize(
 caption_figures.word_frequencies(counts, recipe.min_count);
 print(f"vocabulary: {len(vocab):,} tokens; most frequent:",
       ", ".join(counts.nlargest(15).index))
+kept = counts[counts >= recipe.min_count]
+print(f"{len(kept):,} of {len(counts):,} words kept, covering {kept.sum() / counts.sum():.0%}"
+      " of the training tokens")
 print("examples of words left out:", ", ".join(counts[counts < recipe.min_count].index[:15]))
 shipped_vocab = Vocabulary.load(member_dirs(MODEL_DIR)[0] / "vocabulary.json")
 print("shipped vocabulary rebuilt identically:", shipped_vocab.words == vocab.words)
@@ -126,7 +129,7 @@ caption_figures.architecture();
 #
 # | setting | value | why |
 # |---|---|---|
-# | `min_count` | 5 | words seen < 5 times are `<unk>`: 2,537 words kept out of 7,691, covering 97 % of the training tokens |
+# | `min_count` | 5 | words seen < 5 times are `<unk>` (how many words that keeps, and their share of the training tokens, is printed in section 1) |
 # | `length_percentile` | 99 | max_len covers 99 % of training captions |
 # | `projection_dim` | 512 | regions projected 1,280 → 512 (ReLU): fewer attention FLOPs, a trainable adapter on the frozen features |
 # | `embedding_dim` | 256 | word vectors; also the size of the readout layer |
@@ -152,14 +155,16 @@ display(caption_report.parameter_table(member_model))
 # %% [markdown]
 # ## 3. Training
 #
-# Each image's 5 captions are separate training pairs (about 29,700 once the longest 1 % are
-# left out). After every epoch, the dev images are captioned greedily and scored (BLEU-4,
-# CIDEr-D): that score, not the loss, picks the epoch, because what matters is the captions.
+# Each image's 5 captions are separate training pairs (the longest 1 % left out). After every
+# epoch, the dev images are captioned greedily and scored (BLEU-4, CIDEr-D): that score, not
+# the loss, picks the epoch, because what matters is the captions.
 
 # %%
 history = pd.read_csv(MEMBER / HISTORY_FILE)
 caption_figures.training_curves(history);
 display(Markdown(caption_report.fitting_analysis(history)))
+print(f"{len(history)} cross-entropy epochs, median {history['epoch_seconds'].median() / 60:.1f}"
+      " minutes each")
 
 # %% [markdown]
 # ### Self-critical fine-tuning (SCST)
@@ -303,8 +308,8 @@ display(words.head(12).round(3))
 #   outside Flickr8k (`benchmarks/labels/caption_ood.csv`, labelled before any caption was
 #   measured), the share of captions naming a person on photos without one, an animal on
 #   photos without one, and either on photos with neither.
-# - **COCO-mini**: 239 COCO photos with 5 human captions each, for BLEU-4 and CIDEr-D out of
-#   domain. They are never trained or tuned on.
+# - **COCO-mini**: COCO photos with 5 human captions each, for BLEU-4 and CIDEr-D out of
+#   domain (the table gives how many are scored). They are never trained or tuned on.
 #
 # **Grounding.** The decoder reads the MobileNetV2 grid. That grid also feeds the backbone's
 # own ImageNet head (1,000 concepts, 398 of them animals) and two presence detectors trained

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 from fastapi.testclient import TestClient
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 from skimage import data as skdata
 
 from scancap import Pipeline, RunConfig
@@ -32,7 +32,8 @@ from scancap.figures import show_images
 from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir, reports_dir
 from scancap.pipeline.bench import degraded_versions, restoration_caption_study
-from scancap.pipeline.run import MANIFEST_COLUMNS, REPORT_FILE, run
+from scancap.pipeline.run import MANIFEST_COLUMNS, run
+from scancap.restore import benchmark
 from scancap.service import create_app
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
@@ -49,10 +50,18 @@ print(f"data: {DATA}  fast mode: {FAST}  outputs under {WORK}")
 # table) and then command-line flags override. `threshold=None` means "the classifier's
 # calibrated threshold from its model card" (chosen on val for 99% photo precision).
 # `auto-fast` is the restoration used by default for throughput; `auto` (DCT-Wiener + Wiener
-# deconvolution) is about 2 dB better on heavy noise and about 10× slower.
+# deconvolution) is better on heavy noise and much slower. The restoration benchmark's committed
+# results (`reports/restoration_results.csv`, CBSD68: mean PSNR per degradation, then median
+# seconds per megapixel) show by how much.
 
 # %%
 display(pd.Series(RunConfig().settings(), name="default").to_frame())
+
+# %%
+restoration = pd.read_csv(reports_dir() / "restoration_results.csv")
+modes = restoration[restoration["family"].isin(["auto-fast", "auto"])]
+display(benchmark.pivot(benchmark.best_settings(modes), "CBSD68", "psnr").round(2))
+display(benchmark.speed_table(modes).round(3))
 
 # %% [markdown]
 # ## 2. A run on the shipped samples
@@ -78,17 +87,30 @@ display(manifest[["path", "is_photo", "p_photo", "subtype", "denoiser", "caption
 # (the `copy_non_photos` option), captions are in `captions.jsonl`:
 
 # %%
-print(sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()))
+print(sorted(str(p.relative_to(out)) for p in out.rglob("*")
+             if p.is_file() and p.relative_to(out).parts[0] != "report"))
 print((out / "captions.jsonl").read_text())
 
 # %% [markdown]
-# ### The report, inline
+# ### The report
 #
-# `report.html` is one self-contained file (thumbnails inlined, a few lines of JavaScript to
-# filter by class and sort by confidence): it opens offline in any browser. Here it is:
+# `report.html` is a small page that opens offline in any browser, from the output folder
+# (`file://`, no server). Its data sit beside it in `report/`: one file with what filtering
+# and sorting need for every row, the cards' details in files of 1,000 rows loaded as the
+# pages are turned, and the thumbnails as small WebP files written as each image finishes, so
+# the page opens quickly even at 100,000 images (`reports/report.md` measures it). Each
+# card shows a photo before and after restoration, labelled, or one image when restoration
+# left it unchanged, and links to the full-size output and the original. Here are the
+# thumbnails of the photos restoration changed:
 
 # %%
-display(HTML((out / REPORT_FILE).read_text()))
+print(sorted(p.relative_to(out).as_posix() for p in (out / "report").glob("*.js")),
+      len(list((out / "report" / "thumbs").iterdir())), "thumbnails")
+changed = sorted((out / "report" / "thumbs").glob("*.before.webp"))
+pairs = [view for before in changed
+         for view in (before, before.with_name(before.name.replace(".before.", ".after.")))]
+figure = show_images([load_image(p) for p in pairs], [p.name.split(".")[1] for p in pairs],
+                     columns=2, size=4.2)
 
 # %% [markdown]
 # ## 3. Degraded photos, end to end
@@ -122,7 +144,7 @@ figure = show_images(shown[:6], titles[:6], columns=2, size=4.2)
 # a photo below the photo threshold, typically to "painting": classification comes *before*
 # restoration, so such a photo is sorted as a non-photo and neither restored nor captioned.
 # Precision on photo is the priority (a non-photo sent to captioning is the worse error), and
-# this is its price on very noisy scans. The share of the 1,000 Flickr8k dev photos still sorted
+# this is its price on very noisy scans. The share of the Flickr8k dev photos still sorted
 # as photos under each degradation, as `benchmarks/pipeline.py robustness` last measured it
 # with the shipped classifier (`reports/pipeline.md`):
 
@@ -168,7 +190,7 @@ with TestClient(create_app(pipeline)) as client:
 #
 # The captioner was trained on clean Flickr8k photos. On Flickr8k dev, each photo is captioned
 # clean, degraded, and restored (blind `auto` and `auto-fast`); BLEU-4 and CIDEr-D against the
-# 5 references. The full study (1,000 images) is run by `python benchmarks/pipeline.py study`
+# 5 references. The full study (every dev image) is run by `python benchmarks/pipeline.py study`
 # into `reports/pipeline.md`; here it runs on a few images to show the procedure, then the
 # committed full result is shown.
 
@@ -179,15 +201,15 @@ display(small.drop(columns=["images"]).round(3))
 # %%
 full_study = reports_dir() / "pipeline_results" / "study.csv"
 if full_study.exists():
-    display(Markdown("**Full study (1,000 dev images), from `reports/pipeline_results/`:**"))
+    display(Markdown("**Full study, from `reports/pipeline_results/study.csv`:**"))
     display(pd.read_csv(full_study).drop(columns=["seconds"]).round(3))
 
 # %% [markdown]
 # ## 7. Speed and memory
 #
 # Measured by `benchmarks/pipeline.py` on the 2-core machine, in a fresh process each time
-# (throughput on 200 photos of 224–1024 px with `auto-fast`; peak memory on a 10,000-image
-# run); the full tables and their discussion are in `reports/pipeline.md`.
+# (throughput on photos of 224–1024 px with `auto-fast`; peak memory on a large run: `inputs`
+# gives the size of each); the full tables and their discussion are in `reports/pipeline.md`.
 
 # %%
 for part in ("throughput", "memory"):

@@ -1,9 +1,9 @@
 """A crash-safe record of finished images, so a batch can be resumed.
 
 Each processed input is stored once in an SQLite file in the output folder, keyed by
-its content hash and relative path, with its manifest row as JSON, the thumbnails of its
-report card (so the report is rebuilt on resume without decoding the images again) and the
-fingerprint of the settings and models that produced it. A rerun, or a run after a crash,
+its content hash and relative path, with its manifest row as JSON, the names of its report
+card's thumbnail files (so the report is rebuilt on resume without decoding the images again)
+and the fingerprint of the settings and models that produced it. A rerun, or a run after a crash,
 kill -9 or Ctrl-C, skips what is already there with the same fingerprint; SQLite's journal
 makes each insert all-or-nothing, so a killed run never leaves half a row.
 """
@@ -75,10 +75,11 @@ class Ledger:
         relative_path: str,
         sha256: str,
         row: dict[str, Any],
-        thumbnails: Sequence[str] = (),
+        thumbnails: Sequence[tuple[str, str]] = (),
         settings: str = "",
     ) -> None:
-        """Store (or replace) one finished row and its report thumbnails; committed at once."""
+        """Store (or replace) one finished row and its thumbnails' (label, file) pairs;
+        committed at once."""
         with self._connection:
             self._connection.execute(
                 "INSERT OR REPLACE INTO done (relative_path, sha256, row, thumbnails, settings) "
@@ -92,12 +93,12 @@ class Ledger:
                 ),
             )
 
-    def thumbnails(self, relative_path: str) -> list[str]:
-        """The report thumbnails stored with a row (none if the row is unknown)."""
+    def thumbnails(self, relative_path: str) -> list[tuple[str, str]]:
+        """The (label, file) pairs of a row's thumbnails (none if the row is unknown)."""
         found = self._connection.execute(
             "SELECT thumbnails FROM done WHERE relative_path = ?", (relative_path,)
         ).fetchone()
-        return json.loads(found[0]) if found else []
+        return [tuple(pair) for pair in json.loads(found[0])] if found else []
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every stored row, in path order."""

@@ -44,13 +44,19 @@ from scancap.io import (
 from scancap.pages import Page, as_page, list_pages, page_metadata, require_pages
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
-from scancap.pipeline.report import row_class, thumbnail_data_uri, write_report
+from scancap.pipeline.report import (
+    REPORT_FILE,
+    Thumbnails,
+    row_class,
+    was_restored,
+    write_report,
+    write_thumbnails,
+)
 from scancap.restore.auto import RestoreRecord
 from scancap.restore.workers import RestoreWorkers
 
 MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
 CAPTIONS_FILE = "captions.jsonl"
-REPORT_FILE = "report.html"
 PHOTOS_DIR = "photos"
 SORTED_DIR = "sorted"
 NEURAL_BATCH = 32  # backbone images per forward pass: as fast per image as larger ones on CPU
@@ -391,12 +397,13 @@ def run(
         rows = [
             row for page in files if (row := ledger.finished(*keys[page], settings)) is not None
         ]
-        seconds = time.perf_counter() - start
-        _write_batch_outputs(out, rows, ledger, len(todo), seconds, provenance)
-    counts = Counter(row_class(row) for row in rows)
-    errors = counts.pop("error", 0)
-    return RunSummary(len(files), len(todo), len(files) - len(todo), redone, dict(counts),
-                      errors, seconds, out)  # fmt: skip
+        counts = Counter(row_class(row) for row in rows)
+        errors = counts.pop("error", 0)
+        summary = RunSummary(len(files), len(todo), len(files) - len(todo), redone,
+                             dict(counts), errors, time.perf_counter() - start, out)  # fmt: skip
+        originals = {page.name: _original_link(page) for page in files}
+        _write_batch_outputs(out, rows, ledger, originals, summary, provenance)
+    return summary
 
 
 def _warn_redone(count: int, out: Path, now: Provenance, before: Provenance | None) -> None:
@@ -439,8 +446,9 @@ def _write_image_outputs(
     out: Path,
     config: RunConfig,
     inputs: set[Path],
-) -> list[str]:
-    """The restored photo (and its caption file) or the sorted copy; returns report thumbnails.
+) -> Thumbnails:
+    """The restored photo (and its caption file) or the sorted copy, and the report's
+    thumbnails: before and after for a restored photo, one image for any other.
 
     A write that fails turns the row into an error: the batch goes on. `inputs` are resolved.
     """
@@ -454,11 +462,14 @@ def _write_image_outputs(
             if config.caption_txt:
                 atomic_write_text(target.with_suffix(".txt"), result.caption + "\n")
             result.output = target.relative_to(out).as_posix()
-            return [thumbnail_data_uri(image), thumbnail_data_uri(result.restored)]
+            if was_restored(result.row()):
+                views = [("before", image), ("after", result.restored)]
+                return write_thumbnails(out, result.path, views)
+            return write_thumbnails(out, result.path, [("unchanged", image)])
         if config.copy_non_photos:
             target = _sorted_copy(source, image, out / SORTED_DIR / result.subtype, inputs)
             result.output = target.relative_to(out).as_posix()
-        return [thumbnail_data_uri(image)]
+        return write_thumbnails(out, result.path, [("original", image)])
     except (OSError, ValueError) as error:
         result.fail(f"could not write the output: {error_reason(error)}")
         return []
@@ -487,8 +498,8 @@ def _write_batch_outputs(
     out: Path,
     rows: list[dict[str, Any]],
     ledger: Ledger,
-    processed: int,
-    seconds: float,
+    originals: dict[str, str],
+    summary: RunSummary,
     provenance: Provenance,
 ) -> None:
     """Manifest (Parquet and CSV), captions.jsonl and the HTML report, each atomically."""
@@ -510,11 +521,35 @@ def _write_batch_outputs(
         if row["status"] == "ok" and row["is_photo"]
     ]
     atomic_write_text(out / CAPTIONS_FILE, "".join(line + "\n" for line in captions))
-    settings = ", ".join(f"{key} {value}" for key, value in provenance.settings.items())
-    models = ", ".join(f"{name} {digest[:12]}" for name, digest in provenance.models.items())
-    footer = (
-        f"scancap {__version__}; this run processed {processed} images in {seconds:.1f} s; "
-        f"the others came from the ledger of earlier runs with the same settings. "
-        f"Settings: {settings}. Models: {models} (run.json)."
+    write_report(out, rows, ledger.thumbnails, originals.__getitem__,
+                 report_summary(summary, provenance))  # fmt: skip
+
+
+def report_summary(summary: RunSummary, provenance: Provenance) -> list[tuple[str, str]]:
+    """The report's header: what came in, what came out, how fast, with which settings."""
+    classes = ", ".join(f"{name} {count}" for name, count in sorted(summary.counts.items()))
+    earlier = f"; {summary.resumed} from earlier runs with the same settings (ledger)"
+    processed = (
+        f"{summary.processed} in {summary.seconds:.1f} s ({summary.throughput:.1f} images/s)"
+        + (earlier if summary.resumed else "")
+        + (f"; {summary.redone} redone with new settings" if summary.redone else "")
     )
-    write_report(out / REPORT_FILE, rows, ledger.thumbnails, "scancap report", footer)
+    settings = ", ".join(
+        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in provenance.settings.items()
+    )
+    models = ", ".join(f"{name} {digest[:12]}" for name, digest in provenance.models.items())
+    return [
+        ("inputs", f"{summary.inputs}: {classes}" if classes else str(summary.inputs)),
+        ("errors", str(summary.errors)),
+        ("processed", processed),
+        ("settings", settings),
+        ("models", f"{models} (run.json)"),
+        ("scancap", provenance.scancap),
+    ]
+
+
+def _original_link(page: Page) -> str:
+    """A link to the input file (to its page, for a document), from the report's folder."""
+    link = page.file.resolve().as_uri()
+    return f"{link}#page={page.number}" if page.number is not None else link

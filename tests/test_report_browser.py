@@ -1,0 +1,130 @@
+"""The report as a person sees it: opened from `file://` in headless Chromium, filtered,
+searched, sorted and paged, with assertions on the rendered page and a screenshot."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import unquote
+
+import pandas as pd
+import pytest
+from browser import MISSING, chromium_available, headless_chromium
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+from test_report import synthetic_rows
+
+from scancap.cli import main
+from scancap.pipeline.report import REPORT_FILE, write_report
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+LONG_NAME = "photo_" + "very_long_scanner_file_name_" * 6 + "0001.jpg"
+pytestmark = pytest.mark.skipif(not chromium_available(), reason=MISSING)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with headless_chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`scancap run` on the samples, a photo with a long name, a tricky name and a broken file."""
+    folder = tmp_path_factory.mktemp("report-run")
+    batch = folder / "batch"
+    shutil.copytree(SAMPLES, batch, ignore=shutil.ignore_patterns("*.md", "*.txt"))
+    shutil.copy(batch / "photo_Building.png", batch / LONG_NAME)
+    shutil.copy(batch / "photo_David_Hilbert.png", batch / "a <b>bold<b> & #1 name?.png")
+    (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    assert main(["run", str(batch), "--out", str(folder / "out"), "--quiet"]) == 1
+    return folder / "out"
+
+
+def shown(driver, previous: str | None = None) -> list:
+    """The cards once the page has (re)drawn them."""
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return document.body.dataset.shownAt") not in (None, previous)
+    )
+    return driver.find_elements(By.CSS_SELECTOR, ".card")
+
+
+def redraw(driver, action) -> list:
+    """Do something to the controls and return the cards drawn after it."""
+    before = driver.execute_script("return document.body.dataset.shownAt")
+    driver.execute_script("document.body.dataset.shownAt = 'stale'")
+    action()
+    return shown(driver, "stale") if before is not None else shown(driver)
+
+
+def test_the_report_of_a_run_filters_searches_sorts_and_labels_its_images(
+    browser, run_out: Path
+) -> None:
+    manifest = pd.read_csv(run_out / "manifest.csv", keep_default_na=False)
+    browser.get((run_out / REPORT_FILE).as_uri())
+    cards = shown(browser)
+    assert len(cards) == len(manifest)
+    assert browser.find_element(By.CSS_SELECTOR, "dl.summary").text.count("errors\n1") == 1
+    names = [card.find_element(By.CSS_SELECTOR, ".name").text for card in cards]
+    assert names == list(manifest["path"])  # a tricky name is shown as text, not markup
+    for card in cards:  # long names wrap inside their card
+        assert browser.execute_script(
+            "return arguments[0].scrollWidth <= arguments[0].clientWidth", card
+        )
+
+    photos = manifest[manifest["is_photo"] == "True"]
+    cards = redraw(
+        browser, lambda: Select(browser.find_element(By.ID, "klass")).select_by_value("photo")
+    )
+    assert len(cards) == len(photos) >= 6
+    for card, row in zip(cards, photos.itertuples(), strict=True):
+        labels = [c.text for c in card.find_elements(By.CSS_SELECTOR, "figcaption")]
+        restored = row.denoiser not in ("", "none") or row.sharpener not in ("", "none")
+        assert labels == (["before", "after"] if restored else ["unchanged"]), row.path
+        for image in card.find_elements(By.TAG_NAME, "img"):
+            assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
+        link = card.find_element(By.LINK_TEXT, "full-size output").get_attribute("href")
+        assert unquote(link).endswith(row.output) and (run_out / row.output).is_file()
+        assert "noise σ" in card.text and "seconds" in card.text
+    assert any(len(c.find_elements(By.TAG_NAME, "img")) == 2 for c in cards)
+
+    cards = redraw(
+        browser, lambda: Select(browser.find_element(By.ID, "order")).select_by_value("desc")
+    )
+    expected = photos.sort_values("p_photo", ascending=False, kind="stable")["path"]
+    assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in cards] == list(expected)
+
+    Select(browser.find_element(By.ID, "klass")).select_by_value("all")
+    search = browser.find_element(By.ID, "search")
+    cards = redraw(browser, lambda: search.send_keys("flower"))
+    hay = manifest["path"] + " " + manifest["caption"] + " " + manifest["tags"]
+    assert 0 < len(cards) == hay.str.lower().str.contains("flower").sum()
+    search.clear()
+    cards = redraw(
+        browser, lambda: Select(browser.find_element(By.ID, "status")).select_by_value("error")
+    )
+    assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in cards] == ["broken.jpg"]
+    assert "error: " in cards[0].text
+    Select(browser.find_element(By.ID, "status")).select_by_value("all")
+    cards = redraw(
+        browser, lambda: Select(browser.find_element(By.ID, "klass")).select_by_value("photo")
+    )
+    browser.save_screenshot(str(run_out / "report-screenshot.png"))
+    assert (run_out / "report-screenshot.png").stat().st_size > 10_000
+
+
+def test_a_large_report_pages_through_its_rows(browser, tmp_path: Path) -> None:
+    rows = synthetic_rows(2345)
+    write_report(tmp_path, rows, lambda path: [], lambda path: "", [("inputs", "2345")])
+    browser.get((tmp_path / REPORT_FILE).as_uri())
+    cards = shown(browser)
+    assert len(cards) == 50 and "2345 matching · page 1 of 47" in browser.page_source
+    cards = redraw(browser, lambda: browser.find_element(By.ID, "next").click())
+    assert cards[0].find_element(By.CSS_SELECTOR, ".name").text == "scan_00050.jpg"
+    for _ in range(44):
+        browser.find_element(By.ID, "next").click()
+    cards = redraw(browser, lambda: browser.find_element(By.ID, "next").click())
+    assert len(cards) == 2345 - 46 * 50 and not browser.find_element(By.ID, "next").is_enabled()
+    search = browser.find_element(By.ID, "search")
+    cards = redraw(browser, lambda: search.send_keys("cat number 2001"))
+    assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in cards] == ["scan_02001.jpg"]
