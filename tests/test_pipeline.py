@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -275,7 +276,7 @@ def test_service_answers_every_page_of_a_pdf(pipeline: Pipeline, tmp_path: Path)
 
 def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipeline) -> None:
     with TestClient(create_app(pipeline, max_upload_mb=1.0)) as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/healthz").json()["status"] == "ok"
         assert client.get("/version").json()["scancap"]
         photo = SAMPLES / "photo_200557981_f800fa1af9.jpg"
         answer = client.post(
@@ -319,11 +320,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_service_runs_under_a_real_uvicorn_process() -> None:
+def test_service_batches_concurrent_requests_under_a_real_uvicorn_process(
+    pipeline: Pipeline,
+) -> None:
+    """Concurrent clients share batches, and each gets the answer it would get alone."""
     port = _free_port()
     command = [sys.executable, "-m", "scancap.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    photos = [p for p in SAMPLE_FILES if p.name.startswith("photo_")] * 2
+
+    def post(path: Path) -> dict:
+        answer = httpx.post(f"{base}/v1/analyze", files={"file": (path.name, path.read_bytes())},
+                            timeout=120)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -332,10 +344,15 @@ def test_service_runs_under_a_real_uvicorn_process() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.5)
-        photo = SAMPLES / "photo_Building.png"
-        answer = httpx.post(f"{base}/v1/analyze", files={"file": (photo.name, photo.read_bytes())},
-                            timeout=60)  # fmt: skip
-        assert answer.status_code == 200 and answer.json()["caption"]
+        with ThreadPoolExecutor(len(photos)) as clients:
+            answers = list(clients.map(post, photos))
+        health = httpx.get(f"{base}/healthz").json()
     finally:
         process.terminate()
         process.wait(timeout=30)
+    assert health["pages"] == len(photos) and health["batches"] < len(photos)
+    for path, answer in zip(photos, answers, strict=True):
+        alone = pipeline.analyze(path)
+        assert answer["path"] == path.name and answer["is_photo"] == alone.is_photo
+        assert answer["caption"] == alone.caption and answer["denoiser"] == (alone.denoiser or None)
+        assert abs(answer["p_photo"] - alone.p_photo) < 1e-4

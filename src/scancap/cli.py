@@ -11,7 +11,7 @@ from typing import NoReturn
 from scancap import __version__
 from scancap.caption import cli as caption_cli
 from scancap.classify import cli as classify_cli
-from scancap.cli_args import UsageError, add_max_pixels
+from scancap.cli_args import UsageError, add_max_pixels, positive_float, positive_int
 from scancap.config import ConfigError, load_config
 from scancap.pipeline import cli as pipeline_cli
 from scancap.pipeline.cli import add_model_options
@@ -39,7 +39,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from scancap.service import create_app
 
     config = load_config(args.config, max_pixels=args.max_pixels)
-    app = create_app(config=config, models=args.models, max_upload_mb=args.max_upload_mb)
+    app = create_app(
+        config=config,
+        models=args.models,
+        max_upload_mb=args.max_upload_mb,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -54,8 +60,17 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (8000)")
     serve.add_argument(
-        "--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (50)"
-    )
+        "--max-upload-mb", type=positive_float, default=50.0,
+        help="largest accepted upload in MB (50)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-batch", type=positive_int, default=16,
+        help="concurrent requests' pages classified and captioned together, at most (16)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-wait-ms", type=positive_float, default=20.0,
+        help="how long the first waiting request waits for others to batch with (20 ms)",
+    )  # fmt: skip
     add_model_options(serve)
     add_max_pixels(serve, default=None)
     serve.set_defaults(handler=cmd_serve)

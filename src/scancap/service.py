@@ -5,13 +5,15 @@ JSON, with the restored photo as base64 PNG on request; a PDF or multi-page TIFF
 first page's fields and every page under `pages`; `GET /healthz` and `GET /version` are for
 operations; `/docs` is the OpenAPI page. Bad input is a 4xx with a sentence saying what is
 wrong (413 too large, 400 empty, 422 not a readable image), never a 500.
+
+Each request is decoded in its own thread; concurrent requests then share the neural stages'
+batches (`MicroBatcher`), and restoration runs on the pipeline's worker threads.
 """
 
 from __future__ import annotations
 
 import base64
 import tempfile
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import MISSING, fields
@@ -31,6 +33,7 @@ from swagger_ui_bundle import swagger_ui_path
 from scancap import __version__
 from scancap.config import RunConfig
 from scancap.io import INPUT_SUFFIXES
+from scancap.pipeline.microbatch import MicroBatcher
 from scancap.pipeline.run import MANIFEST_COLUMNS, Pipeline, Result
 
 _HINTS = get_type_hints(Result)
@@ -54,18 +57,26 @@ def create_app(
     config: RunConfig | None = None,
     models: Path | None = None,
     max_upload_mb: float = 50.0,
+    max_batch: int = 16,
+    max_wait_ms: float = 20.0,
 ) -> FastAPI:
-    """The application; `pipeline` is loaded at start-up unless one is given (tests)."""
-    state: dict[str, Pipeline] = {}
-    lock = threading.Lock()  # one analysis at a time: the models use both cores already
+    """The application; `pipeline` is loaded at start-up unless one is given (tests).
+
+    Concurrent requests are batched: up to `max_batch` pages, gathered for at most
+    `max_wait_ms` after the first.
+    """
+    state: dict[str, Any] = {}
     max_bytes = int(max_upload_mb * 1e6)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["pipeline"] = pipeline or Pipeline.load(config, models)
-        warm_up(state["pipeline"])  # the first request is then as fast as the others
+        loaded = pipeline or Pipeline.load(config, models)
+        warm_up(loaded)  # the first request is then as fast as the others
+        state["batcher"] = MicroBatcher(loaded, max_batch, max_wait_ms / 1000)
+        state["pipeline"] = loaded
         yield
-        loaded = state.pop("pipeline")
+        state.pop("pipeline")
+        state.pop("batcher").close()
         if pipeline is None:  # a pipeline the caller gave stays the caller's to close
             loaded.close()
 
@@ -100,8 +111,11 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        """Ready when the models are loaded."""
-        return {"status": "ok" if "pipeline" in state else "loading"}
+        """Ready when the models are loaded; how many pages went through in how many batches."""
+        batcher = state.get("batcher")
+        if batcher is None:
+            return {"status": "loading"}
+        return {"status": "ok", "pages": batcher.pages, "batches": batcher.batches}
 
     @app.get("/version")
     def version() -> dict[str, Any]:
@@ -113,6 +127,8 @@ def create_app(
                 "threshold": loaded.classifier.calibration.threshold,
                 "restore_mode": loaded.config.restore_mode,
                 "beam": loaded.config.beam,
+                "max_batch": max_batch,
+                "max_wait_ms": max_wait_ms,
             }
         return {"scancap": __version__, **settings}
 
@@ -133,8 +149,7 @@ def create_app(
             raise HTTPException(413, f"{name}: upload larger than {max_upload_mb:g} MB")
         if not data:
             raise HTTPException(400, f"{name}: empty upload")
-        with lock:
-            results = _analyze_bytes(state["pipeline"], data, name)
+        results = _analyze_bytes(state["pipeline"], state["batcher"], data, name)
         if all(result.status != "ok" for result in results):
             raise HTTPException(422, f"{name}: {results[0].error}")
         pages = [_answer(result, include_image) for result in results]
@@ -143,14 +158,18 @@ def create_app(
     return app
 
 
-def _analyze_bytes(pipeline: Pipeline, data: bytes, name: str) -> list[Result]:
-    """The decoder reads files: the upload goes to a private temporary one, deleted after."""
+def _analyze_bytes(
+    pipeline: Pipeline, batcher: MicroBatcher, data: bytes, name: str
+) -> list[Result]:
+    """The decoder reads files: the upload goes to a private temporary one, deleted once
+    decoded; the decoded pages then join the next batch."""
     suffix = Path(name).suffix.lower()
     suffix = suffix if suffix in INPUT_SUFFIXES else ""
     with tempfile.TemporaryDirectory(prefix="scancap-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        return pipeline.analyze_file(path, name=name)
+        items = pipeline.load_file(path, name=name)
+    return batcher.analyze(items)
 
 
 def warm_up(pipeline: Pipeline) -> None:

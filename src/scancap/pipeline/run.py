@@ -258,6 +258,11 @@ class Pipeline:
 
     def analyze_file(self, source: str | Path, name: str | None = None) -> list[Result]:
         """One Result per page of a file (one for an ordinary image), named as in a manifest."""
+        return self.analyze_loaded(self.load_file(source, name))
+
+    def load_file(self, source: str | Path, name: str | None = None) -> list[tuple[Result, Loaded]]:
+        """Each page of a file decoded (or its error), with its empty Result, ready for
+        `analyze_loaded`: the service decodes in the request's thread, then batches."""
         path = Path(source)
         # A missing file is one page whose loading says so (list_pages would raise).
         listed = path.exists() or path.is_symlink()
@@ -270,7 +275,7 @@ class Pipeline:
             )
             for page in pages
         ]
-        return self.analyze_loaded(items)
+        return items
 
 
 def _as_rgb8(image: np.ndarray) -> np.ndarray:
