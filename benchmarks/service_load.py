@@ -320,13 +320,13 @@ photos, {photos["long_side"]} px on the long side, {photos["mean_kb"]} KB on ave
 
 **Service**: one `scancap serve --host {HOST}` with default settings (restore
 {settings.get("restore_mode")}, beam {settings.get("beam")}, micro-batches of up to
-{settings.get("max_batch")} pages gathered for up to {settings.get("max_wait_ms")} ms), ready {service["ready_seconds"]} s after start (models loaded and
-warmed), then one untimed request. At each level, c client
-threads, each with its own keep-alive connection, share the {photos["count"]} photos round
-robin (one photo per request) and wait for each answer before sending the next. Throughput is
-requests over the level's wall time; latency runs from sending a request to reading its answer;
-a failure is anything but HTTP 200 with status ok. Peak RSS is the server's process tree,
-sampled every {SAMPLE_INTERVAL_S:g} s during the level.
+{settings.get("max_batch")} pages gathered for up to {settings.get("max_wait_ms")} ms), ready
+{service["ready_seconds"]} s after start (models loaded and warmed), then one untimed request.
+At each level, c client threads, each with its own keep-alive connection, share the
+{photos["count"]} photos round robin (one photo per request) and wait for each answer before
+sending the next. Throughput is requests over the level's wall time; latency runs from sending
+a request to reading its answer; a failure is anything but HTTP 200 with status ok. Peak RSS is
+the server's process tree, sampled every {SAMPLE_INTERVAL_S:g} s during the level.
 
 {levels_table(service["levels"])}
 
