@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scancap.caption.metrics import bleu
+from scancap.caption.metrics import bleu, caption_scores
 from scancap.caption.model import (
     GRID_CELLS,
     CaptionDecoder,
@@ -229,3 +229,11 @@ def test_caption_cli_skips_non_photos_unless_asked(
     assert main(["caption", str(folder), "--out", str(csv), "--all", "--quiet"]) == 0
     rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
     assert rows.loc[chart.name, "caption"] and not rows.loc[chart.name, "skipped"]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
+def test_the_java_tokenizer_leaves_no_noise_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    references = {"a": ["a dog runs on the grass", "a brown dog is running"]}
+    scores, _ = caption_scores(references, {"a": "a dog runs on grass"}, meteor=False)
+    assert scores["BLEU-1"] > 0.5
+    assert "PTBTokenizer" not in capfd.readouterr().err

@@ -29,3 +29,15 @@ def test_notebook_runs_in_fast_mode(path: Path, monkeypatch: pytest.MonkeyPatch)
         if output.get("output_type") == "error"
     ]
     assert not errors
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_saved_outputs_hold_no_library_noise(path: Path) -> None:
+    """What a reader sees: no stderr stream (library logs, warnings) and no error in the
+    committed outputs, and every code cell was run."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in (c for c in notebook.cells if c.cell_type == "code"):
+        assert cell.get("execution_count"), cell.source[:80]
+        for output in cell.get("outputs", []):
+            assert output.get("output_type") != "error", cell.source[:80]
+            assert output.get("name") != "stderr", output.get("text", "")[:200]

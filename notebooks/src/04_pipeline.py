@@ -20,10 +20,14 @@
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import pandas as pd
-from fastapi.testclient import TestClient
+
+# Starlette's TestClient now prefers httpx2, which the package index does not have yet.
+warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")
+from fastapi.testclient import TestClient  # noqa: E402
 from IPython.display import Markdown, display
 from skimage import data as skdata
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,7 +32,27 @@ def _tokenized(captions: dict[str, list[str]], ptb: bool) -> dict[str, list[str]
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     records = {key: [{"caption": text} for text in texts] for key, texts in captions.items()}
-    return PTBTokenizer().tokenize(records)
+    with _child_stderr_held():
+        return PTBTokenizer().tokenize(records)
+
+
+@contextlib.contextmanager
+def _child_stderr_held() -> Iterator[None]:
+    """The Java tokenizer reports its speed on file descriptor 2, which terminals and notebooks
+    show as noise: hold what child processes write there, and show it only if the call fails."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def caption_scores(
