@@ -217,9 +217,6 @@ to the SQLite ledger as they finish, and the report's data are written from the 
 
 
 def report_size(result: dict) -> str:
-    """The report's sizes, or a note for results measured before the report had files."""
-    if "report_page_mb" not in result:
-        return f"{result['report_mb']} MB, one page with inlined thumbnails (measured before 0.2.0)"
     return (
         f"{result['report_page_mb']} / {result['report_data_mb']} / "
         f"{result['report_thumbs_mb']} MB (`reports/report.md`: open time at 100,000 rows)"
