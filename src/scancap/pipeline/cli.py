@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from scancap.cli_args import (
+    UsageError,
     add_batch_options,
     add_inputs,
     add_models_option,
@@ -32,6 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = run_config(args)  # a bad setting: ConfigError, exit status 2
     require_inputs(args.inputs)  # before the models load
+    if args.engine == "ray":
+        return _run_on_ray(args, config)
+    if args.address:
+        raise UsageError("--address is for --engine ray")
     with Pipeline.load(config, args.models) as pipeline:
         try:
             summary = run(pipeline, args.inputs, Path(args.out), args.force, not args.quiet)
@@ -42,6 +47,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
+    if not args.quiet:
+        print(summary.text())
+    return 1 if summary.errors else 0
+
+
+def _run_on_ray(args: argparse.Namespace, config: RunConfig) -> int:
+    """The same run on Ray Data (the `ray` extra), locally or on the cluster at --address."""
+    from scancap.pipeline.ray_engine import RayConnectError, RayJobError, require_ray, run_on_ray
+
+    require_ray()
+    try:
+        summary = run_on_ray(config, args.models, args.inputs, Path(args.out), args.force,
+                             not args.quiet, args.address)  # fmt: skip
+    except RayConnectError as error:
+        print(f"scancap run: {error}", file=sys.stderr)
+        return 2
+    except (RayJobError, KeyboardInterrupt) as error:
+        reason = str(error) if isinstance(error, RayJobError) else "interrupted"
+        print(f"\n{reason}: finished batches are kept under {args.out}/parts; run the same "
+              f"command again to resume (Ray's own log: {args.out}/ray.log)",
+              file=sys.stderr)  # fmt: skip
+        return 130 if isinstance(error, KeyboardInterrupt) else 1
     if not args.quiet:
         print(summary.text())
     return 1 if summary.errors else 0
@@ -119,6 +146,14 @@ def register_cli(
         f"{DEFAULTS.pixel_budget:,})",
     )
     run.add_argument("--force", action="store_true", help="reprocess images already finished")
+    run.add_argument(
+        "--engine", choices=["local", "ray"], default="local",
+        help="local: this process (default); ray: Ray Data, locally or on a cluster "
+        "(needs the ray extra)",
+    )  # fmt: skip
+    run.add_argument(
+        "--address", help="with --engine ray: the cluster to join (host:port); else a local one"
+    )
     add_batch_options(run, default=None, dpi_default=None)  # None: from --config, or default
     add_model_options(run)
     run.set_defaults(handler=cmd_run)

@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from functools import partial
@@ -169,9 +170,8 @@ class Pipeline:
 
     def provenance(self) -> Provenance:
         """scancap's version, the effective settings and the models' content hashes."""
-        settings = self.config.settings() | {"threshold": self.classifier.calibration.threshold}
-        models = {name: folder_sha256(folder) for name, folder in self.model_dirs.items()}
-        return Provenance(__version__, settings, models)
+        threshold = self.classifier.calibration.threshold
+        return run_provenance(self.config, self.model_dirs, threshold)
 
     def close(self) -> None:
         self.restorer.close()
@@ -343,21 +343,18 @@ def run(
     """
     config = pipeline.config
     out = Path(out)
-    listed = require_pages(inputs, config.pdf_dpi)
-    files = [page for page in listed if not _is_under(page.file, out)]
-    sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     start = time.perf_counter()
+    files, keys = list_run_inputs(inputs, out, config.pdf_dpi)
+    sources = {page.file.resolve() for page in files}  # resolved once: outputs are not inputs
     provenance, previous = pipeline.provenance(), Provenance.read(out)
     settings = provenance.fingerprint()
     with Ledger(out) as ledger:
         if force:
             ledger.forget()
-        digests = {file: _sha256_or_empty(file) for file in dict.fromkeys(p.file for p in files)}
-        keys = {page: (page.name, digests[page.file]) for page in files}
         todo = [page for page in files if ledger.finished(*keys[page], settings) is None]
         redone = sum(ledger.outdated(*keys[page], settings) for page in todo)
         if redone:
-            _warn_redone(redone, out, provenance, previous)
+            warn_redone(redone, out, provenance, previous)
         provenance.write(out)
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scancap run",
                    unit="img", disable=not progress)  # fmt: skip
@@ -365,13 +362,13 @@ def run(
         def finish(pages: list[Page], batch: Batch) -> None:
             pipeline.finish_batch(batch)
             for page, (result, image) in zip(pages, batch.items, strict=True):
-                thumbnails = _write_image_outputs(result, page, image, out, config, sources)
+                thumbnails = write_item_outputs(result, page, image, out, config, sources)
                 ledger.record(result.path, result.sha256, result.row(), thumbnails, settings)
                 if result.status == "error":
                     report_error(page, result.error)
                 bar.update()
 
-        decode = partial(_timed_load, max_pixels=config.max_pixels)
+        decode = partial(decode_page, max_pixels=config.max_pixels)
         pending: tuple[list[Page], Batch] | None = None
         batches = load_batches(
             todo,
@@ -402,16 +399,41 @@ def run(
         rows = [
             row for page in files if (row := ledger.finished(*keys[page], settings)) is not None
         ]
-        counts = Counter(row_class(row) for row in rows)
-        errors = counts.pop("error", 0)
-        summary = RunSummary(len(files), len(todo), len(files) - len(todo), redone,
-                             dict(counts), errors, time.perf_counter() - start, out)  # fmt: skip
-        originals = {page.name: _original_link(page) for page in files}
-        _write_batch_outputs(out, rows, ledger, originals, summary, provenance)
+        return finish_run(out, files, rows, ledger.thumbnails, (len(todo), redone), start,
+                          provenance)  # fmt: skip
+
+
+def finish_run(
+    out: Path,
+    files: list[Page],
+    rows: list[dict[str, Any]],
+    thumbnails: Callable[[str], Thumbnails],
+    processed_redone: tuple[int, int],
+    start: float,
+    provenance: Provenance,
+) -> RunSummary:
+    """The run's summary and its batch outputs (manifest, captions, report), from every row."""
+    processed, redone = processed_redone
+    counts = Counter(row_class(row) for row in rows)
+    errors = counts.pop("error", 0)
+    summary = RunSummary(len(files), processed, len(files) - processed, redone, dict(counts),
+                         errors, time.perf_counter() - start, out)  # fmt: skip
+    originals = {page.name: _original_link(page) for page in files}
+    write_run_outputs(out, rows, thumbnails, originals, summary, provenance)
     return summary
 
 
-def _warn_redone(count: int, out: Path, now: Provenance, before: Provenance | None) -> None:
+def list_run_inputs(
+    inputs: list[str | Path], out: Path, pdf_dpi: float
+) -> tuple[list[Page], dict[Page, tuple[str, str]]]:
+    """The pages to process (none under `out`: a rerun must not read its own outputs), each
+    with its key (name, content hash of its file) in the record of finished items."""
+    files = [page for page in require_pages(inputs, pdf_dpi) if not _is_under(page.file, out)]
+    digests = {file: _sha256_or_empty(file) for file in dict.fromkeys(p.file for p in files)}
+    return files, {page: (page.name, digests[page.file]) for page in files}
+
+
+def warn_redone(count: int, out: Path, now: Provenance, before: Provenance | None) -> None:
     """Say on the terminal why finished images are processed again."""
     changes = now.changes_from(before) if before else ["settings of an earlier scancap"]
     tqdm.write(
@@ -427,6 +449,14 @@ def _pixels(items: list[tuple[Result, Loaded]]) -> int:
     )
 
 
+def run_provenance(config: RunConfig, model_dirs: dict[str, Path], threshold: float) -> Provenance:
+    """What a run's rows depend on: version, effective settings (the threshold actually used)
+    and the models' content hashes."""
+    settings = config.settings() | {"threshold": threshold}
+    models = {name: folder_sha256(folder) for name, folder in model_dirs.items()}
+    return Provenance(__version__, settings, models)
+
+
 def model_folders(models: Path | None = None) -> dict[str, Path]:
     """The classifier's and the captioner's folders: under `models`, else the shipped ones."""
     if models:
@@ -438,13 +468,13 @@ def _is_under(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def _timed_load(page: Page, max_pixels: int) -> tuple[Loaded, float]:
+def decode_page(page: Page, max_pixels: int) -> tuple[Loaded, float]:
     start = time.perf_counter()
     image = load_or_error(page, max_pixels)
     return image, time.perf_counter() - start
 
 
-def _write_image_outputs(
+def write_item_outputs(
     result: Result,
     source: Page,
     image: Loaded,
@@ -499,10 +529,10 @@ def _refuse_input(target: Path, inputs: set[Path]) -> None:
         raise ValueError(f"{target}: refusing to overwrite an input image")
 
 
-def _write_batch_outputs(
+def write_run_outputs(
     out: Path,
     rows: list[dict[str, Any]],
-    ledger: Ledger,
+    thumbnails: Callable[[str], Thumbnails],
     originals: dict[str, str],
     summary: RunSummary,
     provenance: Provenance,
@@ -526,7 +556,7 @@ def _write_batch_outputs(
         if row["status"] == "ok" and row["is_photo"]
     ]
     atomic_write_text(out / CAPTIONS_FILE, "".join(line + "\n" for line in captions))
-    write_report(out, rows, ledger.thumbnails, originals.__getitem__,
+    write_report(out, rows, thumbnails, originals.__getitem__,
                  report_summary(summary, provenance))  # fmt: skip
 
 

@@ -1,0 +1,160 @@
+"""`scancap run --engine ray` on a real two-node Ray cluster started on 127.0.0.1: the same
+manifest as the local engine, a worker node killed midway, and a rerun that completes with each
+input exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+from test_report import script_argument
+
+from scancap.cli import main
+from scancap.pipeline.ray_engine import ray_available, read_parts, write_part
+from scancap.pipeline.run import MANIFEST_COLUMNS
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+RAY = Path(sys.executable).with_name("ray")
+TIMINGS = [c for c in MANIFEST_COLUMNS if c.startswith("seconds_")]
+needs_ray = pytest.mark.skipif(not ray_available(), reason="the ray extra is not installed")
+
+
+def test_a_batch_part_keeps_every_field_of_its_rows(tmp_path: Path) -> None:
+    rows = [{c: None for c in MANIFEST_COLUMNS} | {"path": "a.jpg", "sha256": "1", "status": "ok",
+          "is_photo": True, "p_photo": 0.5, "width": 640, "caption": "a dog", "seconds_decode": 0.1,
+          "thumbnails": '[["after", "report/thumbs/x.after.webp"]]'},
+         {c: None for c in MANIFEST_COLUMNS} | {"path": "b.jpg", "sha256": "2", "status": "error",
+          "error": "not a valid JPEG file", "thumbnails": "[]"}]  # fmt: skip
+    write_part(tmp_path, rows)
+    done = read_parts(tmp_path)
+    row, thumbs = done[("a.jpg", "1")]
+    assert row["width"] == 640 and isinstance(row["width"], int) and row["caption"] == "a dog"
+    assert thumbs == [("after", "report/thumbs/x.after.webp")]
+    error_row, no_thumbs = done[("b.jpg", "2")]
+    assert error_row["is_photo"] is None and error_row["error"] and no_thumbs == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_node(arguments: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """One Ray node in the foreground of its own process group, ready when it says so."""
+    command = [str(RAY), "start", *arguments, "--num-cpus", "1", "--disable-usage-stats",
+               "--object-store-memory", "300000000", "--block"]  # fmt: skip
+    with log.open("wb") as sink:
+        node = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text(errors="replace"):
+        assert node.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.5)
+    return node
+
+
+def _stop_node(node: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """The node's processes, by their process ids: `ray start` and every descendant (Ray's
+    workers start sessions of their own, so a process group is not enough)."""
+    try:
+        family = [node.pid, *(p.pid for p in psutil.Process(node.pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        family = [node.pid]
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    node.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A head node and a worker node, 1 CPU each, with a token only this test knows."""
+    folder = tmp_path_factory.mktemp("ray-cluster")
+    env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                        # a lost node is noticed in about 2 s instead of about 30
+                        "RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
+                        "RAY_health_check_failure_threshold": "3"}  # fmt: skip
+    port = _free_port()
+    head = _start_node(["--head", "--port", str(port), "--include-dashboard=false"],
+                       folder / "head.log", env)  # fmt: skip
+    worker = None
+    try:
+        worker = _start_node(["--address", f"127.0.0.1:{port}"], folder / "worker.log", env)
+        yield {"address": f"127.0.0.1:{port}", "env": env, "worker": worker}
+    finally:
+        for node in (worker, head):
+            if node is not None:
+                _stop_node(node)
+
+
+def _batch(folder: Path) -> Path:
+    """The samples plus a corrupt file and a text file named like an image."""
+    batch = folder / "batch"
+    shutil.copytree(SAMPLES, batch, ignore=shutil.ignore_patterns("*.md", "*.txt"))
+    (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    (batch / "notes.png").write_text("meeting notes, not an image\n")
+    return batch
+
+
+def _parts(out: Path) -> int:
+    return len(list((out / "parts").glob("*/*.parquet")))
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_two_node_cluster_gives_the_local_manifest_and_survives_a_lost_node(
+    cluster: dict, tmp_path: Path
+) -> None:
+    batch = _batch(tmp_path)
+    local = tmp_path / "local"
+    assert main(["run", str(batch), "--out", str(local), "--quiet"]) == 1  # two bad files
+
+    out = tmp_path / "ray"
+    command = [sys.executable, "-m", "scancap.cli", "run", str(batch), "--out", str(out),
+               "--engine", "ray", "--address", cluster["address"], "--batch-size", "2",
+               "--quiet"]  # fmt: skip
+    first = subprocess.Popen(command, env=cluster["env"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while _parts(out) < 2:  # some batches recorded, most not: kill the worker node now
+        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+        time.sleep(0.2)
+    _stop_node(cluster["worker"])
+    first_output, _ = first.communicate(timeout=600)
+    assert first.returncode in (0, 1), first_output  # finished on the head, or stopped cleanly
+    assert "Traceback" not in first_output and "raylet" not in first_output  # Ray's in ray.log
+
+    rerun = subprocess.run(command, env=cluster["env"], capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # the two bad files
+    assert "Traceback" not in rerun.stderr
+    assert "raylet" not in rerun.stdout + rerun.stderr
+
+    expected = pd.read_parquet(local / "manifest.parquet").drop(columns=TIMINGS)
+    manifest = pd.read_parquet(out / "manifest.parquet").drop(columns=TIMINGS)
+    assert manifest["path"].is_unique and len(manifest) == len(expected)
+    pd.testing.assert_frame_equal(manifest, expected, check_exact=False, rtol=1e-3)
+    (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
+    assert index["path"] == list(expected["path"])
+    for row in manifest[manifest["is_photo"].eq(True)].itertuples():
+        assert np.array_equal(_pixels(out / row.output), _pixels(local / row.output))
+
+
+def _pixels(path: Path) -> np.ndarray:
+    from scancap.io import load_image
+
+    return load_image(path)
