@@ -39,7 +39,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
-	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest -q
+	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest -q -n 2  # both cores: about 4 min
 
 # The notebooks in JupyterLab, from the project's environment (installs the `lab` extra once).
 lab: setup
