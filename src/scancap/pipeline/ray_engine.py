@@ -217,13 +217,15 @@ def _start_ray(address: str | None, local_cpus: int) -> None:
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address:
         _require_listening(address)
-        try:
-            ray.init(address=address, **options)
-        except (ConnectionError, RuntimeError) as error:  # no cluster there, or not ours
-            reason = str(error).splitlines()[0]
-            raise RayConnectError(f"cannot join the Ray cluster at {address} ({reason})") from error
-    else:
-        ray.init(num_cpus=local_cpus, include_dashboard=False, **options)
+        options["address"] = address
+    else:  # "local": a new instance, even where another one runs on this machine
+        options |= {"address": "local", "num_cpus": local_cpus, "include_dashboard": False}
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as error:  # no cluster, or not ours
+        reason = str(error).splitlines()[0]
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise RayConnectError(f"cannot start or join {where} ({reason})") from error
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
