@@ -158,3 +158,16 @@ def _pixels(path: Path) -> np.ndarray:
     from scancap.io import load_image
 
     return load_image(path)
+
+
+@needs_ray
+def test_an_address_nobody_listens_at_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = f"127.0.0.1:{_free_port()}"
+    argv = ["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--engine", "ray"]
+    assert main([*argv, "--address", address]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("scancap run: no Ray cluster answers at") and "\n" not in error
+    assert main(["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--address", address]) == 2
+    assert "--address is for --engine ray" in capsys.readouterr().err
