@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +30,6 @@ from tqdm import tqdm
 from scancap import __version__
 from scancap.batch import Loaded, error_reason, load_batches, load_or_error, report_error
 from scancap.caption.grounding import format_tags, parse_tags
-from scancap.caption.model import MODEL_DIR as CAPTIONER_DIR
-from scancap.caption.model import Captioner
-from scancap.classify.model import Classifier, Prediction
-from scancap.classify.model import default_dir as classifier_dir
 from scancap.config import RunConfig
 from scancap.io import (
     ImageLoadError,
@@ -43,6 +39,7 @@ from scancap.io import (
     save_image,
 )
 from scancap.pages import Page, as_page, list_pages, page_metadata, require_pages
+from scancap.paths import models_dir
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
 from scancap.pipeline.report import (
@@ -55,6 +52,10 @@ from scancap.pipeline.report import (
 )
 from scancap.restore.auto import RestoreRecord
 from scancap.restore.workers import RestoreWorkers
+
+if TYPE_CHECKING:  # TensorFlow loads with the models, not with this module (Ray's driver)
+    from scancap.caption.model import Captioner
+    from scancap.classify.model import Classifier, Prediction
 
 MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
 CAPTIONS_FILE = "captions.jsonl"
@@ -164,6 +165,9 @@ class Pipeline:
         """The shipped models (or those under `models/`), configured by `config`."""
         config = config or RunConfig()
         dirs = model_folders(models)
+        from scancap.caption.model import Captioner
+        from scancap.classify.model import Classifier
+
         classifier = Classifier.load(dirs["classifier"], config.threshold)
         captioner = Captioner.load(dirs["captioner"])
         return cls(classifier, captioner, config, dirs)
@@ -461,7 +465,7 @@ def model_folders(models: Path | None = None) -> dict[str, Path]:
     """The classifier's and the captioner's folders: under `models`, else the shipped ones."""
     if models:
         return {"classifier": models / "classifier", "captioner": models / "captioner"}
-    return {"classifier": classifier_dir(), "captioner": CAPTIONER_DIR}
+    return {"classifier": models_dir() / "classifier", "captioner": models_dir() / "captioner"}
 
 
 def _is_under(path: Path, folder: Path) -> bool:
