@@ -152,8 +152,9 @@ def _run_actors(
          "sha256": keys[page][1]}
         for page in todo
     ]  # fmt: skip
-    # Batches small enough that every actor gets some, large enough for the models' batching.
-    batch_size = max(1, min(config.batch_size, -(-len(items) // cpus)))
+    # Batches small enough that every actor gets several (the last round leaves actors idle),
+    # large enough for the models' batching.
+    batch_size = max(1, min(config.batch_size, -(-len(items) // (4 * cpus))))
     worker_options = {
         "config": config.model_dump(mode="json"),
         "models": str(models.resolve()) if models else None,
