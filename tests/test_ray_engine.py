@@ -102,9 +102,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def _batch(folder: Path) -> Path:
-    """The samples plus a corrupt file and a text file named like an image."""
+    """The samples, a 3-page PDF, a corrupt file and a text file named like an image."""
+    from test_pages import write_pdf
+
     batch = folder / "batch"
     shutil.copytree(SAMPLES, batch, ignore=shutil.ignore_patterns("*.md", "*.txt"))
+    write_pdf(batch / "scan.pdf")
     (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     (batch / "notes.png").write_text("meeting notes, not an image\n")
     return batch
@@ -121,12 +124,13 @@ def test_a_two_node_cluster_gives_the_local_manifest_and_survives_a_lost_node(
 ) -> None:
     batch = _batch(tmp_path)
     local = tmp_path / "local"
-    assert main(["run", str(batch), "--out", str(local), "--quiet"]) == 1  # two bad files
+    local_run = ["run", str(batch), "--out", str(local), "--pdf-dpi", "100", "--quiet"]
+    assert main(local_run) == 1  # two bad files
 
     out = tmp_path / "ray"
     command = [sys.executable, "-m", "scancap.cli", "run", str(batch), "--out", str(out),
                "--engine", "ray", "--address", cluster["address"], "--batch-size", "2",
-               "--quiet"]  # fmt: skip
+               "--pdf-dpi", "100", "--quiet"]  # fmt: skip
     first = subprocess.Popen(command, env=cluster["env"], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
     deadline = time.monotonic() + 300
@@ -147,6 +151,7 @@ def test_a_two_node_cluster_gives_the_local_manifest_and_survives_a_lost_node(
     expected = pd.read_parquet(local / "manifest.parquet").drop(columns=TIMINGS)
     manifest = pd.read_parquet(out / "manifest.parquet").drop(columns=TIMINGS)
     assert manifest["path"].is_unique and len(manifest) == len(expected)
+    assert {f"scan.pdf#page={n}" for n in (1, 2, 3)} <= set(manifest["path"])
     pd.testing.assert_frame_equal(manifest, expected, check_exact=False, rtol=1e-3)
     (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
     assert index["path"] == list(expected["path"])
