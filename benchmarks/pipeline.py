@@ -3,6 +3,7 @@
     python benchmarks/pipeline.py throughput   # 200 photos, 224-1024 px, auto-fast (~1 min)
     python benchmarks/pipeline.py memory       # 10,000 inputs from the shared data (~15 min)
     python benchmarks/pipeline.py scans        # 24 photos of 2-20 megapixels (~3 min)
+    python benchmarks/pipeline.py ray          # Ray engine against local; actor memory (~7 min)
     python benchmarks/pipeline.py study        # restoration vs captioning on Flickr8k dev
     python benchmarks/pipeline.py robustness   # photo recall of degraded photos (~1 min)
     python benchmarks/pipeline.py report       # rewrite the report from the saved results
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -92,16 +94,18 @@ def measure_throughput(count: int) -> dict:
         }
 
 
-class ActorMemory:
-    """Peak RSS of each Ray worker process (`ray::...`), sampled twice a second in a thread:
-    `/usr/bin/time` sees only the driver, whose children the actors are not."""
+class PeakRss:
+    """Peak resident memory of what `measure` reports ({key: bytes}), sampled in a thread
+    while the block runs: a process's own high-water mark covers neither other processes
+    (Ray's actors are not `/usr/bin/time`'s children) nor a window of time."""
 
-    def __init__(self) -> None:
+    def __init__(self, measure: Callable[[], dict[int, int]], interval: float = 0.5) -> None:
+        self.measure, self.interval = measure, interval
         self.peaks: dict[int, int] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> ActorMemory:
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 
@@ -110,20 +114,30 @@ class ActorMemory:
         self._thread.join()
 
     def _sample(self) -> None:
-        while not self._done.wait(0.5):
-            for process in psutil.process_iter(["name", "cmdline", "memory_info"]):
-                label = " ".join(process.info["cmdline"] or []) or process.info["name"] or ""
-                if "PageWorker" in label and process.info["memory_info"] is not None:
-                    rss = process.info["memory_info"].rss
-                    self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
+        while True:
+            for key, rss in self.measure().items():
+                self.peaks[key] = max(self.peaks.get(key, 0), rss)
+            if self._done.wait(self.interval):
+                return
 
-    def peak_gb(self) -> float:
-        return round(max(self.peaks.values(), default=0) / 1024**3, 3)
+    @property
+    def peak(self) -> int:
+        return max(self.peaks.values(), default=0)
+
+
+def actor_rss() -> dict[int, int]:
+    """RSS of each Ray worker process running scancap's actor, by pid."""
+    found = {}
+    for process in psutil.process_iter(["name", "cmdline", "memory_info"]):
+        label = " ".join(process.info["cmdline"] or []) or process.info["name"] or ""
+        if "PageWorker" in label and process.info["memory_info"] is not None:
+            found[process.pid] = process.info["memory_info"].rss
+    return found
 
 
 def engine_run(inputs: Path, out: Path, engine: str) -> dict:
     """One `scancap run` with `engine`, its photos/s with start-up, and its actors' peak RSS."""
-    with ActorMemory() as actors:
+    with PeakRss(actor_rss) as actors:
         run = timed_run(inputs, out, "--engine", engine)
     manifest = pd.read_parquet(out / "manifest.parquet")
     photos = int(manifest["is_photo"].eq(True).sum())
@@ -131,7 +145,7 @@ def engine_run(inputs: Path, out: Path, engine: str) -> dict:
         "photos": photos,
         "photos_per_second_with_start_up": round(photos / run["wall_seconds"], 2),
         "actors": len(actors.peaks),
-        "actor_peak_rss_gb": actors.peak_gb(),
+        "actor_peak_rss_gb": round(actors.peak / 1024**3, 3),
     }
 
 

@@ -36,7 +36,7 @@ import psutil
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import markdown, timed_run, verdict  # noqa: E402
+from pipeline import PeakRss, markdown, timed_run, verdict  # noqa: E402
 
 from scancap import __version__  # noqa: E402
 from scancap.io import atomic_write_text  # noqa: E402
@@ -159,34 +159,6 @@ def send_share(client: httpx.Client, url: str, share: list[Upload], rows: list[d
         rows.append(analyze(client, url, upload))
 
 
-class PeakRss:
-    """Peak resident memory of a process and its children, sampled while a level runs.
-
-    Sampled, because the kernel's high-water mark covers one process since its start, not a
-    tree during one level; ten samples a second leave the 2 cores to the server.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while True:
-            self.peak = max(self.peak, tree_rss(self.process))
-            if self._done.wait(SAMPLE_INTERVAL_S):
-                return
-
-
 def tree_rss(process: psutil.Process) -> int:
     total = 0
     for member in [process, *process.children(recursive=True)]:
@@ -217,7 +189,8 @@ def run_level(url: str, uploads: list[Upload], clients: int, pid: int) -> dict[s
         )
         for i, session in enumerate(sessions)
     ]
-    with PeakRss(pid) as rss:
+    server = psutil.Process(pid)
+    with PeakRss(lambda: {pid: tree_rss(server)}, SAMPLE_INTERVAL_S) as rss:
         start = time.perf_counter()
         for thread in threads:
             thread.start()

@@ -24,17 +24,31 @@ QUIET_MODULE = "tensorflow"
 
 
 @contextmanager
-def stderr_to_devnull() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null (C libraries write there directly)."""
+def descriptors_to(sink: int, descriptors: Sequence[int] = (2,)) -> Iterator[None]:
+    """Point OS-level file descriptors at the open file `sink` for the block, then back: C
+    libraries and child processes write to the descriptors, not to `sys.stderr`."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = {fd: os.dup(fd) for fd in descriptors}
     try:
-        os.dup2(devnull, 2)
+        for fd in descriptors:
+            os.dup2(sink, fd)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        sys.stdout.flush()
+        for fd, original in saved.items():
+            os.dup2(original, fd)
+            os.close(original)
+
+
+@contextmanager
+def stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with descriptors_to(devnull):
+            yield
+    finally:
         os.close(devnull)
 
 

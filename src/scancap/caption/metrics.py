@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scancap.caption.model import tokenize
+from scancap.quiet import descriptors_to
 
 BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 
@@ -40,19 +40,14 @@ def _tokenized(captions: dict[str, list[str]], ptb: bool) -> dict[str, list[str]
 def _child_stderr_held() -> Iterator[None]:
     """The Java tokenizer reports its speed on file descriptor 2, which terminals and notebooks
     show as noise: hold what child processes write there, and show it only if the call fails."""
-    saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
         try:
-            yield
+            with descriptors_to(held.fileno()):
+                yield
         except BaseException:
-            os.dup2(saved, 2)
             held.seek(0)
             sys.stderr.write(held.read().decode(errors="replace"))
             raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def caption_scores(

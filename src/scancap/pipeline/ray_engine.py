@@ -54,6 +54,7 @@ from scancap.pipeline.run import (
     warn_redone,
     write_item_outputs,
 )
+from scancap.quiet import descriptors_to
 
 PARTS_DIR = "parts"
 RAY_LOG = "ray.log"  # Ray's own lines, kept out of the terminal
@@ -125,25 +126,29 @@ def _process(
 
     with _ray_lines_to(out / RAY_LOG) as terminal:
         _start_ray(address, config.workers)
+        bar = tqdm(total=total, initial=total - len(todo), desc="scancap run (ray)",
+                   unit="img", disable=not progress, file=terminal)  # fmt: skip
         try:
-            _run_actors(config, models, todo, keys, out, parts, terminal, progress, total)
-        finally:  # disconnect (or stop the local Ray) while its late messages still go to the log
+            for row in _dataset(config, models, todo, keys, out, parts).iter_rows():
+                if row["status"] == "error":
+                    report_error(row["page"], row["error"], terminal)
+                bar.update()
+        except ray.exceptions.RayError as error:
+            raise RayJobError(f"the Ray job stopped ({type(error).__name__})") from error
+        finally:  # disconnect (or stop the local Ray) while its late messages go to the log
+            bar.close()
             ray.shutdown()
 
 
-def _run_actors(
+def _dataset(
     config: RunConfig,
     models: Path | None,
     todo: list[Page],
     keys: dict[Page, tuple[str, str]],
     out: Path,
     parts: Path,
-    terminal: TextIO,
-    progress: bool,
-    total: int,
-) -> None:
-    """The actor pool over `todo`, streaming; the progress bar and one line per failed item
-    go to `terminal`, as the local engine's go to stderr."""
+) -> Any:
+    """`todo` as a Ray dataset mapped by a pool of `PageWorker` actors, one per CPU."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -163,7 +168,7 @@ def _run_actors(
         "sources": sorted({str(page.file.resolve()) for page in todo}),
     }
     blocks = -(-len(items) // batch_size)
-    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+    return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         PageWorker,
         fn_constructor_kwargs=worker_options,
         batch_size=batch_size,
@@ -171,17 +176,6 @@ def _run_actors(
         compute=ray.data.ActorPoolStrategy(size=cpus),
         num_cpus=1,
     )
-    bar = tqdm(total=total, initial=total - len(todo), desc="scancap run (ray)", unit="img",
-               disable=not progress, file=terminal)  # fmt: skip
-    try:
-        for row in dataset.iter_rows():
-            if row["status"] == "error":
-                report_error(row["page"], row["error"], terminal)
-            bar.update()
-    except ray.exceptions.RayError as error:
-        raise RayJobError(f"the Ray job stopped ({type(error).__name__})") from error
-    finally:
-        bar.close()
 
 
 @contextlib.contextmanager
@@ -190,21 +184,12 @@ def _ray_lines_to(log: Path) -> Iterator[TextIO]:
     cluster's relayed messages write) go to `log`; scancap's progress bar and error lines go
     to the terminal's stderr, which this yields."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    terminal = os.fdopen(os.dup(2), "w", buffering=1)
-    with log.open("ab") as sink:
-        for fd in saved:
-            os.dup2(sink.fileno(), fd)
-        try:
-            yield terminal
-        finally:
-            sys.stdout.flush()
-            for fd, original in saved.items():
-                os.dup2(original, fd)
-                os.close(original)
-            terminal.close()
+    with (
+        os.fdopen(os.dup(2), "w", buffering=1) as terminal,  # before fd 2 goes to the log
+        log.open("ab") as sink,
+        descriptors_to(sink.fileno(), (1, 2)),
+    ):
+        yield terminal
 
 
 def _start_ray(address: str | None, local_cpus: int) -> None:

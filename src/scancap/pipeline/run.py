@@ -423,7 +423,7 @@ def finish_run(
     summary = RunSummary(len(files), processed, len(files) - processed, redone, dict(counts),
                          errors, time.perf_counter() - start, out)  # fmt: skip
     originals = {page.name: _original_link(page) for page in files}
-    write_run_outputs(out, rows, thumbnails, originals, summary, provenance)
+    _write_run_outputs(out, rows, thumbnails, originals, summary, provenance)
     return summary
 
 
@@ -533,7 +533,7 @@ def _refuse_input(target: Path, inputs: set[Path]) -> None:
         raise ValueError(f"{target}: refusing to overwrite an input image")
 
 
-def write_run_outputs(
+def _write_run_outputs(
     out: Path,
     rows: list[dict[str, Any]],
     thumbnails: Callable[[str], Thumbnails],
