@@ -25,6 +25,7 @@ from test_report import script_argument
 from scancap.cli import main
 from scancap.pipeline.ray_engine import ray_available, read_parts, write_part
 from scancap.pipeline.run import MANIFEST_COLUMNS
+from scancap.pipeline.storage import OutputTree
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 RAY = Path(sys.executable).with_name("ray")
@@ -38,8 +39,8 @@ def test_a_batch_part_keeps_every_field_of_its_rows(tmp_path: Path) -> None:
           "thumbnails": '[["after", "report/thumbs/x.after.webp"]]'},
          {c: None for c in MANIFEST_COLUMNS} | {"path": "b.jpg", "sha256": "2", "status": "error",
           "error": "not a valid JPEG file", "thumbnails": "[]"}]  # fmt: skip
-    write_part(tmp_path, rows)
-    done = read_parts(tmp_path)
+    write_part(tmp_path / "parts", rows)
+    done = read_parts(OutputTree(tmp_path), "parts")
     row, thumbs = done[("a.jpg", "1")]
     assert row["width"] == 640 and isinstance(row["width"], int) and row["caption"] == "a dog"
     assert thumbs == [("after", "report/thumbs/x.after.webp")]
@@ -176,3 +177,75 @@ def test_an_address_nobody_listens_at_is_one_line_and_exit_2(
     assert error.startswith("scancap run: no Ray cluster answers at") and "\n" not in error
     assert main(["run", str(SAMPLES), "--out", str(tmp_path / "out"), "--address", address]) == 2
     assert "--address is for --engine ray" in capsys.readouterr().err
+
+
+@pytest.fixture
+def object_store(tmp_path: Path) -> Iterator[dict]:
+    """An S3 server on 127.0.0.1 (moto), a bucket in it, and the environment that reaches it."""
+    port = _free_port()
+    env = os.environ | {"AWS_ACCESS_KEY_ID": "scancap-test", "AWS_SECRET_ACCESS_KEY": "secret",
+                        "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    server = subprocess.Popen([str(RAY.with_name("moto_server")), "-H", "127.0.0.1", "-p",
+                               str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert server.poll() is None and time.monotonic() < deadline, "moto did not start"
+            time.sleep(0.2)
+        options = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        yield {"env": env, "uri": lambda path: f"s3://scans/{path}?{options}"}
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_inputs_and_outputs_on_an_object_store_give_the_local_results(
+    object_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.fs as pafs
+
+    batch = _batch(tmp_path)
+    local = tmp_path / "local"
+    assert main(["run", str(batch), "--out", str(local), "--pdf-dpi", "100", "--quiet"]) == 1
+    env, uri = object_store["env"], object_store["uri"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"):
+        monkeypatch.setenv(name, env[name])  # uploads without them are stored garbled by moto
+    s3, _ = pafs.FileSystem.from_uri(uri("in") + "&allow_bucket_creation=true")
+    s3.create_dir("scans")
+    pafs.copy_files(str(batch), "scans/in", source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=s3)  # fmt: skip
+
+    command = [sys.executable, "-m", "scancap.cli", "run", uri("in"), "--out", uri("out"),
+               "--engine", "ray", "--pdf-dpi", "100", "--quiet"]  # fmt: skip
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stdout + first.stderr  # the two bad files
+    assert "error: s3://scans/in/broken.jpg:" in first.stderr and "Traceback" not in first.stderr
+
+    copy = tmp_path / "from-s3"
+    pafs.copy_files("scans/out", str(copy), source_filesystem=s3,
+                    destination_filesystem=pafs.LocalFileSystem())  # fmt: skip
+    expected = pd.read_parquet(local / "manifest.parquet").drop(columns=TIMINGS)
+    manifest = pd.read_parquet(copy / "manifest.parquet").drop(columns=TIMINGS)
+    pd.testing.assert_frame_equal(manifest, expected, check_exact=False, rtol=1e-3)
+    for row in manifest[manifest["is_photo"].eq(True)].itertuples():
+        assert np.array_equal(_pixels(copy / row.output), _pixels(local / row.output))
+    _, details = script_argument(copy / "report" / "details" / "0000.js", "scancapDetails")
+    thumbs = {src for card in details for _, src in card["thumbs"]}
+    assert thumbs and all((copy / src).is_file() for src in thumbs)
+    assert "s3://scans/in/scan.pdf#page=2" in {card["source"] for card in details}
+
+    rerun = subprocess.run(command[:-1], env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1 and "Traceback" not in rerun.stderr
+    assert f"{len(expected)} already done" in rerun.stdout, rerun.stdout
+    assert "report: s3://scans/out/report.html" in rerun.stdout
+
+
+def test_uris_need_the_ray_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "s3://bucket/scans", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "error: s3://bucket/scans: inputs and outputs given as URIs need --engine ray"

@@ -20,7 +20,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any
 
 import cv2
@@ -262,11 +262,18 @@ def _images_under(folder: Path) -> list[Path]:
     files = (
         file
         for file in folder.rglob("*")
-        if file.suffix.lower() in INPUT_SUFFIXES | UNSUPPORTED_SUFFIXES
+        if is_listed_in_folder(file.relative_to(folder))
         and (file.is_file() or (file.is_symlink() and not file.exists()))
-        and not any(part.startswith(".") for part in file.relative_to(folder).parts)
     )
     return sorted(files, key=lambda file: file.relative_to(folder).parts)
+
+
+def is_listed_in_folder(relative: PurePath) -> bool:
+    """Whether a folder search lists the file at `relative`: an image, PDF or known image
+    format (any case), in no hidden folder and not hidden itself."""
+    return relative.suffix.lower() in INPUT_SUFFIXES | UNSUPPORTED_SUFFIXES and not any(
+        part.startswith(".") for part in relative.parts
+    )
 
 
 def _check_supported(path: Path) -> None:

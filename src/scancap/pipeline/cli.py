@@ -16,6 +16,7 @@ from scancap.cli_args import (
 )
 from scancap.config import RunConfig, load_config
 from scancap.pages import require_inputs
+from scancap.pipeline.storage import StorageError, is_remote, local_path, shown
 from scancap.restore.auto import MODES
 
 DEFAULTS = RunConfig()
@@ -32,14 +33,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scancap.pipeline.run import Pipeline, run
 
     config = run_config(args)  # a bad setting: ConfigError, exit status 2
-    require_inputs(args.inputs)  # before the models load
+    uris = [item for item in [*args.inputs, args.out] if is_remote(item)]
+    local = [local_path(item) for item in args.inputs if not is_remote(item)]
+    if local:
+        require_inputs(local)  # before the models load
     if args.engine == "ray":
         return _run_on_ray(args, config)
     if args.address:
         raise UsageError("--address is for --engine ray")
+    if uris:
+        raise UsageError(f"{uris[0]}: inputs and outputs given as URIs need --engine ray")
     with Pipeline.load(config, args.models) as pipeline:
         try:
-            summary = run(pipeline, args.inputs, Path(args.out), args.force, not args.quiet)
+            summary = run(pipeline, local, local_path(args.out), args.force, not args.quiet)
         except KeyboardInterrupt:
             print(
                 "\ninterrupted: finished images are kept in the ledger; run the same command "
@@ -58,15 +64,15 @@ def _run_on_ray(args: argparse.Namespace, config: RunConfig) -> int:
 
     require_ray()
     try:
-        summary = run_on_ray(config, args.models, args.inputs, Path(args.out), args.force,
+        summary = run_on_ray(config, args.models, args.inputs, args.out, args.force,
                              not args.quiet, args.address)  # fmt: skip
-    except RayConnectError as error:
+    except (RayConnectError, StorageError) as error:
         print(f"scancap run: {error}", file=sys.stderr)
         return 2
     except (RayJobError, KeyboardInterrupt) as error:
         reason = str(error) if isinstance(error, RayJobError) else "interrupted"
-        print(f"\n{reason}: finished batches are kept under {args.out}/parts; run the same "
-              f"command again to resume (Ray's own log: {args.out}/ray.log)",
+        print(f"\n{reason}: finished batches are kept under {shown(args.out, 'parts')}; run "
+              f"the same command again to resume (Ray's own log: {shown(args.out, 'ray.log')})",
               file=sys.stderr)  # fmt: skip
         return 130 if isinstance(error, KeyboardInterrupt) else 1
     if not args.quiet:
@@ -96,7 +102,11 @@ def register_cli(
         "--config, then flags.",
     )
     add_inputs(run)
-    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument(
+        "--out", required=True,
+        help="output folder; with --engine ray, inputs and OUT may also be URIs of any "
+        "filesystem pyarrow opens (s3://bucket/scans, gs://…)",
+    )  # fmt: skip
     run.add_argument(
         "--threshold",
         type=probability,

@@ -12,17 +12,18 @@ file): each actor writes its batch's rows, as one Parquet file named after the b
 under `OUT/parts/<settings fingerprint>/`, once the batch's outputs are written. A rerun after a
 crash (a node lost, the driver killed) reads those files and hands Ray only what they lack;
 the driver then merges every part into the manifest, `captions.jsonl` and the report, each
-input exactly once. OUT must be a path every node can write (a shared filesystem).
+input exactly once. OUT must be a path every node can write (a shared filesystem), or a URI
+of a filesystem every node reaches, as inputs may be (`scancap.pipeline.storage`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import os
-import shutil
 import socket
 import sys
 import time
@@ -35,11 +36,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from scancap.batch import report_error
+from scancap.batch import Loaded, report_error
 from scancap.config import RunConfig
-from scancap.io import atomic_write_bytes
+from scancap.io import ImageLoadError, atomic_write_bytes
 from scancap.pages import Page
-from scancap.pipeline.provenance import Provenance
+from scancap.pipeline.provenance import RUN_FILE, Provenance
 from scancap.pipeline.report import Thumbnails
 from scancap.pipeline.run import (
     MANIFEST_COLUMNS,
@@ -53,6 +54,14 @@ from scancap.pipeline.run import (
     run_provenance,
     warn_redone,
     write_item_outputs,
+)
+from scancap.pipeline.storage import (
+    OutputTree,
+    RemoteFile,
+    fetched,
+    is_remote,
+    list_remote_pages,
+    local_path,
 )
 from scancap.quiet import descriptors_to
 
@@ -73,34 +82,77 @@ def run_on_ray(
     config: RunConfig,
     models: Path | None,
     inputs: list[str | Path],
-    out: Path,
+    out: str | Path,
     force: bool = False,
     progress: bool = True,
     address: str | None = None,
 ) -> RunSummary:
-    """Process every page under `inputs` into `out` on Ray; same outputs as `run`."""
-    out = Path(out)
+    """Process every page under `inputs` into `out` on Ray; same outputs as `run`. Inputs
+    and `out` may be local paths or URIs (`scancap.pipeline.storage`)."""
+    tree = OutputTree(out)
+    try:
+        return _run(config, models, inputs, tree, force, progress, address)
+    finally:  # what the driver wrote, finished or not: the run's files, Ray's log
+        tree.publish()
+        tree.close()
+
+
+def _run(
+    config: RunConfig,
+    models: Path | None,
+    inputs: list[str | Path],
+    tree: OutputTree,
+    force: bool,
+    progress: bool,
+    address: str | None,
+) -> RunSummary:
     start = time.perf_counter()
-    files, keys = list_run_inputs(inputs, out, config.pdf_dpi)
+    files, keys, remotes = list_inputs(inputs, tree, config.pdf_dpi)
     dirs = model_folders(models)
     provenance = run_provenance(config, dirs, _threshold(config, dirs["classifier"]))
-    previous, fingerprint = Provenance.read(out), provenance.fingerprint()
-    parts = out / PARTS_DIR / fingerprint
+    tree.pull(RUN_FILE)
+    previous, fingerprint = Provenance.read(tree.staging), provenance.fingerprint()
+    parts = f"{PARTS_DIR}/{fingerprint}"
     if force:
-        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
-    done = read_parts(parts)
+        tree.delete_folder(PARTS_DIR)
+    done = read_parts(tree, parts)
     todo = [page for page in files if keys[page] not in done]
-    redone = _finished_with_other_settings(out, fingerprint, {keys[page] for page in todo})
+    redone = _finished_with_other_settings(tree, fingerprint, {keys[page] for page in todo})
     if redone:
-        warn_redone(redone, out, provenance, previous)
-    provenance.write(out)
+        warn_redone(redone, tree.display(), provenance, previous)
+    provenance.write(tree.staging)
     if todo:
-        _process(config, models, todo, keys, out, parts, progress, address, len(files))
-        done = read_parts(parts)
+        _process(config, models, _items(todo, keys, remotes), tree, parts, progress, address,
+                 len(files))  # fmt: skip
+        done = read_parts(tree, parts)
     rows = [done[keys[page]][0] for page in files if keys[page] in done]
     thumbnails = {row["path"]: thumbs for row, thumbs in done.values()}
-    return finish_run(out, files, rows, lambda path: thumbnails.get(path, []),
-                      (len(todo), redone), start, provenance)  # fmt: skip
+    links = {page.name: _link(page, remotes[page]) for page in files if page in remotes}
+    summary = finish_run(tree.staging, files, rows, lambda path: thumbnails.get(path, []),
+                         (len(todo), redone), start, provenance, links)  # fmt: skip
+    return dataclasses.replace(summary, out=tree.display())
+
+
+def list_inputs(
+    inputs: list[str | Path], tree: OutputTree, pdf_dpi: int
+) -> tuple[list[Page], dict[Page, tuple[str, str]], dict[Page, RemoteFile]]:
+    """The pages of the local inputs, then those of the URIs, each with its key (name, content
+    hash); a page from a URI also with its remote file."""
+    local = [local_path(item) for item in inputs if not is_remote(item)]
+    files, keys = list_run_inputs(local, tree.staging, pdf_dpi) if local else ([], {})
+    remotes: dict[Page, RemoteFile] = {}
+    for uri in (str(item) for item in inputs if is_remote(item)):
+        for page, remote, digest in list_remote_pages(uri, pdf_dpi, tree):
+            files.append(page)
+            keys[page] = (page.name, digest)
+            remotes[page] = remote
+    if not files:
+        raise FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
+    return files, keys, remotes
+
+
+def _link(page: Page, remote: RemoteFile) -> str:
+    return remote.link() + (f"#page={page.number}" if page.number is not None else "")
 
 
 def _threshold(config: RunConfig, classifier_dir: Path) -> float:
@@ -110,26 +162,41 @@ def _threshold(config: RunConfig, classifier_dir: Path) -> float:
     return float(json.loads((classifier_dir / "calibration.json").read_text())["threshold"])
 
 
+def _items(
+    todo: list[Page], keys: dict[Page, tuple[str, str]], remotes: dict[Page, RemoteFile]
+) -> list[dict[str, Any]]:
+    """What an actor needs of each page: where its file is, its name and its key."""
+    items = []
+    for page in todo:
+        remote = remotes.get(page)
+        items.append(
+            {"filesystem": remote.uri if remote else "",
+             "file": remote.path if remote else str(page.file.resolve()),
+             "shown": _link(page, remote) if remote else str(page),
+             "name": page.name, "number": page.number or 0, "sha256": keys[page][1]}
+        )  # fmt: skip
+    return items
+
+
 def _process(
     config: RunConfig,
     models: Path | None,
-    todo: list[Page],
-    keys: dict[Page, tuple[str, str]],
-    out: Path,
-    parts: Path,
+    items: list[dict[str, Any]],
+    tree: OutputTree,
+    parts: str,
     progress: bool,
     address: str | None,
     total: int,
 ) -> None:
-    """Start or join Ray, then run the actor pool over `todo`."""
+    """Start or join Ray, then run the actor pool over `items`."""
     import ray
 
-    with _ray_lines_to(out / RAY_LOG) as terminal:
+    with _ray_lines_to(tree.staging / RAY_LOG) as terminal:
         _start_ray(address, config.workers)
-        bar = tqdm(total=total, initial=total - len(todo), desc="scancap run (ray)",
+        bar = tqdm(total=total, initial=total - len(items), desc="scancap run (ray)",
                    unit="img", disable=not progress, file=terminal)  # fmt: skip
         try:
-            for row in _dataset(config, models, todo, keys, out, parts).iter_rows():
+            for row in _dataset(config, models, items, tree, parts).iter_rows():
                 if row["status"] == "error":
                     report_error(row["page"], row["error"], terminal)
                 bar.update()
@@ -143,29 +210,23 @@ def _process(
 def _dataset(
     config: RunConfig,
     models: Path | None,
-    todo: list[Page],
-    keys: dict[Page, tuple[str, str]],
-    out: Path,
-    parts: Path,
+    items: list[dict[str, Any]],
+    tree: OutputTree,
+    parts: str,
 ) -> Any:
-    """`todo` as a Ray dataset mapped by a pool of `PageWorker` actors, one per CPU."""
+    """`items` as a Ray dataset mapped by a pool of `PageWorker` actors, one per CPU."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    items = [
-        {"file": str(page.file.resolve()), "name": page.name, "number": page.number or 0,
-         "sha256": keys[page][1]}
-        for page in todo
-    ]  # fmt: skip
     # Batches small enough that every actor gets several (the last round leaves actors idle),
     # large enough for the models' batching.
     batch_size = max(1, min(config.batch_size, -(-len(items) // (4 * cpus))))
     worker_options = {
         "config": config.model_dump(mode="json"),
         "models": str(models.resolve()) if models else None,
-        "out": str(out.resolve()),
-        "parts": str(parts.resolve()),
-        "sources": sorted({str(page.file.resolve()) for page in todo}),
+        "out": tree.location if tree.remote else tree.root,
+        "parts": parts,
+        "sources": sorted({item["file"] for item in items if not item["filesystem"]}),
     }
     blocks = -(-len(items) // batch_size)
     return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
@@ -241,30 +302,40 @@ class PageWorker:
         # One CPU per actor: restoration and decoding on the actor's own thread.
         self.config = RunConfig(**(config | {"workers": 1}))
         self.pipeline = Pipeline.load(self.config, Path(models) if models else None)
-        self.out, self.parts = Path(out), Path(parts)
+        self.tree, self.parts = OutputTree(out), parts
         self.sources = {Path(source) for source in sources}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Decode, classify, restore, caption and write each page; record the batch."""
-        pages = [
-            Page(Path(row.file), row.name, int(row.number) or None, self.config.pdf_dpi)
-            for row in batch.itertuples()
-        ]
-        loaded = [decode_page(page, self.config.max_pixels) for page in pages]
-        items = [
-            (Result(page.name, sha256, seconds_decode=round(seconds, 4)), image)
-            for page, sha256, (image, seconds) in zip(pages, batch["sha256"], loaded, strict=True)
-        ]
-        self.pipeline.analyze_loaded(items)
-        records = []
-        for page, (result, image) in zip(pages, items, strict=True):
-            thumbs = write_item_outputs(result, page, image, self.out, self.config, self.sources)
-            records.append(result.row() | {"thumbnails": json.dumps(thumbs)})
-        write_part(self.parts, records)
+        rows = list(batch.itertuples())
+        remote = [RemoteFile(row.filesystem, row.file) for row in rows if row.filesystem]
+        with fetched(remote) as copies:
+            pages = [self._page(row, copies) for row in rows]
+            items = [
+                (Result(row.name, row.sha256, seconds_decode=round(seconds, 4)), image)
+                for row, (_, image, seconds) in zip(rows, pages, strict=True)
+            ]
+            self.pipeline.analyze_loaded(items)
+            records = []
+            for (page, _, _), (result, image) in zip(pages, items, strict=True):
+                thumbs = write_item_outputs(result, page, image, self.tree.staging, self.config,
+                                            self.sources)  # fmt: skip
+                records.append(result.row() | {"thumbnails": json.dumps(thumbs)})
+        write_part(self.tree.staging / self.parts, records)
+        self.tree.publish(last=PARTS_DIR)
         return pd.DataFrame(
-            {"page": [str(page) for page in pages], "status": [r["status"] for r in records],
+            {"page": [row.shown for row in rows], "status": [r["status"] for r in records],
              "error": [r["error"] for r in records]}
         )  # fmt: skip
+
+    def _page(self, row: Any, copies: dict[RemoteFile, Path | str]) -> tuple[Page, Loaded, float]:
+        """The row's page (a remote file: its local copy) decoded, with the seconds it took."""
+        copy = copies[RemoteFile(row.filesystem, row.file)] if row.filesystem else Path(row.file)
+        file = copy if isinstance(copy, Path) else Path(row.file)
+        page = Page(file, row.name, int(row.number) or None, self.config.pdf_dpi)
+        if isinstance(copy, str):  # the remote file could not be read
+            return page, ImageLoadError(row.shown, copy), 0.0
+        return page, *decode_page(page, self.config.max_pixels)
 
 
 def _one_thread_per_actor() -> None:
@@ -290,20 +361,23 @@ def write_part(parts: Path, records: list[dict[str, Any]]) -> Path:
     )
 
 
-def read_parts(parts: Path) -> Done:
-    """Every finished row recorded under `parts`, by (name, content hash)."""
+def read_parts(tree: OutputTree, parts: str) -> Done:
+    """Every finished row recorded under `parts` (relative to OUT), by (name, content hash)."""
     done: Done = {}
-    for path in sorted(parts.glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():  # plain values and None, as the ledger's
+    for path in tree.files(parts, ".parquet"):
+        # plain values and None, as the ledger's
+        for row in pq.read_table(path, filesystem=tree.fs).to_pylist():
             thumbs = [tuple(pair) for pair in json.loads(row.pop("thumbnails"))]
             done[(row["path"], row["sha256"])] = (row, thumbs)
     return done
 
 
-def _finished_with_other_settings(out: Path, fingerprint: str, todo: set[tuple[str, str]]) -> int:
-    """How many of `todo` were finished in `out` under other settings or models."""
-    others = [p for p in (out / PARTS_DIR).glob("*") if p.is_dir() and p.name != fingerprint]
-    return len(todo & {key for folder in others for key in read_parts(folder)})
+def _finished_with_other_settings(
+    tree: OutputTree, fingerprint: str, todo: set[tuple[str, str]]
+) -> int:
+    """How many of `todo` were finished in OUT under other settings or models."""
+    others = [name for name in tree.folders(PARTS_DIR) if name != fingerprint]
+    return len(todo & {key for name in others for key in read_parts(tree, f"{PARTS_DIR}/{name}")})
 
 
 def ray_available() -> bool:

@@ -315,7 +315,7 @@ class RunSummary:
     counts: dict[str, int]
     errors: int
     seconds: float
-    out: Path
+    out: Path | str  # a local folder, or the URI a Ray run wrote to
 
     @property
     def throughput(self) -> float:
@@ -329,7 +329,7 @@ class RunSummary:
             f"({self.throughput:.1f} images/s), {self.resumed} already done"
             + (f", {self.redone} redone with new settings" if self.redone else "")
             + "\n"
-            f"report: {self.out / REPORT_FILE}\nmanifest: {self.out / MANIFEST_FILES[0]}"
+            f"report: {self.out}/{REPORT_FILE}\nmanifest: {self.out}/{MANIFEST_FILES[0]}"
         )
 
 
@@ -415,14 +415,16 @@ def finish_run(
     processed_redone: tuple[int, int],
     start: float,
     provenance: Provenance,
+    links: dict[str, str] | None = None,
 ) -> RunSummary:
-    """The run's summary and its batch outputs (manifest, captions, report), from every row."""
+    """The run's summary and its batch outputs (manifest, captions, report), from every row.
+    The report links each page to its file, or to its entry in `links` (a remote file)."""
     processed, redone = processed_redone
     counts = Counter(row_class(row) for row in rows)
     errors = counts.pop("error", 0)
     summary = RunSummary(len(files), processed, len(files) - processed, redone, dict(counts),
                          errors, time.perf_counter() - start, out)  # fmt: skip
-    originals = {page.name: _original_link(page) for page in files}
+    originals = {page.name: _original_link(page) for page in files} | (links or {})
     _write_run_outputs(out, rows, thumbnails, originals, summary, provenance)
     return summary
 
@@ -437,7 +439,7 @@ def list_run_inputs(
     return files, {page: (page.name, digests[page.file]) for page in files}
 
 
-def warn_redone(count: int, out: Path, now: Provenance, before: Provenance | None) -> None:
+def warn_redone(count: int, out: Path | str, now: Provenance, before: Provenance | None) -> None:
     """Say on the terminal why finished images are processed again."""
     changes = now.changes_from(before) if before else ["settings of an earlier scancap"]
     tqdm.write(
