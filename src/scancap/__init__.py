@@ -12,7 +12,7 @@ from scancap import quiet
 
 quiet.install()  # TensorFlow's C++ start-up lines stay out of terminals and notebooks
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 _LAZY = {
     "Pipeline": "scancap.pipeline.run",
     "Result": "scancap.pipeline.run",

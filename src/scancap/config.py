@@ -12,6 +12,10 @@ max_pixels = 50_000_000
 pdf_dpi = 300          # PDF pages are rendered at this resolution
 pixel_budget = 24_000_000  # pixels decoded per batch and restored at once (memory)
 time_limit = 60.0      # seconds of restoration per image (then kept unrestored)
+ocr = "text"           # read text pages with Tesseract; "all-non-photos", or "off"
+ocr_languages = "eng+fra"
+ocr_time_limit = 120.0 # seconds of OCR per page (then the page has no text, and says why)
+searchable_pdf = false # also write searchable/<name>.pdf: the page with its text layer
 
 All three sources go through one typed, range-checked model: a wrong type or an out-of-range
 value is a ConfigError naming the source, the key, the value and what is allowed.
@@ -69,6 +73,10 @@ class RunConfig(BaseModel):
     # Decoded pixels per batch, and pixels being restored at once: memory follows pixels.
     pixel_budget: int = Field(DEFAULT_PIXEL_BUDGET, ge=1_000_000)
     time_limit: float = Field(60.0, gt=0.0)
+    ocr: Literal["text", "all-non-photos", "off"] = "text"
+    ocr_languages: str = Field("eng+fra", pattern=r"^[a-z_]+(\+[a-z_]+)*$")
+    ocr_time_limit: float = Field(120.0, gt=0.0)
+    searchable_pdf: bool = False
 
     def settings(self) -> dict[str, Any]:
         """The settings as plain values (for run.json and the ledger's settings key)."""

@@ -133,6 +133,12 @@ def page_metadata(page: Page) -> ScanMetadata:
     return read_metadata(page.file, page.index)
 
 
+def page_dpi(page: Page) -> float | None:
+    """The page's resolution where its file records it (a PDF page: its render dpi)."""
+    dpi = page_metadata(page).dpi
+    return float(dpi[0]) if dpi else None
+
+
 def require_inputs(inputs: Iterable[StrPath]) -> None:
     """FileNotFoundError unless the inputs hold at least one file (checked before models load)."""
     inputs = list(inputs)

@@ -11,6 +11,7 @@ from scancap.cli_args import (
     add_batch_options,
     add_inputs,
     add_models_option,
+    positive_float,
     positive_int,
     probability,
 )
@@ -149,6 +150,24 @@ def register_cli(
         type=float,
         help=f"seconds one image may spend in restoration (default {DEFAULTS.time_limit:g})",
     )
+    run.add_argument(
+        "--ocr", choices=["text", "all-non-photos", "off"],
+        help="read text pages with Tesseract (default); also schematics, sketches and "
+        "paintings; or none",
+    )  # fmt: skip
+    run.add_argument(
+        "--ocr-languages",
+        help=f"Tesseract languages, '+'-separated (default {DEFAULTS.ocr_languages})",
+    )
+    run.add_argument(
+        "--ocr-time-limit", type=positive_float,
+        help=f"seconds of OCR per page (default {DEFAULTS.ocr_time_limit:g})",
+    )  # fmt: skip
+    run.add_argument(
+        "--searchable-pdf", action=argparse.BooleanOptionalAction,
+        help="also write searchable/<name>.pdf for each page read: the page under an "
+        "invisible text layer (default off)",
+    )  # fmt: skip
     run.add_argument(
         "--pixel-budget",
         type=positive_int,

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from scancap.batch import Loaded, report_error
 from scancap.config import RunConfig
 from scancap.io import ImageLoadError, atomic_write_bytes
-from scancap.pages import Page
+from scancap.pages import Page, page_dpi
 from scancap.pipeline.provenance import RUN_FILE, Provenance
 from scancap.pipeline.report import Thumbnails
 from scancap.pipeline.run import (
@@ -197,7 +197,7 @@ def _process(
                    unit="img", disable=not progress, file=terminal)  # fmt: skip
         try:
             for row in _dataset(config, models, items, tree, parts).iter_rows():
-                if row["status"] == "error":
+                if row["error"]:
                     report_error(row["page"], row["error"], terminal)
                 bar.update()
         except ray.exceptions.RayError as error:
@@ -312,9 +312,10 @@ class PageWorker:
         with fetched(remote) as copies:
             pages = [self._page(row, copies) for row in rows]
             items = [
-                (Result(row.name, row.sha256, seconds_decode=round(seconds, 4)), image)
-                for row, (_, image, seconds) in zip(rows, pages, strict=True)
-            ]
+                (Result(row.name, row.sha256, seconds_decode=round(seconds, 4),
+                        dpi=page_dpi(page)), image)
+                for row, (page, image, seconds) in zip(rows, pages, strict=True)
+            ]  # fmt: skip
             self.pipeline.analyze_loaded(items)
             records = []
             for (page, _, _), (result, image) in zip(pages, items, strict=True):

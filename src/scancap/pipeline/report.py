@@ -52,6 +52,8 @@ dl.summary dt{font-weight:bold}dl.summary dd{margin:0;overflow-wrap:anywhere}
 .name{font-weight:bold;overflow-wrap:anywhere}
 .meta{font-size:13px;margin-top:4px;line-height:1.45}
 .caption{font-style:italic}.err{color:#c33;font-weight:bold}
+pre.text{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f4f4f4;
+  padding:4px 6px;margin:4px 0;max-height:9em;overflow:hidden}
 .measures{border-collapse:collapse;font-size:12px;margin-top:4px}
 .measures td{padding:1px 8px 1px 0;vertical-align:top}
 .measures td:first-child{color:#555;white-space:nowrap}
@@ -83,7 +85,8 @@ function matching() {
   const ix = S.index, klass = $('klass').value, status = $('status').value;
   const query = $('search').value.trim().toLowerCase();
   if (query && !S.hay) {
-    S.hay = ix.path.map((p, i) => (p + '\n' + ix.caption[i] + '\n' + ix.tags[i]).toLowerCase());
+    S.hay = ix.path.map((p, i) =>
+      [p, ix.caption[i], ix.tags[i], ix.title[i]].join('\n').toLowerCase());
   }
   const rows = [];
   for (let i = 0; i < ix.path.length; i++) {
@@ -135,8 +138,11 @@ function card(i) {
   if (d.error) meta.append(element('div', {class: 'err'}, 'error: ' + d.error));
   if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”'));
   if (d.tags) meta.append(element('div', {class: 'tags'}, 'tags: ' + d.tags));
+  if (d.text) meta.append(element('pre', {class: 'text'}, d.text));
   const links = element('div', {});
   if (d.output) links.append(element('a', {href: d.output}, 'full-size output'), ' · ');
+  if (d.text_file) links.append(element('a', {href: d.text_file}, 'text'), ' · ');
+  if (d.text_pdf) links.append(element('a', {href: d.text_pdf}, 'searchable PDF'), ' · ');
   if (d.source) links.append(element('a', {href: d.source}, 'original'));
   meta.append(links);
   const table = element('table', {class: 'measures'});
@@ -238,7 +244,12 @@ def row_measures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
         ]
         if row.get("restore_notes"):
             measures.append(("notes", str(row["restore_notes"])))
-    stages = ("decode", "classify", "restore", "caption")
+    if row.get("text_file"):
+        measures += [
+            ("language", str(row.get("language") or "not told")),
+            ("OCR confidence", _number(row.get("ocr_confidence"), 1)),
+        ]
+    stages = ("decode", "classify", "restore", "caption", "ocr")
     timings = [f"{s} {float(row.get(f'seconds_{s}') or 0):.3f}" for s in stages]
     measures.append(("seconds", " · ".join(timings)))
     return measures
@@ -252,6 +263,9 @@ def _details(row: Mapping[str, Any], thumbnails: Thumbnails, source: str) -> dic
         "error": str(row.get("error") or ""),
         "caption": str(row.get("caption") or ""),
         "tags": str(row.get("tags") or ""),
+        "text": first_lines(str(row.get("text") or "")),
+        "text_file": quote(str(row.get("text_file") or "")),
+        "text_pdf": quote(str(row.get("text_pdf") or "")),
         "output": quote(str(row.get("output") or "")),  # a link: "#" or "?" in a name is text
         "source": source,
         "thumbs": [list(pair) for pair in thumbnails],
@@ -275,7 +289,15 @@ def _index(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ],  # fmt: skip
         "caption": [str(row.get("caption") or "") for row in rows],
         "tags": [str(row.get("tags") or "") for row in rows],
+        "title": [str(row.get("title") or "") for row in rows],
     }
+
+
+def first_lines(text: str, lines: int = 6, characters: int = 480) -> str:
+    """The start of a page's text for its card: a few non-empty lines, cut at a length."""
+    kept = [line for line in text.splitlines() if line.strip()][:lines]
+    start = "\n".join(kept)
+    return start if len(start) <= characters else start[: characters - 1] + "…"
 
 
 def _script_call(function: str, *arguments: Any) -> str:
@@ -300,7 +322,7 @@ def _page(title: str, summary: Sequence[tuple[str, str]], counts: Counter) -> st
 <label>class <select id="klass"><option value="all">all</option>{options}</select></label>
 <label>status <select id="status"><option value="all">all</option><option value="ok">ok</option>
 <option value="error">error</option></select></label>
-<label>search <input id="search" type="search" placeholder="name, caption or tag"></label>
+<label>search <input id="search" type="search" placeholder="name, caption, tag or title"></label>
 <label>sort <select id="order"><option value="path">input order</option>
 <option value="desc">p(photo) high → low</option><option value="asc">p(photo) low → high</option>
 </select></label>

@@ -38,7 +38,8 @@ from scancap.io import (
     output_path,
     save_image,
 )
-from scancap.pages import Page, as_page, list_pages, page_metadata, require_pages
+from scancap.ocr.reader import TextReader
+from scancap.pages import Page, as_page, list_pages, page_dpi, page_metadata, require_pages
 from scancap.paths import models_dir
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
@@ -56,11 +57,14 @@ from scancap.restore.workers import RestoreWorkers
 if TYPE_CHECKING:  # TensorFlow loads with the models, not with this module (Ray's driver)
     from scancap.caption.model import Captioner
     from scancap.classify.model import Classifier, Prediction
+    from scancap.ocr.engine import PageText
 
 MANIFEST_FILES = ("manifest.parquet", "manifest.csv")
 CAPTIONS_FILE = "captions.jsonl"
 PHOTOS_DIR = "photos"
 SORTED_DIR = "sorted"
+TEXTS_DIR = "texts"
+SEARCHABLE_DIR = "searchable"
 NEURAL_BATCH = 32  # backbone images per forward pass: as fast per image as larger ones on CPU
 
 
@@ -89,12 +93,21 @@ class Result:
     caption: str = ""
     caption_score: float | None = None
     tags: str = ""  # grounded keywords with probabilities, "lighthouse:0.62; seashore:0.21"
+    title: str = ""  # a text page's first line
+    text: str = ""  # a text page's text, as Tesseract laid it out
+    language: str = ""  # "eng" or "fra", from the text's function words
+    ocr_confidence: float | None = None  # mean word confidence, 0-100
+    text_file: str = ""  # the text as a file: texts/<name>.txt
+    text_pdf: str = ""  # with --searchable-pdf: searchable/<name>.pdf
     output: str = ""
     seconds_decode: float = 0.0
     seconds_classify: float = 0.0
     seconds_restore: float = 0.0
     seconds_caption: float = 0.0
+    seconds_ocr: float = 0.0
     restored: np.ndarray | None = field(default=None, repr=False, compare=False)
+    pdf: bytes | None = field(default=None, repr=False, compare=False)  # searchable, unwritten
+    dpi: float | None = field(default=None, repr=False, compare=False)  # the page's, if known
 
     def row(self) -> dict[str, Any]:
         """The manifest fields as plain values."""
@@ -118,8 +131,14 @@ class Result:
         self.restore_notes = "; ".join(record.notes)
         self.seconds_restore = _rounded(record.seconds)
 
+    def set_text(self, page: PageText) -> None:
+        self.title, self.text, self.language = page.title, page.text, page.language
+        self.ocr_confidence = page.confidence
+        self.seconds_ocr, self.pdf = page.seconds, page.pdf
 
-MANIFEST_COLUMNS = [f.name for f in fields(Result) if f.name != "restored"]
+
+# The manifest's columns: every field but the working values (compare=False), which are not kept.
+MANIFEST_COLUMNS = [f.name for f in fields(Result) if f.compare]
 
 
 def _rounded(value: float, digits: int = 4) -> float | None:
@@ -128,11 +147,13 @@ def _rounded(value: float, digits: int = 4) -> float | None:
 
 @dataclass
 class Batch:
-    """A batch between the two phases: classified, its photos being restored."""
+    """A batch between the two phases: classified, its photos being restored and its text
+    pages being read."""
 
     items: list[tuple[Result, Loaded]]
     photos: list[tuple[Result, np.ndarray]]  # (result, pixels)
     jobs: list[Future]
+    reading: list[tuple[Result, Future]] = field(default_factory=list)
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -159,6 +180,7 @@ class Pipeline:
             config.time_limit,
             config.pixel_budget,
         )
+        self.reader = TextReader.start(config)
 
     @classmethod
     def load(cls, config: RunConfig | None = None, models: Path | None = None) -> Pipeline:
@@ -179,6 +201,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.restorer.close()
+        self.reader.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -215,7 +238,11 @@ class Pipeline:
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
                 photos.append((result, image))
-        return Batch(items, photos, self.restorer.submit([image for _, image in photos]))
+        jobs = self.restorer.submit([image for _, image in photos])
+        reading = [(result, self.reader.submit(image, result.dpi))
+                   for result, image in zip(results, images, strict=True)
+                   if self.reader.wants(result.is_photo, result.subtype)]  # fmt: skip
+        return Batch(items, photos, jobs, reading)
 
     def finish_batch(self, batch: Batch) -> list[Result]:
         """Collect the batch's restored photos and caption them.
@@ -233,6 +260,12 @@ class Pipeline:
             result.set_restoration(record)
         if batch.photos:
             self._caption([result for result, _ in batch.photos])
+        for result, job in batch.reading:
+            page = job.result()
+            if isinstance(page, str):  # the page stays sorted; its row says why it has no text
+                result.error = f"OCR: {page}"
+            else:
+                result.set_text(page)
         return [result for result, _ in batch.items]
 
     def _caption(self, to_caption: list[Result]) -> None:
@@ -274,7 +307,7 @@ class Pipeline:
         label, sha256 = name or path.name, _sha256_or_empty(path)
         items: list[tuple[Result, Loaded]] = [
             (
-                Result(label + page.name.removeprefix(path.name), sha256),  # keeps "#page=N"
+                Result(label + page.name.removeprefix(path.name), sha256, dpi=page_dpi(page)),
                 load_or_error(page, self.config.max_pixels),
             )
             for page in pages
@@ -368,7 +401,7 @@ def run(
             for page, (result, image) in zip(pages, batch.items, strict=True):
                 thumbnails = write_item_outputs(result, page, image, out, config, sources)
                 ledger.record(result.path, result.sha256, result.row(), thumbnails, settings)
-                if result.status == "error":
+                if result.error:  # a failed item, or a page whose text could not be read
                     report_error(page, result.error)
                 bar.update()
 
@@ -383,7 +416,7 @@ def run(
         )
         for loaded in batches:
             items = [
-                (Result(*keys[page], seconds_decode=round(seconds, 4)), image)
+                (Result(*keys[page], seconds_decode=round(seconds, 4), dpi=page_dpi(page)), image)
                 for page, (image, seconds) in loaded
             ]
             # Restoration of the pending batch overlaps this batch's classification, unless
@@ -510,12 +543,29 @@ def write_item_outputs(
         if config.copy_non_photos:
             target = _sorted_copy(source, image, out / SORTED_DIR / result.subtype, inputs)
             result.output = target.relative_to(out).as_posix()
+        _write_text(result, source, out, inputs)
         return write_thumbnails(out, result.path, [("original", image)])
     except (OSError, ValueError) as error:
         result.fail(f"could not write the output: {error_reason(error)}")
         return []
     finally:
-        result.restored = None  # written: do not keep the pixels
+        result.restored = result.pdf = None  # written: do not keep the pixels
+
+
+def _write_text(result: Result, source: Page, out: Path, inputs: set[Path]) -> None:
+    """A page's text as `texts/<name>.txt` and, when made, its searchable PDF as
+    `searchable/<name>.pdf` (named as a photo's caption file is)."""
+    name = source.output_name()
+    if result.text:
+        target = out / TEXTS_DIR / name.with_suffix(".txt")
+        _refuse_input(target, inputs)
+        atomic_write_text(target, result.text + "\n")
+        result.text_file = target.relative_to(out).as_posix()
+    if result.pdf:
+        target = out / SEARCHABLE_DIR / name.with_suffix(".pdf")
+        _refuse_input(target, inputs)
+        atomic_write_bytes(target, result.pdf)
+        result.text_pdf = target.relative_to(out).as_posix()
 
 
 def _sorted_copy(source: Page, image: np.ndarray, folder: Path, inputs: set[Path]) -> Path:

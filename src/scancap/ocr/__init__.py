@@ -1,0 +1,1 @@
+"""Stage 4: the text of text pages, read by Tesseract 5 (see `engine`)."""

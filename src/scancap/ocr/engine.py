@@ -1,0 +1,196 @@
+"""Text pages read by Tesseract 5, through pytesseract.
+
+Why pytesseract rather than tesserocr: it runs the `tesseract` program of the system's package
+(Debian's `tesseract-ocr`, with its language data), so nothing is compiled against a particular
+libtesseract; each page is a process of its own, so the per-page time limit really stops the
+work (the process is killed) and a page that crashes Tesseract is one row's error, never the
+batch's. The price is starting Tesseract and loading its models for each page, a small share of
+a 300-dpi page's time (`reports/ocr.md`).
+
+A page is read at full resolution: grey levels, straightened (`preprocess`), and Tesseract
+writes its text, its words with their confidences and, when asked, a PDF of the page with an
+invisible text layer, all in one pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytesseract
+
+from scancap.ocr.preprocess import deskew, estimate_skew, flatten_background, to_gray
+
+DEFAULT_LANGUAGES = "eng+fra"
+PREPROCESSING = ("none", "deskew", "deskew+flatten")
+DEFAULT_PREPROCESSING = "deskew"  # chosen in reports/ocr.md
+INSTALL_HINT = (
+    "install Tesseract 5 with English and French data: "
+    "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra"
+)
+# Function words that tell English from French prose (the languages scancap installs).
+_FUNCTION_WORDS = {
+    "eng": frozenset(("the", "and", "of", "to", "in", "is", "was", "that", "it", "with", "for",
+                      "as", "his", "her", "he", "she", "not", "be", "at", "by", "on", "had",
+                      "have", "which", "this", "from", "but", "they", "you")),
+    "fra": frozenset(("le", "la", "les", "et", "des", "du", "un", "une", "est", "que", "qui",
+                      "dans", "pour", "pas", "sur", "au", "aux", "il", "elle", "ne", "se", "ce",
+                      "son", "sa", "avec", "par", "plus", "était")),
+}  # fmt: skip
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+class OcrError(RuntimeError):
+    """Tesseract could not read a page (missing, timed out, failed): the reason, one line."""
+
+
+@dataclass
+class PageText:
+    """What Tesseract read on one page."""
+
+    text: str
+    language: str  # "eng", "fra" or "" when the text is too short to tell
+    confidence: float | None  # mean word confidence, 0-100; None without words
+    words: int
+    skew: float  # degrees the page was turned to straighten its lines
+    seconds: float
+    pdf: bytes | None = None  # the page with an invisible text layer, when asked
+
+    @property
+    def title(self) -> str:
+        """The first line with text: what a person would call the page."""
+        return next((line.strip() for line in self.text.splitlines() if line.strip()), "")
+
+
+@functools.cache
+def tesseract_problem(languages: str = DEFAULT_LANGUAGES) -> str:
+    """Why pages cannot be read here ("" when they can): no Tesseract, or a language missing."""
+    if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+        return f"Tesseract is not installed ({INSTALL_HINT})"
+    try:
+        installed = set(pytesseract.get_languages())
+    except (pytesseract.TesseractError, OSError) as error:
+        return f"Tesseract does not run ({str(error).strip().splitlines()[0]})"
+    missing = [name for name in languages.split("+") if name not in installed]
+    if missing:
+        return f"Tesseract has no {'+'.join(missing)} language data ({INSTALL_HINT})"
+    return ""
+
+
+def prepare(
+    image: np.ndarray, preprocessing: str = DEFAULT_PREPROCESSING
+) -> tuple[np.ndarray, float]:
+    """The grey page Tesseract reads and the skew angle it was turned by."""
+    gray = to_gray(image)
+    if preprocessing == "none":
+        return gray, 0.0
+    angle = estimate_skew(gray)
+    gray = deskew(gray, angle)
+    if preprocessing == "deskew+flatten":
+        gray = flatten_background(gray)
+    return gray, angle
+
+
+def read_page(
+    image: np.ndarray,
+    languages: str = DEFAULT_LANGUAGES,
+    time_limit: float = 60.0,
+    searchable_pdf: bool = False,
+    preprocessing: str = DEFAULT_PREPROCESSING,
+    dpi: float | None = None,
+) -> PageText:
+    """The text of a uint8 page at full resolution; OcrError says why it could not be read.
+    `dpi`, where the file tells it, sizes the searchable PDF's page (else Tesseract guesses)."""
+    problem = tesseract_problem(languages)
+    if problem:
+        raise OcrError(problem)
+    start = time.perf_counter()
+    gray, angle = prepare(image, preprocessing)
+    outputs = ["txt", "tsv"] + (["pdf"] if searchable_pdf else [])
+    files = _run_tesseract(gray, languages, time_limit, outputs, dpi)
+    confidences = _word_confidences(files["tsv"].decode("utf-8"))
+    text = _tidy(files["txt"].decode("utf-8"))
+    return PageText(
+        text=text,
+        language=detect_language(text),
+        confidence=round(float(np.mean(confidences)), 2) if confidences else None,
+        words=len(confidences),
+        skew=angle,
+        seconds=round(time.perf_counter() - start, 4),
+        pdf=files.get("pdf"),
+    )
+
+
+def _run_tesseract(
+    gray: np.ndarray, languages: str, time_limit: float, outputs: list[str], dpi: float | None
+) -> dict[str, bytes]:
+    """One Tesseract process on `gray`, writing each of `outputs`; killed after `time_limit`."""
+    config = " ".join(f"-c tessedit_create_{name}=1" for name in outputs)
+    if dpi:
+        config += f" --dpi {round(dpi)}"
+    # One page per worker thread: Tesseract's own OpenMP threads would only compete with them.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    with tempfile.TemporaryDirectory(prefix="scancap-ocr-") as scratch:
+        page = Path(scratch) / ("page.jpg" if "pdf" in outputs else "page.png")
+        page.write_bytes(_encode(gray, page.suffix))
+        base = str(Path(scratch) / "out")
+        try:
+            pytesseract.pytesseract.run_tesseract(
+                str(page), base, extension="", lang=languages, config=config, timeout=time_limit
+            )
+        except RuntimeError as error:  # pytesseract raises RuntimeError on its timeout
+            if "timeout" in str(error).lower():
+                raise OcrError(f"timed out after {time_limit:g} s") from error
+            raise OcrError(str(error).strip().splitlines()[0]) from error
+        except (pytesseract.TesseractError, OSError) as error:
+            message = getattr(error, "message", "") or str(error)
+            raise OcrError(f"Tesseract failed ({message.strip().splitlines()[0]})") from error
+        return {name: Path(f"{base}.{name}").read_bytes() for name in outputs}
+
+
+def _encode(gray: np.ndarray, suffix: str) -> bytes:
+    """The page as Tesseract reads it: lossless PNG, or, when it goes into a PDF, JPEG (which
+    Tesseract's PDF embeds as it is: a 300-dpi A4 page in about 0.5 MB instead of 7)."""
+    options = (
+        [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
+    ok, encoded = cv2.imencode(suffix, gray, options)
+    if not ok:
+        raise OcrError("could not encode the page for Tesseract")
+    return encoded.tobytes()
+
+
+def _word_confidences(tsv: str) -> list[float]:
+    """The confidence (0-100) of every recognised word in Tesseract's TSV output."""
+    rows = csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
+    return [
+        float(row["conf"])
+        for row in rows
+        if row.get("level") == "5" and (row.get("text") or "").strip() and float(row["conf"]) >= 0
+    ]
+
+
+def _tidy(text: str) -> str:
+    """Tesseract's text without its form feed and trailing blank lines."""
+    lines = [line.rstrip() for line in text.replace("\f", "").splitlines()]
+    return "\n".join(lines).strip("\n")
+
+
+def detect_language(text: str) -> str:
+    """ "eng" or "fra", by which language's function words the text uses more; "" when it has
+    fewer than five of either."""
+    words = [word.lower() for word in _WORD.findall(text)]
+    counts = {name: sum(word in vocabulary for word in words)
+              for name, vocabulary in _FUNCTION_WORDS.items()}  # fmt: skip
+    language, count = max(counts.items(), key=lambda item: item[1])
+    return language if count >= 5 and count > 1.5 * min(counts.values()) else ""
