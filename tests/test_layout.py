@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "scancap"
-STAGES = ("restore", "classify", "caption")
+STAGES = ("restore", "classify", "caption", "ocr")
 # Shared ground: knows nothing of stages, the pipeline or the entry points.
 SHARED = (
     "io", "pages", "metadata", "quality", "backbones", "config", "paths", "memory", "figures",
@@ -110,7 +110,7 @@ def test_lower_layers_never_import_higher(lower: tuple, forbidden: tuple) -> Non
 
 
 def test_stages_know_nothing_of_each_other_except_through_backbones() -> None:
-    """classify, caption and restore are independent: the pipeline composes them."""
+    """classify, caption, restore and ocr are independent: the pipeline composes them."""
     violations = [
         f"{module} imports {target}"
         for module, targets in import_graph().items()
