@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pytest
@@ -15,6 +15,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from test_report import synthetic_rows
 
 from scancap.cli import main
+from scancap.ocr.engine import tesseract_problem
 from scancap.pipeline.report import REPORT_FILE, write_report
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -97,7 +98,8 @@ def test_the_report_of_a_run_filters_searches_sorts_and_labels_its_images(
     Select(browser.find_element(By.ID, "klass")).select_by_value("all")
     search = browser.find_element(By.ID, "search")
     cards = redraw(browser, lambda: search.send_keys("flower"))
-    hay = manifest["path"] + " " + manifest["caption"] + " " + manifest["tags"]
+    hay = manifest["path"] + " " + manifest["caption"] + " " + manifest["tags"] + " "
+    hay += manifest["title"]
     assert 0 < len(cards) == hay.str.lower().str.contains("flower").sum()
     search.clear()
     cards = redraw(
@@ -106,11 +108,31 @@ def test_the_report_of_a_run_filters_searches_sorts_and_labels_its_images(
     assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in cards] == ["broken.jpg"]
     assert "error: " in cards[0].text
     Select(browser.find_element(By.ID, "status")).select_by_value("all")
+    _check_text_cards(browser, run_out, manifest)
     cards = redraw(
         browser, lambda: Select(browser.find_element(By.ID, "klass")).select_by_value("photo")
     )
     browser.save_screenshot(str(run_out / "report-screenshot.png"))
     assert (run_out / "report-screenshot.png").stat().st_size > 10_000
+
+
+def _check_text_cards(browser, run_out: Path, manifest: pd.DataFrame) -> None:
+    """Text pages' cards show the first lines OCR read, linked to the whole text."""
+    texts = manifest[(manifest["subtype"] == "text") & (manifest["text"] != "")]
+    if tesseract_problem():
+        return  # nothing was read: run_out's text pages have no text
+    cards = redraw(
+        browser, lambda: Select(browser.find_element(By.ID, "klass")).select_by_value("text")
+    )
+    assert len(texts) >= 3 and len(cards) == (manifest["subtype"] == "text").sum()
+    shown_texts = {c.find_element(By.CSS_SELECTOR, ".name").text:
+                   c.find_element(By.CSS_SELECTOR, "pre.text").text for c in cards}  # fmt: skip
+    for row in texts.itertuples():
+        assert shown_texts[row.path].splitlines()[0] == row.title
+        card = next(c for c in cards if c.find_element(By.CSS_SELECTOR, ".name").text == row.path)
+        link = card.find_element(By.LINK_TEXT, "text").get_attribute("href")
+        assert Path(unquote(urlparse(link).path)).read_text().strip() == row.text.strip()
+        assert "OCR confidence" in card.text and "language" in card.text
 
 
 def test_a_large_report_pages_through_its_rows(browser, tmp_path: Path) -> None:
