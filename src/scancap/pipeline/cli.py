@@ -97,10 +97,10 @@ def register_cli(
         "run",
         help="sort, restore and caption a folder of scans (the main command)",
         description="For each image: classify; photos are restored and captioned, others are "
-        "sorted by subtype and left as they are. OUT receives manifest.parquet/.csv, "
-        "photos/<path>, captions.jsonl and report.html. A rerun skips finished images "
-        "(--force redoes them); one bad file never stops the batch. Settings: defaults, then "
-        "--config, then flags.",
+        "sorted by subtype and left as they are, and text pages are read (OCR). OUT receives "
+        "manifest.parquet/.csv, photos/<path>, texts/<path>.txt, captions.jsonl and "
+        "report.html. A rerun skips finished images (--force redoes them); one bad file never "
+        "stops the batch. Settings: defaults, then --config, then flags.",
     )
     add_inputs(run)
     run.add_argument(
@@ -152,8 +152,8 @@ def register_cli(
     )
     run.add_argument(
         "--ocr", choices=["text", "all-non-photos", "off"],
-        help="read text pages with Tesseract (default); also schematics, sketches and "
-        "paintings; or none",
+        help="text: read text pages with Tesseract (default); all-non-photos: also "
+        "schematics, sketches and paintings; off: read nothing",
     )  # fmt: skip
     run.add_argument(
         "--ocr-languages",
