@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pypdfium2 as pdfium
@@ -15,8 +16,8 @@ from PIL import Image
 from test_report import script_argument
 
 from scancap.cli import main
-from scancap.ocr import engine
-from scancap.ocr.engine import OcrError, detect_language, read_page, tesseract_problem
+from scancap.ocr import engine, reader
+from scancap.ocr.engine import OcrError, detect_language, prepare, read_page, tesseract_problem
 from scancap.ocr.preprocess import estimate_skew
 from scancap.ocr.synthetic import degrade, error_rates, render_page
 
@@ -54,6 +55,12 @@ def test_the_skew_of_a_turned_page_is_found(english: tuple[np.ndarray, str]) -> 
         assert estimate_skew(_turned(page, degrees)) == pytest.approx(-degrees, abs=0.15)
 
 
+def test_a_blank_or_tiny_page_is_not_turned() -> None:
+    assert estimate_skew(np.full((3000, 2000), 255, np.uint8)) == 0.0
+    assert estimate_skew(np.full((3000, 2000), 0, np.uint8)) == 0.0
+    assert estimate_skew(np.zeros((1, 2000), np.uint8)) == 0.0
+
+
 def _turned(page: np.ndarray, degrees: float) -> np.ndarray:
     return np.asarray(Image.fromarray(page).rotate(degrees, fillcolor=255, resample=Image.BILINEAR))
 
@@ -65,7 +72,7 @@ def test_a_clean_english_page_is_read_word_for_word(english: tuple[np.ndarray, s
     cer, wer = error_rates(truth, result.text)
     assert cer < 0.01 and wer < 0.02, result.text[:300]
     assert result.language == "eng" and result.confidence > 85
-    assert result.title == truth.splitlines()[0] and result.words > 300
+    assert result.title == truth.splitlines()[0]
 
 
 @needs_tesseract
@@ -84,9 +91,8 @@ def test_a_skewed_unevenly_lit_noisy_scan_is_straightened_and_read(
     page, truth = english
     scan = degrade(page, "scan", seed=4)  # lighting falling to 55%, blur, noise, JPEG, skew
     raw = error_rates(truth, read_page(scan, preprocessing="none").text)[0]
-    prepared = read_page(scan, dpi=300)
-    assert error_rates(truth, prepared.text)[0] < 0.05 < raw
-    assert abs(prepared.skew) > 0.3
+    assert error_rates(truth, read_page(scan, dpi=300).text)[0] < 0.05 < raw
+    assert prepare(scan)[1] == pytest.approx(-2.66, abs=0.15)  # seed 4 turned it 2.66°
 
 
 @needs_tesseract
@@ -114,7 +120,7 @@ def _scans(folder: Path, english: tuple[np.ndarray, str], french: tuple[np.ndarr
     schematic from the samples."""
     folder.mkdir()
     samples = Path(__file__).resolve().parents[1] / "samples"
-    Image.fromarray(degrade(english[0], "scan", seed=1)).save(folder / "letter.pdf",
+    Image.fromarray(degrade(english[0], "scan", seed=3)).save(folder / "letter.pdf",
                                                                resolution=300)  # fmt: skip
     Image.fromarray(french[0]).save(folder / "lettre.png", dpi=(300, 300))
     for name in ("photo_Building.png", "schematic_morphology_binary_dilation_erosion.png"):
@@ -139,12 +145,13 @@ def test_run_reads_text_pages_into_the_manifest_files_pdfs_and_report(
         assert (out / row["text_file"]).read_text() == row["text"] + "\n"
         document = pdfium.PdfDocument(out / row["text_pdf"])
         width, height = document[0].get_size()
-        # A4 in points (595 x 842), the page's own size, a little larger once straightened
-        assert width == pytest.approx(595, rel=0.03) and height == pytest.approx(842, rel=0.03)
+        # A4 in points, the page's own size, also once straightened (this one by 2.5°)
+        assert width == pytest.approx(595.3, abs=1) and height == pytest.approx(841.9, abs=1)
         layer = document[0].get_textpage().get_text_range()
         assert error_rates(truth, layer)[0] < 0.05  # the invisible text is the page's text
         assert row["seconds_ocr"] > 0
-    assert manifest.loc["letter.pdf#page=1", "text_file"] == "texts/letter.page-1.txt"
+    assert manifest.loc["letter.pdf#page=1", "text_file"] == "texts/letter.page-1.pdf.txt"
+    assert manifest.loc["lettre.png", "text_pdf"] == "searchable/lettre.png.pdf"
     for name in ("photo_Building.png", "schematic_morphology_binary_dilation_erosion.png"):
         assert manifest.loc[name, "text"] == "" and manifest.loc[name, "text_file"] == ""
     (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
@@ -172,6 +179,37 @@ def test_ocr_can_be_turned_off_or_extended_to_every_non_photo(
     schematic = rows.loc["schematic_morphology_binary_dilation_erosion.png"]
     assert schematic["text_file"] and re.search(r"[A-Za-z]{3}", schematic["text"])
     assert rows.loc["photo_Building.png", "text"] == ""  # photos are captioned, never OCR'd
+
+
+@needs_tesseract
+@pytest.mark.slow
+def test_a_page_whose_reading_fails_keeps_its_class_and_outputs_and_says_why(
+    tmp_path: Path,
+    english: tuple[np.ndarray, str],
+    french: tuple[np.ndarray, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    batch = _scans(tmp_path / "batch", english, french)
+    out = tmp_path / "out"
+    args = ["run", str(batch), "--out", str(out), "--copy-non-photos", "--ocr-time-limit", "0.05"]
+    assert main(args) == 1  # the two text pages are errors of their own; the batch went on
+    rows = pd.read_parquet(out / "manifest.parquet").set_index("path")
+    for name in ("letter.pdf#page=1", "lettre.png"):
+        row = rows.loc[name]
+        assert row["status"] == "ok" and row["subtype"] == "text" and row["text"] == ""
+        assert row["error"] == "OCR: timed out after 0.05 s" and (out / row["output"]).is_file()
+    assert rows.loc["photo_Building.png", "caption"] and "errors: 2" in capsys.readouterr().out
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise cv2.error("OpenCV(4) error: (-215:Assertion failed) !ssize.empty()")
+
+    monkeypatch.setattr(reader, "read_page", broken)
+    assert main(["run", str(batch), "--out", str(tmp_path / "again"), "--quiet"]) == 1
+    again = pd.read_parquet(tmp_path / "again" / "manifest.parquet").set_index("path")
+    assert again.loc["lettre.png", "error"] == (
+        "OCR: failed (error: OpenCV(4) error: (-215:Assertion failed) !ssize.empty())"
+    )
 
 
 @pytest.mark.slow

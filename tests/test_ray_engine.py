@@ -209,22 +209,26 @@ def test_inputs_and_outputs_on_an_object_store_give_the_local_results(
 ) -> None:
     import pyarrow.fs as pafs
 
-    batch = _batch(tmp_path)
+    tree = tmp_path / "tree"  # the batch one folder down: names keep their folder
+    tree.mkdir()
+    shutil.move(_batch(tmp_path), tree / "box")
     local = tmp_path / "local"
-    assert main(["run", str(batch), "--out", str(local), "--pdf-dpi", "100", "--quiet"]) == 1
+    assert main(["run", str(tree), "--out", str(local), "--pdf-dpi", "100", "--quiet"]) == 1
     env, uri = object_store["env"], object_store["uri"]
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"):
         monkeypatch.setenv(name, env[name])  # uploads without them are stored garbled by moto
     s3, _ = pafs.FileSystem.from_uri(uri("in") + "&allow_bucket_creation=true")
     s3.create_dir("scans")
-    pafs.copy_files(str(batch), "scans/in", source_filesystem=pafs.LocalFileSystem(),
+    pafs.copy_files(str(tree), "scans/in", source_filesystem=pafs.LocalFileSystem(),
                     destination_filesystem=s3)  # fmt: skip
 
-    command = [sys.executable, "-m", "scancap.cli", "run", uri("in"), "--out", uri("out"),
-               "--engine", "ray", "--pdf-dpi", "100", "--quiet"]  # fmt: skip
+    # The folder, and a file in it again: each input once.
+    command = [sys.executable, "-m", "scancap.cli", "run", uri("in"), uri("in/box/scan.pdf"),
+               "--out", uri("out"), "--engine", "ray", "--pdf-dpi", "100", "--quiet"]  # fmt: skip
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 1, first.stdout + first.stderr  # the two bad files
-    assert "error: s3://scans/in/broken.jpg:" in first.stderr and "Traceback" not in first.stderr
+    assert "error: s3://scans/in/box/broken.jpg:" in first.stderr
+    assert "Traceback" not in first.stderr
 
     copy = tmp_path / "from-s3"
     pafs.copy_files("scans/out", str(copy), source_filesystem=s3,
@@ -237,7 +241,9 @@ def test_inputs_and_outputs_on_an_object_store_give_the_local_results(
     _, details = script_argument(copy / "report" / "details" / "0000.js", "scancapDetails")
     thumbs = {src for card in details for _, src in card["thumbs"]}
     assert thumbs and all((copy / src).is_file() for src in thumbs)
-    assert "s3://scans/in/scan.pdf#page=2" in {card["source"] for card in details}
+    assert "s3://scans/in/box/scan.pdf#page=2" in {card["source"] for card in details}
+    texts = [name for name in manifest["text_file"] if name]
+    assert texts and all((copy / name).is_file() for name in texts)  # OCR's outputs too
 
     rerun = subprocess.run(command[:-1], env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 1 and "Traceback" not in rerun.stderr

@@ -30,6 +30,11 @@ def error_reason(error: Exception) -> str:
     return getattr(error, "reason", None) or str(error)
 
 
+def first_line(message: str) -> str:
+    """A message's first non-empty line, for a one-line reason ("" for an empty message)."""
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+
+
 def report_error(path: Path | Page | str, reason: str, file: TextIO | None = None) -> None:
     """One line on stderr (or `file`) per failed file, never a traceback."""
     tqdm.write(f"error: {path}: {reason}", file=file or sys.stderr)

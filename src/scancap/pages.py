@@ -101,13 +101,15 @@ def list_pages(inputs: Iterable[StrPath], dpi: int = DEFAULT_DPI) -> list[Page]:
     """
     pages = []
     for path, relative in iter_image_files(inputs):
-        count = page_count(path)
-        name = relative.as_posix()
-        if count is None:
-            pages.append(Page(path, name, dpi=dpi))
-        else:
-            pages += [Page(path, f"{name}#page={n}", n, dpi) for n in range(1, count + 1)]
+        pages += pages_of(path, relative.as_posix(), page_count(path), dpi)
     return pages
+
+
+def pages_of(file: Path, name: str, count: int | None, dpi: int = DEFAULT_DPI) -> list[Page]:
+    """The items of one file named `name`: itself, or its `count` pages ("name#page=N")."""
+    if count is None:
+        return [Page(file, name, dpi=dpi)]
+    return [Page(file, f"{name}#page={n}", n, dpi) for n in range(1, count + 1)]
 
 
 def page_pixels(item: Page | Path) -> int:

@@ -29,9 +29,11 @@ import cv2
 import numpy as np
 import pytesseract
 
+from scancap.batch import first_line
+from scancap.config import RunConfig
 from scancap.ocr.preprocess import deskew, estimate_skew, flatten_background, to_gray
 
-DEFAULT_LANGUAGES = "eng+fra"
+DEFAULT_LANGUAGES = RunConfig.model_fields["ocr_languages"].default
 PREPROCESSING = ("none", "deskew", "deskew+flatten")
 DEFAULT_PREPROCESSING = "deskew+flatten"  # chosen by its rule in reports/ocr.md
 INSTALL_HINT = (
@@ -61,8 +63,6 @@ class PageText:
     text: str
     language: str  # "eng", "fra" or "" when the text is too short to tell
     confidence: float | None  # mean word confidence, 0-100; None without words
-    words: int
-    skew: float  # degrees the page was turned to straighten its lines
     seconds: float
     pdf: bytes | None = None  # the page with an invisible text layer, when asked
 
@@ -80,10 +80,13 @@ def tesseract_problem(languages: str = DEFAULT_LANGUAGES) -> str:
     try:
         installed = set(pytesseract.get_languages())
     except (pytesseract.TesseractError, OSError) as error:
-        return f"Tesseract does not run ({str(error).strip().splitlines()[0]})"
+        return f"Tesseract does not run ({first_line(str(error))})"
     missing = [name for name in languages.split("+") if name not in installed]
     if missing:
         return f"Tesseract has no {'+'.join(missing)} language data ({INSTALL_HINT})"
+    # One page per worker thread: Tesseract's own OpenMP threads would only compete with them.
+    # Set once, here, before any page is read (threads must not change the environment).
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     return ""
 
 
@@ -110,12 +113,13 @@ def read_page(
     dpi: float | None = None,
 ) -> PageText:
     """The text of a uint8 page at full resolution; OcrError says why it could not be read.
-    `dpi`, where the file tells it, sizes the searchable PDF's page (else Tesseract guesses)."""
+    `dpi`, where the file tells it, is the page's resolution for Tesseract and the size of the
+    searchable PDF's page (else Tesseract estimates it from the size of the text)."""
     problem = tesseract_problem(languages)
     if problem:
         raise OcrError(problem)
     start = time.perf_counter()
-    gray, angle = prepare(image, preprocessing)
+    gray, _ = prepare(image, preprocessing)
     outputs = ["txt", "tsv"] + (["pdf"] if searchable_pdf else [])
     files = _run_tesseract(gray, languages, time_limit, outputs, dpi)
     confidences = _word_confidences(files["tsv"].decode("utf-8"))
@@ -124,8 +128,6 @@ def read_page(
         text=text,
         language=detect_language(text),
         confidence=round(float(np.mean(confidences)), 2) if confidences else None,
-        words=len(confidences),
-        skew=angle,
         seconds=round(time.perf_counter() - start, 4),
         pdf=files.get("pdf"),
     )
@@ -141,30 +143,29 @@ def _run_tesseract(
     # One page per worker thread: Tesseract's own OpenMP threads would only compete with them.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     with tempfile.TemporaryDirectory(prefix="scancap-ocr-") as scratch:
-        page = Path(scratch) / ("page.jpg" if "pdf" in outputs else "page.png")
-        page.write_bytes(_encode(gray, page.suffix))
+        page = Path(scratch) / "page.jpg"
+        page.write_bytes(_encode(gray))
         base = str(Path(scratch) / "out")
         try:
             pytesseract.pytesseract.run_tesseract(
                 str(page), base, extension="", lang=languages, config=config, timeout=time_limit
             )
-        except RuntimeError as error:  # pytesseract raises RuntimeError on its timeout
-            if "timeout" in str(error).lower():
-                raise OcrError(f"timed out after {time_limit:g} s") from error
-            raise OcrError(str(error).strip().splitlines()[0]) from error
-        except (pytesseract.TesseractError, OSError) as error:
-            message = getattr(error, "message", "") or str(error)
-            raise OcrError(f"Tesseract failed ({message.strip().splitlines()[0]})") from error
+        except pytesseract.TesseractError as error:  # a RuntimeError too: caught first
+            raise OcrError(f"Tesseract failed ({first_line(error.message)})") from error
+        except RuntimeError as error:  # pytesseract's timeout
+            if "timeout" not in str(error).lower():
+                raise OcrError(first_line(str(error))) from error
+            raise OcrError(f"timed out after {time_limit:g} s") from error
+        except OSError as error:
+            raise OcrError(f"Tesseract could not run ({first_line(str(error))})") from error
         return {name: Path(f"{base}.{name}").read_bytes() for name in outputs}
 
 
-def _encode(gray: np.ndarray, suffix: str) -> bytes:
-    """The page as Tesseract reads it: lossless PNG, or, when it goes into a PDF, JPEG (which
-    Tesseract's PDF embeds as it is: a 300-dpi A4 page in about 0.5 MB instead of 7)."""
-    options = (
-        [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    )
-    ok, encoded = cv2.imencode(suffix, gray, options)
+def _encode(gray: np.ndarray) -> bytes:
+    """The page as Tesseract reads it: JPEG at quality 95, whatever the outputs, so that the
+    text never depends on --searchable-pdf, whose PDF embeds this file as it is (an A4 page at
+    300 dpi in well under 1 MB, where PNG of a noisy scan takes several)."""
+    ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise OcrError("could not encode the page for Tesseract")
     return encoded.tobytes()

@@ -1,5 +1,5 @@
 """The pipeline's OCR stage: which pages are read, on worker threads, and what happens when
-Tesseract is missing."""
+Tesseract is missing or a page cannot be read."""
 
 from __future__ import annotations
 
@@ -9,12 +9,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scancap.batch import first_line
 from scancap.ocr.engine import OcrError, PageText, read_page, tesseract_problem
 
 if TYPE_CHECKING:
     from scancap.config import RunConfig
 
 TEXT_SUBTYPE = "text"
+# Below this a recorded resolution is a default (72 and 96 dpi: screens, cameras), not the
+# scan's: Tesseract estimates the resolution instead.
+MIN_PLAUSIBLE_DPI = 100
+
+
+def ocr_unavailable(config: RunConfig) -> bool:
+    """Whether the pages `config` asks to read cannot be read here; if so, say why once."""
+    problem = tesseract_problem(config.ocr_languages) if config.ocr != "off" else ""
+    if problem:
+        print(f"note: text pages will not be read: {problem}", file=sys.stderr)
+    return bool(problem)
 
 
 class TextReader:
@@ -28,10 +40,7 @@ class TextReader:
     @classmethod
     def start(cls, config: RunConfig) -> TextReader:
         """A reader; where Tesseract cannot run, one line says so and text pages stay unread."""
-        problem = tesseract_problem(config.ocr_languages) if config.ocr != "off" else ""
-        if problem:
-            print(f"note: text pages will not be read: {problem}", file=sys.stderr)
-        return cls(config, available=config.ocr != "off" and not problem)
+        return cls(config, available=config.ocr != "off" and not ocr_unavailable(config))
 
     def wants(self, is_photo: bool | None, subtype: str) -> bool:
         """Text pages by default; every non-photo with ocr = "all-non-photos"."""
@@ -41,7 +50,8 @@ class TextReader:
 
     def submit(self, image: np.ndarray, dpi: float | None) -> Future:
         """Start reading the full-resolution page; the future gives a PageText or the reason."""
-        return self._pool.submit(self._read, image, dpi)
+        plausible = dpi if dpi and dpi >= MIN_PLAUSIBLE_DPI else None
+        return self._pool.submit(self._read, image, plausible)
 
     def _read(self, image: np.ndarray, dpi: float | None) -> PageText | str:
         config = self.config
@@ -50,8 +60,9 @@ class TextReader:
                              config.searchable_pdf, dpi=dpi)  # fmt: skip
         except OcrError as error:
             return str(error)
-        except (ValueError, MemoryError, OSError) as error:
-            return f"failed ({error})"
+        except Exception as error:  # noqa: BLE001 - one page's failure is its row's, never the batch's
+            return f"failed ({type(error).__name__}: {first_line(str(error))})"
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Stop: pages not started are dropped (an interrupted run redoes them)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -12,6 +12,8 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from scancap.ocr.preprocess import rotate
+
 A4_INCHES = (8.27, 11.69)
 MARGIN_INCHES = 1.0
 FONTS = {  # matplotlib's own fonts: present wherever scancap is installed
@@ -24,6 +26,7 @@ DEGRADATIONS = ("clean", "noise", "blur", "skew", "jpeg", "lighting", "scan")
 
 
 def font_path(name: str) -> Path:
+    """The TrueType file of one of `FONTS`, from matplotlib's data."""
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / FONTS[name]
 
 
@@ -82,15 +85,12 @@ def degrade(page: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
 
 
 def _noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    noisy = image.astype(np.float32) + rng.normal(0.0, sigma, image.shape)
-    return np.clip(noisy, 0, 255).astype(np.uint8)
+    noise = rng.normal(0.0, sigma, image.shape).astype(np.float32)
+    return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
 def _skew(image: np.ndarray, degrees: float) -> np.ndarray:
-    height, width = image.shape
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=255)  # fmt: skip
+    return rotate(image, degrees, border=255.0)
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -99,9 +99,8 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def _lighting(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape
-    light = np.linspace(1.0, 0.55, width, dtype=np.float32)[None, :] * np.ones((height, 1))
-    paper = 0.92  # yellowed paper reflects less
+    light = np.linspace(1.0, 0.55, image.shape[1], dtype=np.float32)[None, :]
+    paper = np.float32(0.92)  # yellowed paper reflects less
     return np.clip(image.astype(np.float32) * light * paper, 0, 255).astype(np.uint8)
 
 

@@ -36,14 +36,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = run_config(args)  # a bad setting: ConfigError, exit status 2
     uris = [item for item in [*args.inputs, args.out] if is_remote(item)]
     local = [local_path(item) for item in args.inputs if not is_remote(item)]
-    if local:
-        require_inputs(local)  # before the models load
+    if len(local) == len(args.inputs):
+        require_inputs(local)  # before the models load (URIs are listed by the Ray engine)
     if args.engine == "ray":
         return _run_on_ray(args, config)
     if args.address:
         raise UsageError("--address is for --engine ray")
     if uris:
-        raise UsageError(f"{uris[0]}: inputs and outputs given as URIs need --engine ray")
+        raise UsageError(f"{shown(uris[0])}: inputs and outputs given as URIs need --engine ray")
     with Pipeline.load(config, args.models) as pipeline:
         try:
             summary = run(pipeline, local, local_path(args.out), args.force, not args.quiet)

@@ -31,14 +31,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from scancap.batch import Loaded, report_error
+from scancap.batch import Loaded, first_line, report_error
 from scancap.config import RunConfig
 from scancap.io import ImageLoadError, atomic_write_bytes
+from scancap.ocr.reader import ocr_unavailable
 from scancap.pages import Page, page_dpi
 from scancap.pipeline.provenance import RUN_FILE, Provenance
 from scancap.pipeline.report import Thumbnails
@@ -58,6 +60,7 @@ from scancap.pipeline.run import (
 from scancap.pipeline.storage import (
     OutputTree,
     RemoteFile,
+    StorageError,
     fetched,
     is_remote,
     list_remote_pages,
@@ -91,9 +94,14 @@ def run_on_ray(
     and `out` may be local paths or URIs (`scancap.pipeline.storage`)."""
     tree = OutputTree(out)
     try:
-        return _run(config, models, inputs, tree, force, progress, address)
-    finally:  # what the driver wrote, finished or not: the run's files, Ray's log
+        summary = _run(config, models, inputs, tree, force, progress, address)
         tree.publish()
+        return summary
+    except BaseException:  # keep what the driver wrote (run.json, Ray's log) for the rerun
+        with contextlib.suppress(StorageError):  # the error under way is the one to tell
+            tree.publish()
+        raise
+    finally:
         tree.close()
 
 
@@ -106,11 +114,15 @@ def _run(
     progress: bool,
     address: str | None,
 ) -> RunSummary:
+    """`run_on_ray` with OUT opened: list, skip what the parts record, process the rest on
+    Ray, then merge every part into the run's outputs (in the staging folder)."""
     start = time.perf_counter()
     files, keys, remotes = list_inputs(inputs, tree, config.pdf_dpi)
+    ocr_unavailable(config)  # said on the driver's terminal; the actors' notes go to ray.log
     dirs = model_folders(models)
     provenance = run_provenance(config, dirs, _threshold(config, dirs["classifier"]))
     tree.pull(RUN_FILE)
+    tree.pull(RAY_LOG)  # appended to, as a local OUT's is
     previous, fingerprint = Provenance.read(tree.staging), provenance.fingerprint()
     parts = f"{PARTS_DIR}/{fingerprint}"
     if force:
@@ -121,6 +133,7 @@ def _run(
     if redone:
         warn_redone(redone, tree.display(), provenance, previous)
     provenance.write(tree.staging)
+    tree.publish()  # run.json first: an OUT nobody can write to fails here, before Ray starts
     if todo:
         _process(config, models, _items(todo, keys, remotes), tree, parts, progress, address,
                  len(files))  # fmt: skip
@@ -139,10 +152,16 @@ def list_inputs(
     """The pages of the local inputs, then those of the URIs, each with its key (name, content
     hash); a page from a URI also with its remote file."""
     local = [local_path(item) for item in inputs if not is_remote(item)]
-    files, keys = list_run_inputs(local, tree.staging, pdf_dpi) if local else ([], {})
+    uris = [str(item) for item in inputs if is_remote(item)]
+    files, keys = list_run_inputs(local, tree.staging, pdf_dpi, required=not uris)
     remotes: dict[Page, RemoteFile] = {}
-    for uri in (str(item) for item in inputs if is_remote(item)):
-        for page, remote, digest in list_remote_pages(uri, pdf_dpi, tree):
+    taken: set[str] = set()  # a file reached twice (a folder and a file in it) is listed once
+    for uri in uris:
+        listed = list_remote_pages(uri, pdf_dpi, tree)
+        fresh = [(page, remote, digest) for page, remote, digest in listed
+                 if remote.link() not in taken]  # fmt: skip
+        taken |= {remote.link() for _, remote, _ in listed}
+        for page, remote, digest in fresh:
             files.append(page)
             keys[page] = (page.name, digest)
             remotes[page] = remote
@@ -152,6 +171,7 @@ def list_inputs(
 
 
 def _link(page: Page, remote: RemoteFile) -> str:
+    """A remote page's URI, as the report links it and error lines name it."""
     return remote.link() + (f"#page={page.number}" if page.number is not None else "")
 
 
@@ -201,7 +221,9 @@ def _process(
                     report_error(row["page"], row["error"], terminal)
                 bar.update()
         except ray.exceptions.RayError as error:
-            raise RayJobError(f"the Ray job stopped ({type(error).__name__})") from error
+            cause = getattr(error, "cause", None) or error  # an actor's own exception, if any
+            reason = f"{type(cause).__name__}: {first_line(str(cause))}"
+            raise RayJobError(f"the Ray job stopped ({reason})") from error
         finally:  # disconnect (or stop the local Ray) while its late messages go to the log
             bar.close()
             ray.shutdown()
@@ -302,41 +324,54 @@ class PageWorker:
         # One CPU per actor: restoration and decoding on the actor's own thread.
         self.config = RunConfig(**(config | {"workers": 1}))
         self.pipeline = Pipeline.load(self.config, Path(models) if models else None)
-        self.tree, self.parts = OutputTree(out), parts
+        self.out, self.parts = out, parts
         self.sources = {Path(source) for source in sources}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        """Decode, classify, restore, caption and write each page; record the batch."""
+        """Decode, classify, restore, caption, read and write each page; record the batch."""
         rows = list(batch.itertuples())
         remote = [RemoteFile(row.filesystem, row.file) for row in rows if row.filesystem]
-        with fetched(remote) as copies:
-            pages = [self._page(row, copies) for row in rows]
-            items = [
-                (Result(row.name, row.sha256, seconds_decode=round(seconds, 4),
-                        dpi=page_dpi(page)), image)
-                for row, (page, image, seconds) in zip(rows, pages, strict=True)
-            ]  # fmt: skip
-            self.pipeline.analyze_loaded(items)
-            records = []
-            for (page, _, _), (result, image) in zip(pages, items, strict=True):
-                thumbs = write_item_outputs(result, page, image, self.tree.staging, self.config,
-                                            self.sources)  # fmt: skip
-                records.append(result.row() | {"thumbnails": json.dumps(thumbs)})
-        write_part(self.tree.staging / self.parts, records)
-        self.tree.publish(last=PARTS_DIR)
+        tree = OutputTree(self.out)  # a remote OUT: this batch's own staging folder
+        try:
+            with fetched(remote) as copies:
+                records = self._process(rows, copies, tree.staging)
+            write_part(tree.staging / self.parts, records)
+            tree.publish(last=PARTS_DIR)
+        finally:
+            tree.close()
         return pd.DataFrame(
             {"page": [row.shown for row in rows], "status": [r["status"] for r in records],
              "error": [r["error"] for r in records]}
         )  # fmt: skip
 
-    def _page(self, row: Any, copies: dict[RemoteFile, Path | str]) -> tuple[Page, Loaded, float]:
-        """The row's page (a remote file: its local copy) decoded, with the seconds it took."""
+    def _process(
+        self, rows: list[Any], copies: dict[RemoteFile, Path | str], staging: Path
+    ) -> list[dict[str, Any]]:
+        """The local engine's per-item code on the batch's pages; their rows, with thumbnails."""
+        pages = [self._page(row, copies) for row in rows]
+        items = [
+            (Result(row.name, row.sha256, seconds_decode=round(seconds, 4), dpi=dpi), image)
+            for row, (_, image, seconds, dpi) in zip(rows, pages, strict=True)
+        ]
+        self.pipeline.analyze_loaded(items)
+        records = []
+        for (page, *_), (result, image) in zip(pages, items, strict=True):
+            thumbs = write_item_outputs(result, page, image, staging, self.config, self.sources)
+            records.append(result.row() | {"thumbnails": json.dumps(thumbs)})
+        return records
+
+    def _page(
+        self, row: Any, copies: dict[RemoteFile, Path | str]
+    ) -> tuple[Page, Loaded, float, float | None]:
+        """The row's page (a remote file: its local copy) decoded, with the seconds it took and
+        its resolution where the file records it."""
         copy = copies[RemoteFile(row.filesystem, row.file)] if row.filesystem else Path(row.file)
-        file = copy if isinstance(copy, Path) else Path(row.file)
-        page = Page(file, row.name, int(row.number) or None, self.config.pdf_dpi)
         if isinstance(copy, str):  # the remote file could not be read
-            return page, ImageLoadError(row.shown, copy), 0.0
-        return page, *decode_page(page, self.config.max_pixels)
+            page = Page(Path(row.file), row.name, int(row.number) or None, self.config.pdf_dpi)
+            return page, ImageLoadError(row.shown, copy), 0.0, None
+        page = Page(copy, row.name, int(row.number) or None, self.config.pdf_dpi)
+        image, seconds = decode_page(page, self.config.max_pixels)
+        return page, image, seconds, page_dpi(page) if isinstance(image, np.ndarray) else None
 
 
 def _one_thread_per_actor() -> None:
@@ -366,8 +401,11 @@ def read_parts(tree: OutputTree, parts: str) -> Done:
     """Every finished row recorded under `parts` (relative to OUT), by (name, content hash)."""
     done: Done = {}
     for path in tree.files(parts, ".parquet"):
-        # plain values and None, as the ledger's
-        for row in pq.read_table(path, filesystem=tree.fs).to_pylist():
+        try:  # plain values and None, as the ledger's
+            part = pq.read_table(path, filesystem=tree.fs).to_pylist()
+        except (pa.ArrowException, OSError):  # cut short (a filesystem without atomic
+            continue  # writes): its batch is done again
+        for row in part:
             thumbs = [tuple(pair) for pair in json.loads(row.pop("thumbnails"))]
             done[(row["path"], row["sha256"])] = (row, thumbs)
     return done

@@ -132,6 +132,7 @@ class Result:
         self.seconds_restore = _rounded(record.seconds)
 
     def set_text(self, page: PageText) -> None:
+        """What OCR read; the searchable PDF waits in `pdf` until the outputs are written."""
         self.title, self.text, self.language = page.title, page.text, page.language
         self.ocr_confidence = page.confidence
         self.seconds_ocr, self.pdf = page.seconds, page.pdf
@@ -454,20 +455,25 @@ def finish_run(
     The report links each page to its file, or to its entry in `links` (a remote file)."""
     processed, redone = processed_redone
     counts = Counter(row_class(row) for row in rows)
-    errors = counts.pop("error", 0)
+    # Failed items, and items that kept their class but whose text could not be read.
+    errors = counts.pop("error", 0) + sum(bool(row["error"]) for row in rows
+                                          if row["status"] == "ok")  # fmt: skip
     summary = RunSummary(len(files), processed, len(files) - processed, redone, dict(counts),
                          errors, time.perf_counter() - start, out)  # fmt: skip
-    originals = {page.name: _original_link(page) for page in files} | (links or {})
+    links = links or {}
+    originals = {page.name: links.get(page.name) or _original_link(page) for page in files}
     _write_run_outputs(out, rows, thumbnails, originals, summary, provenance)
     return summary
 
 
 def list_run_inputs(
-    inputs: list[str | Path], out: Path, pdf_dpi: float
+    inputs: list[str | Path], out: Path, pdf_dpi: float, required: bool = True
 ) -> tuple[list[Page], dict[Page, tuple[str, str]]]:
     """The pages to process (none under `out`: a rerun must not read its own outputs), each
-    with its key (name, content hash of its file) in the record of finished items."""
-    files = [page for page in require_pages(inputs, pdf_dpi) if not _is_under(page.file, out)]
+    with its key (name, content hash of its file) in the record of finished items. Finding
+    none is a FileNotFoundError when `required` (the Ray engine may have URIs besides)."""
+    listed = require_pages(inputs, pdf_dpi) if required else list_pages(inputs, pdf_dpi)
+    files = [page for page in listed if not _is_under(page.file, out)]
     digests = {file: _sha256_or_empty(file) for file in dict.fromkeys(p.file for p in files)}
     return files, {page: (page.name, digests[page.file]) for page in files}
 
@@ -554,15 +560,15 @@ def write_item_outputs(
 
 def _write_text(result: Result, source: Page, out: Path, inputs: set[Path]) -> None:
     """A page's text as `texts/<name>.txt` and, when made, its searchable PDF as
-    `searchable/<name>.pdf` (named as a photo's caption file is)."""
+    `searchable/<name>.pdf`, the name keeping its suffix (scan.jpg and scan.png differ)."""
     name = source.output_name()
     if result.text:
-        target = out / TEXTS_DIR / name.with_suffix(".txt")
+        target = out / TEXTS_DIR / name.with_name(name.name + ".txt")
         _refuse_input(target, inputs)
         atomic_write_text(target, result.text + "\n")
         result.text_file = target.relative_to(out).as_posix()
     if result.pdf:
-        target = out / SEARCHABLE_DIR / name.with_suffix(".pdf")
+        target = out / SEARCHABLE_DIR / name.with_name(name.name + ".pdf")
         _refuse_input(target, inputs)
         atomic_write_bytes(target, result.pdf)
         result.text_pdf = target.relative_to(out).as_posix()

@@ -29,8 +29,9 @@ from urllib.request import url2pathname
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from scancap.batch import first_line
 from scancap.io import StrPath, is_listed_in_folder
-from scancap.pages import PDF_SUFFIX, TIFF_SUFFIXES, Page, page_count
+from scancap.pages import PDF_SUFFIX, TIFF_SUFFIXES, Page, page_count, pages_of
 
 CHUNK = 1 << 20
 FETCH_THREADS = 8  # listing an object store waits on the network, not the CPU
@@ -68,8 +69,8 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise StorageError(f"{uri}: {str(error).splitlines()[0]}") from error
-    return fs, path.rstrip("/")
+        raise StorageError(f"{shown(uri)}: {first_line(str(error))}") from error
+    return fs, path.rstrip("/") or path
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ class RemoteFile:
     path: str
 
     def link(self) -> str:
-        """A URI of the file itself, for the report."""
+        """A URI of the file itself, for the report (no options: they may hold secrets)."""
         parts = urlsplit(self.uri)
-        return f"{parts.scheme}://{self.path}"
+        if self.path.startswith("/"):  # hdfs://host:port/path: the path is the host's
+            return f"{parts.scheme}://{parts.netloc}{self.path}"
+        return f"{parts.scheme}://{self.path}"  # s3://bucket/key: the bucket is in the path
 
     def read_into(self, target: Path) -> str:
         """Copy the file to `target`, returning its SHA-256."""
@@ -110,15 +113,11 @@ def list_remote_pages(
         files = [(path, relative) for path, relative in files if not out.holds(uri, path)]
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         keyed = pool.map(lambda file: _digest_and_count(RemoteFile(uri, file[0])), files)
-        pages = []
-        for (path, relative), (digest, count) in zip(files, keyed, strict=True):
-            remote, name = RemoteFile(uri, path), relative.as_posix()
-            if count is None:
-                pages.append((Page(Path(path), name, dpi=dpi), remote, digest))
-            else:
-                pages += [(Page(Path(path), f"{name}#page={n}", n, dpi), remote, digest)
-                          for n in range(1, count + 1)]  # fmt: skip
-    return pages
+        return [
+            (page, RemoteFile(uri, path), digest)
+            for (path, relative), (digest, count) in zip(files, keyed, strict=True)
+            for page in pages_of(Path(path), relative.as_posix(), count, dpi)
+        ]
 
 
 def _list_remote_files(uri: str) -> list[tuple[str, PurePosixPath]]:
@@ -127,14 +126,14 @@ def _list_remote_files(uri: str) -> list[tuple[str, PurePosixPath]]:
     try:
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.NotFound:
-            raise FileNotFoundError(f"input path does not exist: {uri}")
+            raise FileNotFoundError(f"input path does not exist: {shown(uri)}")
         if info.type == pafs.FileType.File:
             return [(root, PurePosixPath(PurePosixPath(root).name))]
         found = fs.get_file_info(pafs.FileSelector(root, recursive=True))
     except (pa.ArrowException, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise StorageError(f"{uri}: cannot list it ({str(error).splitlines()[0]})") from error
+        raise StorageError(f"{shown(uri)}: cannot list it ({first_line(str(error))})") from error
     files = [
         (item.path, relative)
         for item in found
@@ -169,7 +168,7 @@ def fetched(files: list[RemoteFile]) -> Iterator[dict[RemoteFile, Path | str]]:
                 remote.read_into(target)
                 copies[remote] = target
             except (pa.ArrowException, OSError) as error:
-                copies[remote] = f"could not read it ({str(error).splitlines()[0]})"
+                copies[remote] = f"could not read it ({first_line(str(error))})"
         yield copies
 
 
@@ -199,14 +198,15 @@ class OutputTree:
     def holds(self, uri: str, path: str) -> bool:
         """Whether the input file `path` of input `uri` lies under OUT (outputs are not inputs)."""
         fs, _ = filesystem(uri)
-        return type(fs) is type(self.fs) and path.startswith(self.root + "/")
+        return fs.equals(self.fs) and path.startswith(self.root + "/")
 
     def pull(self, relative: str) -> None:
         """Copy the file `relative` of a remote OUT into the staging folder, if it exists."""
         if not self.remote:
             return
-        if self.fs.get_file_info(self.path(relative)).type != pafs.FileType.File:
-            return
+        with self._speaking():
+            if self.fs.get_file_info(self.path(relative)).type != pafs.FileType.File:
+                return
         target = self.staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy(self.fs, self.path(relative), pafs.LocalFileSystem(), str(target))
@@ -228,8 +228,9 @@ class OutputTree:
 
     def delete_folder(self, relative: str) -> None:
         """Remove the folder `relative` under OUT, if it exists."""
-        if self.fs.get_file_info(self.path(relative)).type == pafs.FileType.Directory:
-            self.fs.delete_dir(self.path(relative))
+        with self._speaking():
+            if self.fs.get_file_info(self.path(relative)).type == pafs.FileType.Directory:
+                self.fs.delete_dir(self.path(relative))
 
     def folders(self, relative: str) -> list[str]:
         """Names of the folders directly under `relative`."""
@@ -244,8 +245,19 @@ class OutputTree:
         ]
 
     def _entries(self, relative: str, kind: pafs.FileType) -> list[str]:
+        """Sorted paths of the entries of one kind directly under `relative`."""
         selector = pafs.FileSelector(self.path(relative), allow_not_found=True)
-        return sorted(info.path for info in self.fs.get_file_info(selector) if info.type == kind)
+        with self._speaking():
+            infos = self.fs.get_file_info(selector)
+        return sorted(info.path for info in infos if info.type == kind)
+
+    @contextlib.contextmanager
+    def _speaking(self) -> Iterator[None]:
+        """The filesystem's errors as StorageError, naming OUT as the user gave it."""
+        try:
+            yield
+        except (pa.ArrowException, OSError) as error:
+            raise StorageError(f"{self.display()}: {first_line(str(error))}") from error
 
     def close(self) -> None:
         """Remove a remote OUT's staging folder."""
@@ -259,4 +271,4 @@ def _copy(source_fs: pafs.FileSystem, source: str, target_fs: pafs.FileSystem, t
         pafs.copy_files(source, target, source_filesystem=source_fs,
                         destination_filesystem=target_fs)  # fmt: skip
     except (pa.ArrowException, OSError) as error:
-        raise StorageError(f"{target}: cannot write it ({str(error).splitlines()[0]})") from error
+        raise StorageError(f"{target}: cannot copy it there ({first_line(str(error))})") from error
