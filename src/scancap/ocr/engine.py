@@ -31,10 +31,16 @@ import pytesseract
 
 from scancap.batch import first_line
 from scancap.config import RunConfig
-from scancap.ocr.preprocess import deskew, estimate_skew, flatten_background, to_gray
+from scancap.ocr.preprocess import (
+    binarize,
+    deskew,
+    estimate_skew,
+    flatten_background,
+    to_gray,
+)
 
 DEFAULT_LANGUAGES = RunConfig.model_fields["ocr_languages"].default
-PREPROCESSING = ("none", "deskew", "deskew+flatten")
+PREPROCESSING = ("none", "deskew", "deskew+flatten", "deskew+flatten+binarize")  # cheap first
 DEFAULT_PREPROCESSING = "deskew+flatten"  # chosen by its rule in reports/ocr.md
 INSTALL_HINT = (
     "install Tesseract 5 with English and French data: "
@@ -99,8 +105,10 @@ def prepare(
         return gray, 0.0
     angle = estimate_skew(gray)
     gray = deskew(gray, angle)
-    if preprocessing == "deskew+flatten":
+    if "flatten" in preprocessing:
         gray = flatten_background(gray)
+    if "binarize" in preprocessing:
+        gray = binarize(gray)
     return gray, angle
 
 

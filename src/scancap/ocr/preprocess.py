@@ -1,6 +1,6 @@
-"""What a scanned text page needs before Tesseract reads it: grey levels, straight lines and
-an even background. Plain functions on uint8 arrays; grey stays grey (Tesseract binarises
-internally: flattening the background first is what lets its one global threshold work).
+"""What a scanned text page may need before Tesseract reads it: grey levels, straight lines,
+an even background, black and white. Plain functions on uint8 arrays. Tesseract binarises
+internally with one global threshold; `reports/ocr.md` measures which of these steps help it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ SKEW_WIDTH = 800  # pixels wide the skew is estimated at: lines stay lines, sear
 MIN_INK = 0.002  # share of dark pixels below which a page has no lines to straighten
 MIN_SIDE = 32  # pixels: smaller pages are read as they are
 BACKGROUND_SCALE = 16  # the background is estimated at 1/16 of the page size
+BINARIZE_BLOCK = 51  # pixels: a few text lines at 300 dpi
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -71,6 +72,15 @@ def flatten_background(gray: np.ndarray) -> np.ndarray:
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
     flat = gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
     return np.clip(flat * 255.0, 0, 255).astype(np.uint8)
+
+
+def binarize(gray: np.ndarray, block: int = BINARIZE_BLOCK, offset: float = 15.0) -> np.ndarray:
+    """Black ink (0) on white (255): a pixel is ink when it is `offset` grey levels darker
+    than the Gaussian-weighted mean of its `block`-pixel neighbourhood (a local threshold, for
+    pages whose contrast varies)."""
+    _require_uint8(gray)
+    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY,
+                                 block, offset)  # fmt: skip
 
 
 def rotate(image: np.ndarray, angle: float, border: float) -> np.ndarray:
