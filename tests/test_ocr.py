@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -103,16 +104,20 @@ def test_a_page_over_its_time_limit_is_an_error_that_says_so(
         read_page(english[0], time_limit=0.2)
 
 
-def test_without_tesseract_the_reason_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def no_tesseract(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tesseract's program missing for one test (the cached answer forgotten both ways)."""
     monkeypatch.setattr(engine.pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
     engine.tesseract_problem.cache_clear()
-    try:
-        problem = tesseract_problem()
-        assert problem.startswith("Tesseract is not installed") and "tesseract-ocr-fra" in problem
-        with pytest.raises(OcrError, match="not installed"):
-            read_page(np.full((64, 64, 3), 255, np.uint8))
-    finally:
-        engine.tesseract_problem.cache_clear()
+    yield
+    engine.tesseract_problem.cache_clear()
+
+
+def test_without_tesseract_the_reason_names_the_packages(no_tesseract: None) -> None:
+    problem = tesseract_problem()
+    assert problem.startswith("Tesseract is not installed") and "tesseract-ocr-fra" in problem
+    with pytest.raises(OcrError, match="not installed"):
+        read_page(np.full((64, 64, 3), 255, np.uint8))
 
 
 def _scans(folder: Path, english: tuple[np.ndarray, str], french: tuple[np.ndarray, str]) -> Path:
@@ -217,16 +222,11 @@ def test_a_run_without_tesseract_says_so_once_and_sorts_everything(
     tmp_path: Path,
     english: tuple[np.ndarray, str],
     french: tuple[np.ndarray, str],
-    monkeypatch: pytest.MonkeyPatch,
+    no_tesseract: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     batch = _scans(tmp_path / "batch", english, french)
-    monkeypatch.setattr(engine.pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    engine.tesseract_problem.cache_clear()
-    try:
-        assert main(["run", str(batch), "--out", str(tmp_path / "out")]) == 0
-    finally:
-        engine.tesseract_problem.cache_clear()
+    assert main(["run", str(batch), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert err.count("note: text pages will not be read: Tesseract is not installed") == 1
     manifest = pd.read_parquet(tmp_path / "out" / "manifest.parquet")

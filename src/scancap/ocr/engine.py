@@ -75,7 +75,7 @@ class PageText:
     @property
     def title(self) -> str:
         """The first line with text: what a person would call the page."""
-        return next((line.strip() for line in self.text.splitlines() if line.strip()), "")
+        return first_line(self.text)
 
 
 @functools.cache

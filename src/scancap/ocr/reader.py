@@ -11,6 +11,7 @@ import numpy as np
 
 from scancap.batch import first_line
 from scancap.ocr.engine import OcrError, PageText, read_page, tesseract_problem
+from scancap.pages import Page, page_dpi
 
 if TYPE_CHECKING:
     from scancap.config import RunConfig
@@ -48,14 +49,16 @@ class TextReader:
             return False
         return subtype == TEXT_SUBTYPE or self.config.ocr == "all-non-photos"
 
-    def submit(self, image: np.ndarray, dpi: float | None) -> Future:
-        """Start reading the full-resolution page; the future gives a PageText or the reason."""
-        plausible = dpi if dpi and dpi >= MIN_PLAUSIBLE_DPI else None
-        return self._pool.submit(self._read, image, plausible)
+    def submit(self, image: np.ndarray, page: Page | None) -> Future:
+        """Start reading the full-resolution page; the future gives a PageText or the reason.
+        `page` (None for an array) gives the resolution its file records."""
+        return self._pool.submit(self._read, image, page)
 
-    def _read(self, image: np.ndarray, dpi: float | None) -> PageText | str:
+    def _read(self, image: np.ndarray, page: Page | None) -> PageText | str:
         config = self.config
         try:
+            dpi = page_dpi(page) if page is not None else None  # read here: off the main thread
+            dpi = dpi if dpi and dpi >= MIN_PLAUSIBLE_DPI else None
             return read_page(image, config.ocr_languages, config.ocr_time_limit,
                              config.searchable_pdf, dpi=dpi)  # fmt: skip
         except OcrError as error:

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,7 +40,7 @@ from scancap.batch import Loaded, first_line, report_error
 from scancap.config import RunConfig
 from scancap.io import ImageLoadError, atomic_write_bytes
 from scancap.ocr.reader import ocr_unavailable
-from scancap.pages import Page, page_dpi
+from scancap.pages import Page
 from scancap.pipeline.provenance import RUN_FILE, Provenance
 from scancap.pipeline.report import Thumbnails
 from scancap.pipeline.run import (
@@ -350,28 +349,24 @@ class PageWorker:
         """The local engine's per-item code on the batch's pages; their rows, with thumbnails."""
         pages = [self._page(row, copies) for row in rows]
         items = [
-            (Result(row.name, row.sha256, seconds_decode=round(seconds, 4), dpi=dpi), image)
-            for row, (_, image, seconds, dpi) in zip(rows, pages, strict=True)
+            (Result(row.name, row.sha256, seconds_decode=round(seconds, 4), page=page), image)
+            for row, (page, image, seconds) in zip(rows, pages, strict=True)
         ]
         self.pipeline.analyze_loaded(items)
         records = []
-        for (page, *_), (result, image) in zip(pages, items, strict=True):
+        for (page, _, _), (result, image) in zip(pages, items, strict=True):
             thumbs = write_item_outputs(result, page, image, staging, self.config, self.sources)
             records.append(result.row() | {"thumbnails": json.dumps(thumbs)})
         return records
 
-    def _page(
-        self, row: Any, copies: dict[RemoteFile, Path | str]
-    ) -> tuple[Page, Loaded, float, float | None]:
-        """The row's page (a remote file: its local copy) decoded, with the seconds it took and
-        its resolution where the file records it."""
+    def _page(self, row: Any, copies: dict[RemoteFile, Path | str]) -> tuple[Page, Loaded, float]:
+        """The row's page (a remote file: its local copy) decoded, with the seconds it took."""
         copy = copies[RemoteFile(row.filesystem, row.file)] if row.filesystem else Path(row.file)
         if isinstance(copy, str):  # the remote file could not be read
             page = Page(Path(row.file), row.name, int(row.number) or None, self.config.pdf_dpi)
-            return page, ImageLoadError(row.shown, copy), 0.0, None
+            return page, ImageLoadError(row.shown, copy), 0.0
         page = Page(copy, row.name, int(row.number) or None, self.config.pdf_dpi)
-        image, seconds = decode_page(page, self.config.max_pixels)
-        return page, image, seconds, page_dpi(page) if isinstance(image, np.ndarray) else None
+        return page, *decode_page(page, self.config.max_pixels)
 
 
 def _one_thread_per_actor() -> None:

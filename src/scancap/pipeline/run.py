@@ -39,7 +39,7 @@ from scancap.io import (
     save_image,
 )
 from scancap.ocr.reader import TextReader
-from scancap.pages import Page, as_page, list_pages, page_dpi, page_metadata, require_pages
+from scancap.pages import Page, as_page, list_pages, page_metadata, require_pages
 from scancap.paths import models_dir
 from scancap.pipeline.ledger import Ledger, file_sha256
 from scancap.pipeline.provenance import Provenance, folder_sha256
@@ -107,7 +107,7 @@ class Result:
     seconds_ocr: float = 0.0
     restored: np.ndarray | None = field(default=None, repr=False, compare=False)
     pdf: bytes | None = field(default=None, repr=False, compare=False)  # searchable, unwritten
-    dpi: float | None = field(default=None, repr=False, compare=False)  # the page's, if known
+    page: Page | None = field(default=None, repr=False, compare=False)  # its file, for OCR
 
     def row(self) -> dict[str, Any]:
         """The manifest fields as plain values."""
@@ -240,7 +240,7 @@ class Pipeline:
             if prediction.is_photo:
                 photos.append((result, image))
         jobs = self.restorer.submit([image for _, image in photos])
-        reading = [(result, self.reader.submit(image, result.dpi))
+        reading = [(result, self.reader.submit(image, result.page))
                    for result, image in zip(results, images, strict=True)
                    if self.reader.wants(result.is_photo, result.subtype)]  # fmt: skip
         return Batch(items, photos, jobs, reading)
@@ -308,7 +308,7 @@ class Pipeline:
         label, sha256 = name or path.name, _sha256_or_empty(path)
         items: list[tuple[Result, Loaded]] = [
             (
-                Result(label + page.name.removeprefix(path.name), sha256, dpi=page_dpi(page)),
+                Result(label + page.name.removeprefix(path.name), sha256, page=page),
                 load_or_error(page, self.config.max_pixels),
             )
             for page in pages
@@ -417,7 +417,7 @@ def run(
         )
         for loaded in batches:
             items = [
-                (Result(*keys[page], seconds_decode=round(seconds, 4), dpi=page_dpi(page)), image)
+                (Result(*keys[page], seconds_decode=round(seconds, 4), page=page), image)
                 for page, (image, seconds) in loaded
             ]
             # Restoration of the pending batch overlaps this batch's classification, unless
