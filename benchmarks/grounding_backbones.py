@@ -21,13 +21,10 @@ Writes `reports/grounding_backbones.md`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from scancap.backbones.inputs import to_model_input
 from scancap.caption.data import build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import PERSON_WORDS, mentions
 from scancap.caption.model import Captioner
@@ -39,6 +36,7 @@ from scancap.caption.train_grounding import (
     caption_labels,
     detector_features,
     fit_logistic,
+    lite0_photos,
     load_labelled,
     lowest_threshold,
     not_near,
@@ -47,8 +45,6 @@ from scancap.caption.train_grounding import (
     pooled_photos,
     source_photos,
 )
-from scancap.classify.model import IMAGE_SIZE, Classifier
-from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir
 
 REPORT = REPO_ROOT / "reports" / "grounding_backbones.md"
@@ -56,19 +52,6 @@ FEATURES = ("mobilenet", "lite0", "both")
 MIXED = {"person": "both", "animal": "mobilenet"}  # the fifth fit's candidate
 BUDGETS = (0.05, 0.04, 0.03, 0.02, 0.01)
 UNION_LIMIT = 0.05  # the shipped operating point's rule: select union rate at most 5%
-BATCH = 64
-
-
-def lite0_pooled(classifier: Classifier, paths: list[Path]) -> np.ndarray:
-    """(N, 1280) means of the classifier's top Lite0 grid, as the classifier sees each image."""
-    chunks = []
-    for start in range(0, len(paths), BATCH):
-        batch = np.stack([to_model_input(load_image(p), IMAGE_SIZE)
-                          for p in paths[start : start + BATCH]])  # fmt: skip
-        _, top = classifier.features(batch)
-        top = np.asarray(top)
-        chunks.append(top if top.ndim == 2 else top.mean(axis=(1, 2)))
-    return np.concatenate(chunks)
 
 
 def candidate(kind: str, concept: str, mobilenet: np.ndarray, lite0: np.ndarray,
@@ -89,7 +72,7 @@ def fit(x: np.ndarray, y: np.ndarray, x_select: np.ndarray, truth: np.ndarray) -
 
 def main() -> None:
     data = data_dir()
-    captioner, classifier = Captioner.load(), Classifier.load()
+    captioner = Captioner.load()
     head = captioner.imagenet_head
     images = load_split("train", data)
     labels = caption_labels(load_captions(data), images)
@@ -104,9 +87,9 @@ def main() -> None:
     kept = not_near(extra, pooled_photos(captioner, samples))
     extra, photos = extra[kept], photos[kept].reset_index(drop=True)
     chosen = pooled_photos(captioner, [data / p for p in select["path"]])
-    l_flickr = lite0_pooled(classifier, [data / "flickr8k" / "images" / i for i in images])
-    l_extra = lite0_pooled(classifier, [data / p for p in photos["path"]])
-    l_select = lite0_pooled(classifier, [data / p for p in select["path"]])
+    l_flickr = lite0_photos(captioner, [data / "flickr8k" / "images" / i for i in images])
+    l_extra = lite0_photos(captioner, [data / p for p in photos["path"]])
+    l_select = lite0_photos(captioner, [data / p for p in select["path"]])
 
     fitted, rows = {}, []
     for kind in FEATURES:

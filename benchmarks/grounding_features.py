@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scancap.caption.data import build_feature_cache, load_captions, load_split
-from scancap.caption.grounding import PERSON_WORDS, mentions, region_features
+from scancap.caption.grounding import MOBILENET, PERSON_WORDS, mentions, region_features
 from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import (
     CONCEPTS,
@@ -22,6 +22,7 @@ from scancap.caption.train_grounding import (
     LABELS_FILE,
     SAMPLES,
     SEED,
+    LabelledPhotos,
     caption_labels,
     fit_concept,
     load_labelled,
@@ -65,7 +66,14 @@ def main() -> None:
         extra = region_features(extra_grids, statistics)
         chosen = region_features(select_grids, statistics)
         for concept in CONCEPTS:
-            fit = fit_concept(concept, (flickr, labels), (extra, photos), (chosen, select), head)
+            fit = fit_concept(
+                concept,
+                LabelledPhotos(flickr, labels),
+                LabelledPhotos(extra, photos),
+                LabelledPhotos(chosen, select),
+                head,
+                reads=MOBILENET,
+            )
             truth = select[concept].to_numpy()
             negatives = fit.p_sources[photos[concept].to_numpy() == 0]
             on_select = lowest_threshold(fit.p_select[truth == 0])

@@ -180,7 +180,7 @@ def test_shipped_model_captions_a_sample_photo(shipped: Captioner) -> None:
 
 
 def test_shipped_model_gives_attention_maps(shipped: Captioner) -> None:
-    [caption] = shipped.describe(shipped.grids([load_image(SAMPLE_PHOTO)]), beam=3)
+    [caption] = shipped.describe_images([load_image(SAMPLE_PHOTO)], beam=3)
     assert caption.attention.shape == (len(caption.words) + 1, 7, 7)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,9 +12,11 @@ from scancap.caption.grounding import (
     ANIMAL_WORDS,
     IMAGENET_NOUNS,
     PERSON_WORDS,
+    WITH_LITE0,
     Detector,
     Evidence,
     GroundedDecoding,
+    Grounding,
     banned_words,
     format_tags,
     imagenet_names,
@@ -126,6 +130,39 @@ def captioner() -> Captioner:
     return Captioner.load()
 
 
+def test_a_detector_reading_lite0_needs_its_features_and_keeps_them_when_saved(
+    tmp_path: Path,
+) -> None:
+    """A person detector on both backbones: its Lite0 half matters, a call without it is a
+    clear error, and grounding.json remembers what each detector reads."""
+    width = 1280
+    coef = np.concatenate([np.zeros(width), np.full(width, 0.01)])  # reads only the Lite0 half
+    person = Detector(np.zeros(2 * width), np.ones(2 * width), coef, 0.0, 0.5, WITH_LITE0)
+    grounding = Grounding(np.zeros((width, 1000)), np.zeros(1000), {"person": person})
+    grids = np.ones((2, 49, width), np.float32)
+    lite0 = np.stack([np.full(width, -1.0), np.full(width, 1.0)]).astype(np.float32)
+    assert grounding.needs_lite0
+    with pytest.raises(ValueError, match="lite0"):
+        grounding.evidence(grids)
+    assert [e.person for e in grounding.evidence(grids, lite0)] == [False, True]
+    grounding.save(tmp_path)
+    loaded = Grounding.load(tmp_path, (np.zeros((width, 1000)), np.zeros(1000)))
+    assert loaded.detectors["person"].reads == WITH_LITE0
+    assert [e.person for e in loaded.evidence(grids, lite0)] == [False, True]
+
+
+def test_the_captioner_computes_lite0_features_as_the_classifier_does(
+    captioner: Captioner,
+) -> None:
+    """`scancap caption` computes the Lite0 features the pipeline takes from the classifier:
+    the same numbers, or the person detector would read other evidence than it was fit on."""
+    from scancap.classify.model import Classifier
+
+    images = [load_image(SAMPLES / name) for name in sorted(SUBJECTS)[:3]]
+    _, from_classifier = Classifier.load().predict_with_features(images)
+    np.testing.assert_allclose(captioner.lite0_features(images), from_classifier, atol=1e-4)
+
+
 def test_a_banned_word_never_appears_in_the_caption(captioner: Captioner) -> None:
     grids = captioner.grids([load_image(SAMPLES / "photo_David_Hilbert.png")])
     free = captioner.describe(grids, ground=False)[0]
@@ -171,7 +208,7 @@ def test_sample_captions_name_their_subject_and_invent_no_other(
     captioner: Captioner, name: str
 ) -> None:
     required, forbidden = SUBJECTS[name]
-    caption = captioner.describe(captioner.grids([load_image(SAMPLES / name)]))[0]
+    caption = captioner.describe_images([load_image(SAMPLES / name)])[0]
     words = set(caption.words)
     assert words & required, caption.text
     if "p" in forbidden:

@@ -23,6 +23,7 @@ from skimage import data
 from test_report import script_argument
 
 from scancap import Pipeline
+from scancap.caption.grounding import format_tags
 from scancap.cli import main
 from scancap.ocr.engine import tesseract_problem
 from scancap.pipeline.ledger import LEDGER_FILE, file_sha256
@@ -218,16 +219,22 @@ def test_the_python_api_analyses_files_and_arrays(pipeline: Pipeline, tmp_path: 
 
 def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> None:
     """The captioner describes what restoration returned: the photo itself when restoration
-    leaves it as it is, its denoised pixels when it does not."""
+    leaves it as it is, its denoised pixels when it does not. Grounding's person detector
+    reads the classifier's Lite0 view of the photo as it came in, as it was trained."""
     clean = np.asarray(data.chelsea())  # clean and sharp: restoration leaves it as it is
     noise = np.random.default_rng(0).normal(0, 15, clean.shape)
     noisy = np.clip(clean + noise, 0, 255).astype(np.uint8)
     untouched, denoised = pipeline.analyze(clean), pipeline.analyze(noisy)
     assert np.array_equal(untouched.restored, clean)
     assert denoised.is_photo and not np.array_equal(denoised.restored, noisy)
-    for result in (untouched, denoised):
-        direct = pipeline.captioner.caption_images([result.restored], beam=pipeline.config.beam)
-        assert result.caption == direct[0][0]
+    captioner = pipeline.captioner
+    for result, original in ((untouched, clean), (denoised, noisy)):
+        grids = captioner.grids([result.restored])
+        direct = captioner.describe(
+            grids, beam=pipeline.config.beam, lite0=captioner.lite0_features([original])
+        )
+        assert result.caption == direct[0].text
+        assert result.tags == format_tags(direct[0].tags)
 
 
 def test_restoration_over_the_time_limit_is_an_error_not_a_hang() -> None:

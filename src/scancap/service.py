@@ -177,7 +177,8 @@ def warm_up(pipeline: Pipeline) -> None:
     rng = np.random.default_rng(0)
     photo = np.clip(rng.normal(128, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
     pipeline.analyze_loaded([(Result("warm-up"), photo)])
-    pipeline.captioner.describe(pipeline.captioner.grids([photo]), beam=pipeline.config.beam)
+    _, lite0 = pipeline.classifier.predict_with_features([photo])  # whatever it was sorted as
+    pipeline.caption([(Result("warm-up", restored=photo), photo)], lite0)
 
 
 def _answer(result: Result, include_image: bool) -> dict[str, Any]:

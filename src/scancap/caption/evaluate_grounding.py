@@ -43,8 +43,16 @@ def load_coco_mini(data: Path) -> tuple[list[Path], dict[str, list[str]]]:
     return [data / COCO / "images" / name for name in sorted(refs)], refs
 
 
-def both_ways(captioner: Captioner, grids: np.ndarray, beam: int) -> dict[str, list[Caption]]:
-    return {name: captioner.describe(grids, beam=beam, ground=g) for name, g in DECODINGS.items()}
+def both_ways(
+    captioner: Captioner, images: list[np.ndarray], beam: int
+) -> dict[str, list[Caption]]:
+    """The images' captions without and with grounding (the backbones run once)."""
+    grids = captioner.grids(images)
+    lite0 = captioner.lite0_features(images) if captioner.needs_lite0 else None
+    return {
+        name: captioner.describe(grids, beam=beam, ground=g, lite0=lite0)
+        for name, g in DECODINGS.items()
+    }
 
 
 def quality_rows(
@@ -73,8 +81,8 @@ def hallucination_table(
     tables, examples = [], None
     for part in ("select", "report"):
         labelled = load_labelled(part).head(limit or None)
-        grids = captioner.grids([load_image(data / path) for path in labelled["path"]])
-        captions = both_ways(captioner, grids, beam)
+        images = [load_image(data / path) for path in labelled["path"]]
+        captions = both_ways(captioner, images, beam)
         for decoding, texts in captions.items():
             rates = hallucination_rates(
                 [c.text for c in texts], labelled["person"], labelled["animal"]
@@ -103,9 +111,8 @@ def grounding_study(
     hallucination, examples = hallucination_table(captioner, data, beam, limit)
     paths, coco_refs = load_coco_mini(data)
     paths = paths[: limit or None]
-    coco_grids = captioner.grids([load_image(path) for path in paths])
-    keys = [path.name for path in paths]
-    quality = quality_rows("COCO-mini", both_ways(captioner, coco_grids, beam), keys, coco_refs)
+    coco = both_ways(captioner, [load_image(path) for path in paths], beam)
+    quality = quality_rows("COCO-mini", coco, [path.name for path in paths], coco_refs)
     dev_captions = {
         "free": captioner.describe(dev_grids, beam=beam, ground=False),
         "grounded": dev_grounded,

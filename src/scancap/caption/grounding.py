@@ -2,15 +2,17 @@
 
 The decoder learned its language from Flickr8k, where nearly every photo shows people or dogs:
 out of that domain it puts a man or a dog into lighthouses and flowers. The evidence comes from
-the same MobileNetV2 grid the decoder reads, at almost no cost:
+the backbones the product already runs, at almost no cost:
 
-- the backbone's own ImageNet head (1,000 concepts: 398 animals, scenes such as lakeside, alp
-  or seashore, buildings, objects), applied to the pooled grid; its top concepts become the
-  photo's `tags`;
-- two presence detectors, "a person is in the photo" and "an animal is in the photo":
-  logistic regressions on the pooled grid (and, for animals, the ImageNet animal mass), trained
-  on Flickr8k photos labelled by what their five human captions mention, and on tf_flowers
-  photos, which show neither.
+- the captioner's MobileNetV2 ImageNet head (1,000 concepts: 398 animals, scenes such as
+  lakeside, alp or seashore, buildings, objects), applied to the pooled grid; its top concepts
+  become the photo's `tags`;
+- presence detectors, "a person is in the photo", "an animal is in the photo" and "flowers":
+  logistic regressions trained on Flickr8k photos labelled by what their five human captions
+  mention, and on photos of sources whose content is known. The animal detector reads the
+  pooled MobileNetV2 grid and the ImageNet animal mass; the person detector reads the pooled
+  grid beside the pooled EfficientNet-Lite0 grid (the classifier's backbone, which ranks
+  people out of domain better: `reports/grounding_backbones.md`).
 
 Beam search may then emit a person word only where p(person) reaches its threshold, and an
 animal word only where p(animal) does (Anderson et al. 2017 constrain beam search the same way
@@ -32,6 +34,8 @@ GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner'
 IMAGENET_ANIMALS = slice(0, 398)  # ImageNet-1k classes 0-397 are all animals
 TAG_COUNT = 5
 TAG_MIN_PROBABILITY = 0.05
+MOBILENET = "mobilenet"  # a detector reading the pooled MobileNetV2 grid (and animal mass)
+WITH_LITE0 = "mobilenet+lite0"  # ... and the pooled EfficientNet-Lite0 grid beside it
 
 # Every word of the decoder's vocabulary that names or stands for a person or an animal: what
 # grounding may forbid, and what the hallucination measure counts.
@@ -140,6 +144,7 @@ class Detector:
     coef: np.ndarray
     intercept: float
     threshold: float
+    reads: str = MOBILENET  # which features: MOBILENET or WITH_LITE0
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
@@ -151,7 +156,12 @@ class Detector:
     @classmethod
     def from_json(cls, values: dict) -> Detector:
         arrays = {k: np.asarray(values[k], np.float32) for k in ("mean", "scale", "coef")}
-        return cls(**arrays, intercept=values["intercept"], threshold=values["threshold"])
+        return cls(
+            **arrays,
+            intercept=values["intercept"],
+            threshold=values["threshold"],
+            reads=values.get("reads", MOBILENET),
+        )
 
 
 # Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
@@ -298,11 +308,20 @@ class Grounding:
         """(N, 1000) ImageNet probabilities from pooled grids (the backbone's own head)."""
         return softmax(features @ self.kernel + self.bias, axis=-1)
 
-    def evidence(self, grids: np.ndarray) -> list[Evidence]:
+    @property
+    def needs_lite0(self) -> bool:
+        """Whether a detector reads EfficientNet-Lite0's pooled grid (`evidence`'s `lite0`)."""
+        return any(d.reads == WITH_LITE0 for d in self.detectors.values())
+
+    def evidence(self, grids: np.ndarray, lite0: np.ndarray | None = None) -> list[Evidence]:
+        """Each photo's evidence from its MobileNetV2 grid and, where a detector reads it, the
+        (N, 1280) pooled Lite0 grid of the same photo."""
         features = pooled(grids)
         probabilities = self.imagenet(features)
         p = {
-            name: detector.probability(detector_input(name, features, probabilities))
+            name: detector.probability(
+                detector_input(name, features, probabilities, lite0, detector.reads)
+            )
             for name, detector in self.detectors.items()
         }
         top = np.argsort(-probabilities, axis=1)[:, :TAG_COUNT]
@@ -325,9 +344,21 @@ class Grounding:
         return cls(*imagenet_head, {k: Detector.from_json(v) for k, v in detectors.items()})
 
 
-def detector_input(name: str, features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """What a detector reads: the pooled grid, and for animals ImageNet's animal mass too."""
-    return animal_features(features, probabilities) if name == "animal" else features
+def detector_input(
+    name: str,
+    features: np.ndarray,
+    probabilities: np.ndarray,
+    lite0: np.ndarray | None = None,
+    reads: str = MOBILENET,
+) -> np.ndarray:
+    """What a detector reads: the pooled MobileNetV2 grid, for animals ImageNet's animal mass
+    too, and for a WITH_LITE0 detector the pooled Lite0 grid beside them."""
+    own = animal_features(features, probabilities) if name == "animal" else features
+    if reads == MOBILENET:
+        return own
+    if lite0 is None:
+        raise ValueError(f"the {name} detector reads EfficientNet-Lite0 features: pass lite0")
+    return np.concatenate([own, np.asarray(lite0, np.float32)], axis=1)
 
 
 def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

@@ -593,6 +593,7 @@ class Captioner:
         self._backbone: keras.Model | None = None
         self._imagenet_head: tuple[np.ndarray, np.ndarray] | None = None
         self._grounding: Grounding | None = None
+        self._lite0: keras.Model | None = None
 
     @classmethod
     def of(
@@ -644,19 +645,32 @@ class Captioner:
             self._grounding = Grounding.load(self.grounding_dir, self.imagenet_head)
         return self._grounding
 
+    @property
+    def needs_lite0(self) -> bool:
+        """Whether grounded captions need the photos' pooled Lite0 grids (`describe`'s lite0)."""
+        return self.grounding is not None and self.grounding.needs_lite0
+
     def describe(
-        self, grids: np.ndarray, beam: int = 3, batch_size: int = 100, ground: bool = True
+        self,
+        grids: np.ndarray,
+        beam: int = 3,
+        batch_size: int = 100,
+        ground: bool = True,
+        lite0: np.ndarray | None = None,
     ) -> list[Caption]:
         """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps.
 
         With grounding (shipped with the captioner, `ground` not False), words naming a person
-        or an animal the photo does not support are forbidden, and each caption gets tags.
+        or an animal the photo does not support are forbidden, and each caption gets tags. The
+        shipped grounding also reads `lite0`, the photos' (N, 1280) pooled Lite0 grids
+        (`lite0_features`; the pipeline has them from the classifier).
         """
         grounding = self.grounding if ground else None
         captions = []
         for first in range(0, len(grids), batch_size):
             batch = np.asarray(grids[first : first + batch_size], np.float32)
-            evidence = grounding.evidence(batch) if grounding else None
+            part = None if lite0 is None else lite0[first : first + batch_size]
+            evidence = grounding.evidence(batch, part) if grounding else None
             constraint = GroundedDecoding(evidence, self.vocab.words) if evidence else None
             hypotheses = beam_search(
                 self.decoder, batch, self.vocab, beam, self.length_penalty, constraint
@@ -667,6 +681,11 @@ class Captioner:
                 tags = evidence[i].tags() if evidence else []
                 captions.append(Caption(detokenize(words), best.score, words, maps, tags))
         return captions
+
+    def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:
+        """`describe` for uint8 RGB images: their grids, and their Lite0 features if needed."""
+        lite0 = self.lite0_features(images) if self.needs_lite0 else None
+        return self.describe(self.grids(images), beam, lite0=lite0)
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
         """(caption, normalised log-probability) per backbone grid."""
@@ -681,10 +700,25 @@ class Captioner:
 
         return np.concatenate(list(extract_grids(self.backbone, list(images), batch_size)))
 
+    def lite0_features(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """(N, 1280) pooled EfficientNet-Lite0 grids of uint8 RGB images, as the classifier
+        computes them (its backbone loads on first use: `scancap caption` has no classifier)."""
+        if self._lite0 is None:
+            from scancap.backbones.efficientnet_lite import load_lite0_pooled
+
+            self._lite0 = load_lite0_pooled()
+        chunks = [
+            self._lite0.predict_on_batch(
+                np.stack([to_model_input(image) for image in images[i : i + batch_size]])
+            )
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate([np.asarray(c, np.float32) for c in chunks])
+
     def caption_images(
         self, images: Sequence[np.ndarray], beam: int = 3
     ) -> list[tuple[str, float]]:
         """(caption, normalised log-probability) per uint8 RGB image."""
         if not images:
             return []
-        return self.caption_features(self.grids(images), beam)
+        return [(c.text, c.score) for c in self.describe_images(images, beam)]

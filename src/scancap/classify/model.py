@@ -349,13 +349,25 @@ class Classifier:
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int = 32) -> list[Prediction]:
         """Predictions for uint8 RGB images of any size (stretched to 224, as in training)."""
+        return self.predict_with_features(images, batch_size)[0]
+
+    def predict_with_features(
+        self, images: Sequence[np.ndarray], batch_size: int = 32
+    ) -> tuple[list[Prediction], np.ndarray | None]:
+        """`predict`, and the images' (N, 1280) pooled Lite0 grids where the classifier computes
+        them (a transfer classifier does; None otherwise): the caption grounding reads them too,
+        so the pipeline does not run Lite0 twice."""
         predictions: list[Prediction] = []
+        pooled: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
             batch = np.stack(
                 [to_model_input(i, IMAGE_SIZE) for i in images[start : start + batch_size]]
             )
-            predictions += self.predict_from_features(self.features(batch))
-        return predictions
+            features = self.features(batch)
+            predictions += self.predict_from_features(features)
+            if self.kind == "transfer":
+                pooled.append(np.asarray(features[1], np.float32))
+        return predictions, np.concatenate(pooled) if pooled else None
 
     def predict_files(
         self,

@@ -155,6 +155,7 @@ class Batch:
     photos: list[tuple[Result, np.ndarray]]  # (result, pixels)
     jobs: list[Future]
     reading: list[tuple[Result, Future]] = field(default_factory=list)
+    lite0: np.ndarray | None = None  # the photos' pooled Lite0 grids, from the classifier
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -230,7 +231,7 @@ class Pipeline:
             return Batch(items, [], [])
         results, images = [list(x) for x in zip(*ok, strict=True)]
         start = time.perf_counter()
-        predictions = self.classifier.predict(images, NEURAL_BATCH)
+        predictions, pooled = self.classifier.predict_with_features(images, NEURAL_BATCH)
         per_image = (time.perf_counter() - start) / len(images)
         photos = []
         for result, image, prediction in zip(results, images, predictions, strict=True):
@@ -239,11 +240,13 @@ class Pipeline:
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
                 photos.append((result, image))
+        is_photo = np.array([p.is_photo for p in predictions])
+        lite0 = None if pooled is None else pooled[is_photo]
         jobs = self.restorer.submit([image for _, image in photos])
         reading = [(result, self.reader.submit(image, result.page))
                    for result, image in zip(results, images, strict=True)
                    if self.reader.wants(result.is_photo, result.subtype)]  # fmt: skip
-        return Batch(items, photos, jobs, reading)
+        return Batch(items, photos, jobs, reading, lite0)
 
     def finish_batch(self, batch: Batch) -> list[Result]:
         """Collect the batch's restored photos and caption them.
@@ -260,7 +263,7 @@ class Pipeline:
             result.restored, record = outcome
             result.set_restoration(record)
         if batch.photos:
-            self._caption([result for result, _ in batch.photos])
+            self.caption(batch.photos, batch.lite0)
         for result, job in batch.reading:
             page = job.result()
             if isinstance(page, str):  # the page stays sorted; its row says why it has no text
@@ -269,11 +272,18 @@ class Pipeline:
                 result.set_text(page)
         return [result for result, _ in batch.items]
 
-    def _caption(self, to_caption: list[Result]) -> None:
-        """Caption the restored photos (unchanged ones are their own restoration)."""
+    def caption(
+        self, photos: list[tuple[Result, np.ndarray]], lite0: np.ndarray | None = None
+    ) -> None:
+        """Caption the restored photos (unchanged ones are their own restoration). Grounding
+        reads the unrestored photos' pooled Lite0 grids, as its detector was trained: the
+        classifier's (`lite0`), else computed here."""
         start = time.perf_counter()
+        to_caption = [result for result, _ in photos]
+        if lite0 is None and self.captioner.needs_lite0:
+            lite0 = self.captioner.lite0_features([image for _, image in photos])
         grids = self.captioner.grids([result.restored for result in to_caption])
-        captions = self.captioner.describe(grids, beam=self.config.beam)
+        captions = self.captioner.describe(grids, beam=self.config.beam, lite0=lite0)
         per_image = (time.perf_counter() - start) / len(to_caption)
         for result, caption in zip(to_caption, captions, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
