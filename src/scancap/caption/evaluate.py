@@ -360,7 +360,7 @@ def write_report(
     if captioner.grounding is not None:
         dev_grounded = evaluation.captions[shipped]  # the shipped decoding is grounded
         study = grounding_study(
-            captioner, data, cache.grids, dev_grounded, refs, SHIPPED_BEAM, limit
+            captioner, data, (cache.grids, lite0), dev_grounded, refs, SHIPPED_BEAM, limit
         )
     grounded = (
         grounding_section(study)

@@ -100,7 +100,8 @@ ADJECTIVES = frozenset(
     steep
     """.split()  # noqa: SIM905
 )
-SUBJECT_WORDS_MAX = 3  # words before the noun (a determiner, then adjectives); then a noun
+SUBJECT_WORDS_MAX = 4  # words before the noun (a determiner, then adjectives); then a noun
+SUBJECT_LINKS = frozenset({"and"})  # between adjectives: "a black and white dog"
 # What only a person or an animal does: a caption about a thing or a scene does not say it.
 AGENT_VERBS = frozenset(
     """
@@ -394,7 +395,7 @@ class GroundedDecoding:
         self.banned[np.ix_(lifeless, word_ids(AGENT_VERBS, vocabulary))] = -np.inf
         nouns = [subject_nouns(item) for item in evidence]
         self.first = np.stack([only(DETERMINERS | ADJECTIVES | n, vocabulary) for n in nouns])
-        self.then = np.stack([only(ADJECTIVES | n, vocabulary) for n in nouns])
+        self.then = np.stack([only(ADJECTIVES | SUBJECT_LINKS | n, vocabulary) for n in nouns])
         self.noun_only = np.stack([only(n, vocabulary) for n in nouns])
 
     def start(self, n: int) -> np.ndarray:
