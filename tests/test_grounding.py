@@ -12,6 +12,7 @@ from scancap.caption.grounding import (
     ANIMAL_WORDS,
     IMAGENET_NOUNS,
     PERSON_WORDS,
+    SUBJECT_WORDS_MAX,
     WITH_LITE0,
     Detector,
     Evidence,
@@ -23,7 +24,7 @@ from scancap.caption.grounding import (
     mentions,
     parse_tags,
 )
-from scancap.caption.metrics import hallucination_rates
+from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
 from scancap.caption.train_grounding import caption_labels, lowest_threshold, not_near
 from scancap.io import load_image
@@ -227,12 +228,27 @@ def test_a_photo_with_neither_must_open_with_a_thing() -> None:
     allowed = {vocabulary[i] for i in np.flatnonzero(np.isfinite(first[0, 0]))}
     assert allowed == {"a", "red", "building"}  # a determiner, an adjective or a thing
     assert np.isfinite(first[1, 0, vocabulary.index("is")])  # the person photo is free
-    later = constraint.mask(3, said, np.full((2, 1), 4))
+    later = constraint.mask(SUBJECT_WORDS_MAX, said, np.full((2, 1), 4))
     assert {vocabulary[i] for i in np.flatnonzero(np.isfinite(later[0, 0]))} == {"building"}
     said = constraint.advance(said, np.zeros((2, 1), int), np.array([[6], [5]]))
     assert said.all()
     repeat = constraint.mask(4, said, np.array([[8], [8]]))
     assert np.isneginf(repeat[:, 0, vocabulary.index("is")]).all()  # no word twice in a row
+
+
+def test_a_subject_phrase_may_join_adjectives_with_and() -> None:
+    """ "a black and white dog": "and" may join adjectives, never open the caption, and the
+    phrase still ends with its noun."""
+    vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "black", "and", "white", "dog"]
+    constraint = GroundedDecoding([evidence(False, True)], vocabulary)
+    said = constraint.start(1)
+    allowed = [
+        {vocabulary[i] for i in np.flatnonzero(np.isfinite(constraint.mask(t, said, prev)[0, 0]))}
+        for t, prev in enumerate(np.array([[[1]], [[4]], [[5]], [[6]], [[7]]]))
+    ]
+    assert "and" not in allowed[0] and "and" in allowed[2]
+    assert {"white", "dog"} <= allowed[3]
+    assert allowed[SUBJECT_WORDS_MAX] == {"dog"}
 
 
 def test_an_animal_is_a_subject_where_one_is_supported() -> None:
@@ -263,3 +279,37 @@ def test_imagenet_nouns_name_real_classes_and_words_the_decoder_knows(
     assert nouns <= set(captioner.vocab.words)
     assert not nouns & (PERSON_WORDS | ANIMAL_WORDS)
     assert IMAGENET_NOUNS["steam locomotive"] == {"train", "trains"}
+
+
+def test_the_dev_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:
+    """Each group's "CIDEr-D lost" adds up to the corpus gap between free and grounded."""
+    from scancap.caption.evaluate_grounding import dev_loss_table, subject_named
+    from scancap.caption.model import Caption
+
+    refs = {
+        "people": ["a man rides a bike", "a man on a bike", "a man cycling", "a bike", "a road"],
+        "dog": ["a dog runs", "a brown dog runs", "a dog in grass", "a dog plays", "grass"],
+        "hill": ["a green hill", "a hill under clouds", "a grassy hill", "hills", "a meadow"],
+    }
+    assert [subject_named(r) for r in refs.values()] == ["person", "animal", "neither"]
+    assert subject_named(["a man", "a dog", "a road", "a sky", "a hill"]) == "unclear"
+
+    def captions(texts: list[str]) -> list[Caption]:
+        return [Caption(t, -1.0, t.split(), np.zeros((1, 7, 7)), []) for t in texts]
+
+    free = captions(["a man rides a bike", "a dog runs in grass", "a green hill"])
+    grounded = captions(["a red bike on a road", "a dog runs in grass", "a green hill"])
+    table = dev_loss_table(
+        [evidence(False, False), evidence(False, True), evidence(False, False)],
+        {"free": free, "grounded": grounded},
+        refs,
+    )
+    scores = [
+        caption_scores(refs, {k: c.text for k, c in zip(refs, texts, strict=True)}, meteor=False)
+        for texts in (free, grounded)
+    ]
+    gap = scores[0][0]["CIDEr-D"] - scores[1][0]["CIDEr-D"]
+    assert gap > 0 and table["CIDEr-D lost"].sum() == pytest.approx(gap)
+    missed = table.loc[("person", "neither")]
+    assert missed["images"] == 1 and missed["caption changed"] == 1
+    assert missed["CIDEr-D lost"] == pytest.approx(gap)

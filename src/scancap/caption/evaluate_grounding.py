@@ -254,24 +254,27 @@ def dev_loss_markdown(table: pd.DataFrame) -> str:
     ]
     for (named, supported), row in table.iterrows():
         lines.append(
-            f"| {named} | {supported} | {row['images']} | {row['caption changed']} | "
+            f"| {named} | {supported} | {int(row['images'])} | {int(row['caption changed'])} | "
             f"{row['CIDEr-D lost']:.4f} |"
         )
     lines.append(
-        f"| all | | {table['images'].sum()} | {table['caption changed'].sum()} | "
+        f"| all | | {int(table['images'].sum())} | {int(table['caption changed'].sum())} | "
         f"{table['CIDEr-D lost'].sum():.4f} |"
     )
     return "\n".join(lines)
 
 
 def detector_text(reads: dict[str, str]) -> str:
-    """Which features each detector reads, in words."""
+    """Which features the detectors read, in words: "person: ...; animal and flower: ..."."""
     words = {
-        MOBILENET: "the pooled MobileNetV2 grid the decoder reads",
-        WITH_LITE0: "that grid beside the pooled EfficientNet-Lite0 grid (the classifier's "
-        "backbone, on the photo as it came in)",
+        MOBILENET: "the pooled MobileNetV2 grid (the decoder's)",
+        WITH_LITE0: "the pooled MobileNetV2 grid beside the pooled EfficientNet-Lite0 grid "
+        "(the classifier's backbone, on the photo as it came in)",
     }
-    return "; ".join(f"{name}: {words[kind]}" for name, kind in reads.items())
+    readers = {kind: [name for name, k in reads.items() if k == kind] for kind in words}
+    return "; ".join(
+        f"{' and '.join(names)}: {words[kind]}" for kind, names in readers.items() if names
+    )
 
 
 def grounding_section(study: GroundingStudy) -> str:
