@@ -694,14 +694,18 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
 - **Trained**: {_member_prefix(record)}{record["date"]}, `scancap train captioner`:
   cross-entropy, best epoch {record["best_epoch"]} of {record["epochs_run"]}{_scst_line(record)}.
 {_ensemble_line(record)}- **Grounding** (`grounding.json`, `scancap train grounding`): person,
-  animal and flower detectors and the backbone's ImageNet head read the same grid. Beam
-  search names no person or animal they do not support. A photo with neither opens with a
-  thing or a scene.
+  animal and flower detectors and the backbone's ImageNet head read the same grid; the person
+  detector also reads the photo's pooled EfficientNet-Lite0 grid
+  (`models/efficientnet_lite0_imagenet.npz`, the classifier's backbone: the pipeline passes
+  the classifier's, `scancap caption` computes it). Beam search names no person or animal they
+  do not support. A photo with neither opens with a thing or a scene.
   Each caption comes with tags. Out-of-domain hallucination and COCO-mini scores:
   `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
   grounded captions are safer but often clumsy ("a brown flowers is in a field of yellow
-  flowers"). Attributes such as colours, gender and counts are often wrong. `scancap caption`
+  flowers"). In domain, a person the detector does not confirm (often a small figure in a
+  scene) gets a caption about a thing: most of the dev CIDEr-D that grounding costs.
+  Attributes such as colours, gender and counts are often wrong. `scancap caption`
   skips what the classifier does not call a photo, unless `--all`.
 - **Licence**: Flickr8k is licensed for **research use only** (photos belong to their Flickr
   owners), so this model is for evaluation and demonstration, not for commercial use. The
