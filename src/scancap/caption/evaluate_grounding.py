@@ -265,7 +265,7 @@ def dev_loss_markdown(table: pd.DataFrame) -> str:
 
 
 def detector_text(reads: dict[str, str]) -> str:
-    """Which features the detectors read, in words: "person: ...; animal and flower: ..."."""
+    """Which features the detectors read, in words: "Animal and flower read ...; Person ..."."""
     words = {
         MOBILENET: "the pooled MobileNetV2 grid (the decoder's)",
         WITH_LITE0: "the pooled MobileNetV2 grid beside the pooled EfficientNet-Lite0 grid "
@@ -273,7 +273,9 @@ def detector_text(reads: dict[str, str]) -> str:
     }
     readers = {kind: [name for name, k in reads.items() if k == kind] for kind in words}
     return "; ".join(
-        f"{' and '.join(names)}: {words[kind]}" for kind, names in readers.items() if names
+        f"{' and '.join(names).capitalize()} read {words[kind]}"
+        for kind, names in readers.items()
+        if names
     )
 
 
@@ -284,8 +286,8 @@ def grounding_section(study: GroundingStudy) -> str:
 of that domain it used to put a man or a dog into nearly every caption. Grounding (`scancap.
 caption.grounding`) reads presence detectors and the captioner backbone's own ImageNet head,
 and beam search may not name a person or an animal the detectors do not support
-({thresholds}). The detectors are logistic regressions on {detector_text(study.reads)} (the
-animal detector also reads ImageNet's animal mass). Each threshold is the higher of two: the
+({thresholds}). The detectors are logistic regressions. {detector_text(study.reads)}. The
+animal detector also reads ImageNet's animal mass. Each threshold is the higher of two: the
 lowest with at most its false-positive budget ({budgets}) on the `select` half of the
 hand-labelled set, and the same on out-of-fold predictions for the training sources' photos
 without the concept. The person and animal budget is the largest whose select union rate
