@@ -265,18 +265,20 @@ def dev_loss_markdown(table: pd.DataFrame) -> str:
 
 
 def detector_text(reads: dict[str, str]) -> str:
-    """Which features the detectors read, in words: "Animal and flower read ...; Person ..."."""
+    """Which features the detectors read, in words ("The animal and flower detectors read")."""
     words = {
         MOBILENET: "the pooled MobileNetV2 grid (the decoder's)",
         WITH_LITE0: "the pooled MobileNetV2 grid beside the pooled EfficientNet-Lite0 grid "
         "(the classifier's backbone, on the photo as it came in)",
     }
     readers = {kind: [name for name, k in reads.items() if k == kind] for kind in words}
-    return "; ".join(
-        f"{' and '.join(names).capitalize()} read {words[kind]}"
+    text = "; ".join(
+        f"the {' and '.join(names)} detector{'s read' if len(names) > 1 else ' reads'} "
+        f"{words[kind]}"
         for kind, names in readers.items()
         if names
     )
+    return text[:1].upper() + text[1:]
 
 
 def grounding_section(study: GroundingStudy) -> str:
