@@ -95,10 +95,11 @@ RUN_ORDER = (
 
 def shipped_weighting(model_dir: Path) -> str:
     """The LOSO candidate the shipped recipe matches: its source weighting (its run record
-    says), with "+flickr8k" when it also trained on the unused Flickr8k photos."""
+    says), with "+flickr8k" when it also trained on the unused Flickr8k photos, and "+layers":
+    since v11 every head reads the texture statistics of `TEXTURE_LAYERS`."""
     config = RunRecord.load(model_dir / "transfer.json").config
     extra = "+flickr8k" if config.get("extra_flickr8k") else ""
-    return config.get("source_weighting", "count") + extra
+    return config.get("source_weighting", "count") + extra + "+layers"
 
 
 def load_loso(weighting: str, folder: Path = LOSO_DIR) -> pd.DataFrame | None:
