@@ -2,11 +2,13 @@
 
     python benchmarks/classifier_loso.py                      # every weighting, all 36 sources
     python benchmarks/classifier_loso.py --weightings source --sources flare_portraits tf_flowers
-    python benchmarks/classifier_loso.py --weightings source+flickr8k+layers \
-        --summary selection_v11.md
 
 A candidate is a source weighting, optionally followed by "+flickr8k" (the unused Flickr8k train
-photos as extra training rows, v10) and "+layers" (texture statistics of more Lite0 layers, v11).
+photos as extra training rows, v10). From v11 on, every candidate's head reads the texture
+statistics of `TEXTURE_LAYERS` too (the feature cache holds them); the v11 screen, which added
+them to v10's recipe as the candidate "source+flickr8k+layers", is recorded in
+`source+flickr8k+layers.csv` and `selection_v11.md`. The CSVs of earlier candidates were made
+without them, and a run resumes from its CSV: rename one to screen that candidate again.
 
 Each candidate's per-image LOSO predictions go to reports/classification_loso/<weighting>.csv,
 written after every fold so an interrupted run resumes where it stopped; the summary of all
@@ -17,24 +19,17 @@ reports/classification_loso/selection.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 from dataclasses import replace
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from scancap.backbones.efficientnet_lite import load_lite0
 from scancap.classify import loso
 from scancap.classify.data import (
     LABELS,
     FeatureCache,
-    _batches,
     build_feature_cache,
-    default_cache_dir,
     extra_flickr8k_photos,
     flat_features,
     load_manifest,
@@ -42,54 +37,14 @@ from scancap.classify.data import (
     with_extra,
 )
 from scancap.classify.metrics import format_interval, markdown_table
-from scancap.classify.model import ChannelStats
 from scancap.classify.train import LOSO_RECIPE, SOURCE_WEIGHTINGS
 from scancap.io import atomic_write_text
-from scancap.paths import data_dir, reports_dir
+from scancap.paths import reports_dir
 
 OUT = reports_dir() / "classification_loso"
 
 
 EXTRA = "+flickr8k"  # a candidate named "<weighting>+flickr8k" also trains on the extra photos
-LAYERS = "+layers"  # ... and "+layers" also reads the texture statistics of TEXTURE_LAYERS
-TEXTURE_LAYERS = ("stem_relu", "block_2_out", "block_4_out", "block_7_out", "block_14_out")
-BATCH = 64
-
-
-def layer_statistics_model() -> keras.Model:
-    """Image -> per-channel mean and standard deviation of each of TEXTURE_LAYERS (736 values)."""
-    backbone = load_lite0()
-    stats = [ChannelStats(name=f"{n}_stats")(backbone.get_layer(n).output) for n in TEXTURE_LAYERS]
-    model = keras.Model(backbone.input, keras.layers.Concatenate()(stats))
-    model.compile(jit_compile=False)  # XLA is slower on this CPU
-    return model
-
-
-def layer_statistics(cache: FeatureCache, folder: Path | None = None) -> np.ndarray:
-    """(views, 736) TEXTURE_LAYERS statistics of every view LOSO reads (the grey val and test
-    views, which it never reads, stay zero); resumable, in the feature cache's folder."""
-    index = cache.index
-    key = index[["path", "split", "view"]].to_csv(index=False) + ",".join(TEXTURE_LAYERS)
-    folder = (folder or default_cache_dir()) / "doctype_layers"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = hashlib.sha256(key.encode()).hexdigest()[:16]
-    done_path = folder / f"{stem}.json"
-    done = json.loads(done_path.read_text())["rows"] if done_path.exists() else 0
-    rows = np.flatnonzero((index["view"] != "gray").to_numpy())
-    model = layer_statistics_model()
-    width = model.outputs[0].shape[-1]
-    mode = "r+" if done else "w+"
-    stats = np.lib.format.open_memmap(folder / f"{stem}.npy", mode, np.float32, (len(index), width))
-    todo = index.iloc[rows].reset_index(drop=True)
-    bar = tqdm(total=len(rows), initial=done, desc="layer statistics", unit="view")
-    for batch in _batches(todo, done, BATCH, data_dir()):
-        stats[rows[done : done + len(batch)]] = model.predict_on_batch(batch)
-        done += len(batch)
-        stats.flush()
-        done_path.write_text(json.dumps({"rows": done}))
-        bar.update(len(batch))
-    bar.close()
-    return np.asarray(stats)
 
 
 def screen(
@@ -162,9 +117,6 @@ def main() -> None:
         data = (cache, features)
         if EXTRA in candidate:
             data = with_extra_photos(split, cache, features)
-        if LAYERS in candidate:
-            stats, pooled = data[1]
-            data = (data[0], (np.hstack([stats, layer_statistics(data[0])]), pooled))
         rows.append(summary_row(candidate, screen(candidate, *data, sources, args.out)))
     chosen = choose(rows)
     table = pd.DataFrame(rows).assign(

@@ -83,13 +83,16 @@ def lite2_extractor() -> keras.Model:
     }
     model = build_efficientnet_lite(LITE2_STAGES, False, (260, 260, 3), "efficientnet_lite2")
     copy_torch_weights(model, weights, CLASSIFIER_LAYER)
-    return feature_model(model, "block_14_out", FEATURE_LAYER)
+    return feature_model(model, "block_14_out", FEATURE_LAYER, texture_layers=())
 
 
 # name -> (image size, [trunk grid, pooled top grid] extractor)
 BACKBONES: dict[str, tuple[int, Callable[[], keras.Model]]] = {
-    "lite0": (224, feature_model),
-    "mobilenet_v2": (224, lambda: feature_model(load_backbone(), "features_13_add", MOBILENET_TOP)),
+    "lite0": (224, lambda: feature_model(texture_layers=())),
+    "mobilenet_v2": (
+        224,
+        lambda: feature_model(load_backbone(), "features_13_add", MOBILENET_TOP, texture_layers=()),
+    ),
     "lite2": (260, lite2_extractor),
 }
 

@@ -72,6 +72,29 @@ def test_channel_stats_are_mean_and_std_per_channel() -> None:
     np.testing.assert_allclose(stats[:, 96:], grid.std(axis=(1, 2)), atol=1e-3)
 
 
+def test_texture_statistics_are_the_named_layers_channel_statistics() -> None:
+    """The feature model's texture output: each TEXTURE_LAYERS layer's channel mean and
+    standard deviation, in order, TEXTURE_DIM values (what the cache stores and heads read)."""
+    import keras
+    import skimage.data
+
+    from scancap.backbones.efficientnet_lite import load_lite0
+    from scancap.backbones.inputs import to_model_input
+
+    backbone = load_lite0()
+    images = np.stack(
+        [to_model_input(skimage.data.chelsea()), to_model_input(skimage.data.coffee())]
+    )
+    _, _, texture = doctype.feature_model(backbone).predict_on_batch(images)
+    assert texture.shape == (2, doctype.TEXTURE_DIM)
+    grids = keras.Model(
+        backbone.input, [backbone.get_layer(n).output for n in doctype.TEXTURE_LAYERS]
+    ).predict_on_batch(images)
+    expected = np.hstack([np.asarray(classify.ChannelStats()(g)) for g in grids])
+    np.testing.assert_allclose(texture, expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(texture[0], texture[1], rtol=0.1)
+
+
 # --- data -----------------------------------------------------------------------------------------
 
 
@@ -289,7 +312,7 @@ def test_screen_statistics_are_what_the_shipped_head_computes() -> None:
     spec.loader.exec_module(screens)
     page = np.repeat(skimage.data.page()[..., None], 3, axis=-1)
     images = np.stack([to_model_input(skimage.data.chelsea()), to_model_input(page)])
-    grids, pooled = doctype.feature_model().predict_on_batch(images)
+    grids, pooled = doctype.feature_model(texture_layers=()).predict_on_batch(images)
     flat = screens.flat_features(grids, pooled)
     cached = grids.astype(np.float16).astype(np.float32)
     head_stats = np.asarray(classify.ChannelStats()(cached))

@@ -123,8 +123,10 @@ def test_with_extra_appends_rows_and_marks_them() -> None:
     def cache(n: int, start: float) -> doctype.FeatureCache:
         index = pd.DataFrame({"path": [f"{start}/{i}" for i in range(n)], "split": "train"})
         trunk = np.full((n, 2, 2, 3), start, np.float16)
-        return doctype.FeatureCache(index, trunk, np.full((n, 4), start, np.float16))
+        pooled, texture = np.full((n, 4), start, np.float16), np.full((n, 6), start, np.float32)
+        return doctype.FeatureCache(index, trunk, pooled, texture)
 
     merged = doctype.with_extra(cache(3, 1.0), cache(2, 2.0))
     assert merged.index["extra"].tolist() == [False] * 3 + [True] * 2
     assert merged.trunk.shape == (5, 2, 2, 3) and merged.pooled[3:].min() == 2.0
+    assert merged.texture.shape == (5, 6) and merged.texture[:3].max() == 1.0

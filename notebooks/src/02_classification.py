@@ -102,7 +102,7 @@ figure = classify_figures.image_grid(
 # EfficientNet-B0 made for CPUs (ReLU6, no squeeze-and-excitation). It replaced the
 # MobileNetV2 that the captioner reads after winning the same candidate selection on val
 # (`reports/classification_experiments.md`, v6): more val images right, clean and in grey.
-# The trained head reads two of its outputs:
+# The trained head reads three of its outputs:
 #
 # - the 7×7×1280 grid of the last layer, **globally averaged** to 1280 numbers (what the image
 #   shows);
@@ -110,7 +110,11 @@ figure = classify_figures.image_grid(
 #   (224 numbers, standardised with the training set's statistics): texture statistics, as in
 #   style transfer, which describe brush strokes, paper grain and print screens regardless of
 #   where they are. In a linear probe on val they raised accuracy at 99% precision over the
-#   pooled grid alone (`reports/classification_experiments.md`, v6).
+#   pooled grid alone (`reports/classification_experiments.md`, v6);
+# - the same statistics of **five more layers**, from the stem (112×112, the finest strokes and
+#   grain) to block 14 (7×7): 736 numbers, standardised with the others. They were added in v11
+#   because, under leave-one-source-out evaluation, they kept more of the held-out sources
+#   right (section on LOSO below).
 #
 # The head: dropout → Dense → dropout → two outputs, a **photo logit** (the product decision)
 # and **5 subtype logits** (which route the non-photos).
@@ -130,9 +134,9 @@ classifier.trained.summary()
 # |---|---|---|
 # | image size | 224×224, stretched, RGB in [0, 1] | the backbone's training size; stretching (not padding or cropping) keeps all content and hides the aspect ratio |
 # | backbone | EfficientNet-Lite0, ImageNet, frozen (4.7 M params incl. top, float16 on disk) | the training split (section 1) is far too small to learn visual features; frozen means its outputs can be cached once |
-# | head input | 1280 pooled + 224 texture statistics | see above |
+# | head input | 1280 pooled + 224 + 736 texture statistics | see above |
 # | dropout | 0.3 before and after the hidden layer | randomly zeroes features so the head cannot rely on a few of them |
-# | hidden layer | Dense 256, ReLU | a small non-linearity over the 1,504 features; 512 units with dropout 0.5 did no better on val (MobileNetV2 features) |
+# | hidden layer | Dense 256, ReLU | a small non-linearity over the 2,240 features; 512 units with dropout 0.5 did no better on val (MobileNetV2 features) |
 # | L2 | 1e-4 on every Dense kernel | keeps weights small, i.e. logits moderate |
 # | outputs | 1 photo logit + 5 subtype logits | the binary decision gets its own output; the subtype head routes non-photos and regularises the shared layer |
 # | loss | binary cross-entropy (photo) + sparse categorical cross-entropy (subtype), weight 1 each, from logits | the log-losses whose minimum are calibrated probabilities |

@@ -37,6 +37,11 @@ MANIFEST = Path("doctype") / "manifest.csv"
 SPLIT_FILE = "split.csv"
 
 FEATURE_BACKBONE = "efficientnet_lite0"  # part of the cache key: features of another backbone
+# Lite0 layers whose per-channel mean and standard deviation the head reads besides block 10's
+# (the stem, blocks 2, 4, 7 and 14: 736 values): medium cues from fine to coarse (v11,
+# reports/classification_experiments.md).
+TEXTURE_LAYERS = ("stem_relu", "block_2_out", "block_4_out", "block_7_out", "block_14_out")
+TEXTURE_DIM = 2 * (32 + 24 + 40 + 80 + 192)
 AUGMENTED_VIEWS = 3  # per training image, besides the clean view
 # Views computed per split: "clean" everywhere; "gray" checks the colour shortcut on val/test.
 VIEWS = {
@@ -236,31 +241,56 @@ def view_index(split: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(y=frame["label"].map(LABELS.index))
 
 
+@keras.saving.register_keras_serializable(package="scancap")
+class ChannelStats(keras.layers.Layer):
+    """Per-channel mean and standard deviation over a grid's positions: texture statistics,
+    as in style transfer, independent of where things are in the image."""
+
+    def call(self, grid: keras.KerasTensor) -> keras.KerasTensor:
+        mean = keras.ops.mean(grid, axis=(1, 2))
+        std = keras.ops.sqrt(keras.ops.var(grid, axis=(1, 2)) + 1e-6)
+        return keras.ops.concatenate([mean, std], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], 2 * input_shape[-1])
+
+
 def feature_model(
     backbone: keras.Model | None = None,
     trunk_layer: str = TRUNK_LAYER,
     feature_layer: str = FEATURE_LAYER,
+    texture_layers: tuple[str, ...] = TEXTURE_LAYERS,
 ) -> keras.Model:
-    """Image -> (a trunk grid, the globally averaged top grid) in one pass.
+    """Image -> (a trunk grid, the globally averaged top grid, texture statistics) in one pass.
 
-    By default Lite0's 14x14x112 block-10 grid and its 1280-d pooled features, which the
-    classifier reads; the layer names pick them out of another backbone.
+    By default Lite0's 14x14x112 block-10 grid, its 1280-d pooled features and the channel
+    statistics of TEXTURE_LAYERS, which the classifier reads; the layer names pick them out of
+    another backbone (no texture layers: the first two outputs only).
     """
     backbone = backbone or load_lite0()
     trunk = backbone.get_layer(trunk_layer).output
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(
         backbone.get_layer(feature_layer).output
     )
-    return keras.Model(backbone.input, [trunk, pooled], name="feature_extractor")
+    outputs = [trunk, pooled]
+    if texture_layers:
+        stats = [
+            ChannelStats(name=f"{name}_stats")(backbone.get_layer(name).output)
+            for name in texture_layers
+        ]
+        outputs.append(keras.layers.Concatenate(name="texture")(stats))
+    return keras.Model(backbone.input, outputs, name="feature_extractor")
 
 
 @dataclass
 class FeatureCache:
-    """Views of a split through the frozen backbone: trunk grids, pooled vectors, clean images."""
+    """Views of a split through the frozen backbone: trunk grids, pooled vectors and texture
+    statistics of more layers."""
 
     index: pd.DataFrame
     trunk: np.ndarray  # (views, 14, 14, 112) float16, memory-mapped
     pooled: np.ndarray  # (views, 1280) float16, memory-mapped
+    texture: np.ndarray  # (views, TEXTURE_DIM) float32, memory-mapped
 
     def rows(self, split: str, view: str | None = None) -> np.ndarray:
         """Positions of a split's rows (all its views, or one)."""
@@ -279,16 +309,28 @@ def channel_stats(grids: np.ndarray) -> np.ndarray:
 
 
 def flat_features(cache: FeatureCache, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """(texture statistics, pooled features) of every cached view, float32 in memory."""
+    """(texture statistics, pooled features) of every cached view, float32 in memory: block
+    10's channel statistics, then those of TEXTURE_LAYERS, as the head joins them."""
     stats = np.concatenate(
         [channel_stats(cache.trunk[i : i + chunk]) for i in range(0, len(cache.index), chunk)]
     )
-    return stats, np.asarray(cache.pooled, np.float32)
+    return np.hstack([stats, np.asarray(cache.texture, np.float32)]), np.asarray(
+        cache.pooled, np.float32
+    )
+
+
+def model_inputs(cache: FeatureCache, rows: np.ndarray, kind: str) -> list[np.ndarray]:
+    """What a trained part of `kind` reads for the cached views `rows`: a transfer head
+    (trunk grid, pooled grid, texture statistics), a fine-tuned top (trunk grid, texture)."""
+    trunk, texture = np.asarray(cache.trunk[rows]), np.asarray(cache.texture[rows], np.float32)
+    if kind == "transfer":
+        return [trunk, np.asarray(cache.pooled[rows], np.float32), texture]
+    return [trunk, texture]
 
 
 def _cache_key(index: pd.DataFrame) -> str:
     text = index[["path", "split", "view"]].to_csv(index=False)
-    text += f"aug{AUGMENTATION_VERSION}" + FEATURE_BACKBONE
+    text += f"aug{AUGMENTATION_VERSION}" + FEATURE_BACKBONE + ",".join(TEXTURE_LAYERS)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -332,26 +374,32 @@ def build_feature_cache(
     pooled = np.lib.format.open_memmap(
         folder / "pooled.npy", mode, np.float16, (len(index), model.outputs[1].shape[-1])
     )
+    texture = np.lib.format.open_memmap(
+        folder / "texture.npy", mode, np.float32, (len(index), model.outputs[2].shape[-1])
+    )
     if done < len(index):
         index.to_csv(folder / "index.csv", index=False)
         bar = tqdm(
             total=len(index), initial=done, desc="features", unit="view", disable=not progress
         )
         for batch in _batches(index, done, batch_size, data):
-            grids, vectors = model.predict_on_batch(batch)
+            grids, vectors, statistics = model.predict_on_batch(batch)
             trunk[done : done + len(batch)] = grids
             pooled[done : done + len(batch)] = vectors
+            texture[done : done + len(batch)] = statistics
             done += len(batch)
-            trunk.flush()
-            pooled.flush()
+            for array in (trunk, pooled, texture):
+                array.flush()
             done_path.write_text(json.dumps({"rows": done}))
             bar.update(len(batch))
         bar.close()
-    del trunk, pooled  # reopen read-only
+    del trunk, pooled, texture  # reopen read-only
     return FeatureCache(
         index,
-        np.load(folder / "trunk.npy", mmap_mode="r"),
-        np.load(folder / "pooled.npy", mmap_mode="r"),
+        *(
+            np.load(folder / f"{name}.npy", mmap_mode="r")
+            for name in ("trunk", "pooled", "texture")
+        ),
     )
 
 
@@ -364,6 +412,7 @@ def with_extra(cache: FeatureCache, extra: FeatureCache) -> FeatureCache:
         index,
         np.concatenate([cache.trunk, extra.trunk]),
         np.concatenate([cache.pooled, extra.pooled]),
+        np.concatenate([cache.texture, extra.texture]),
     )
 
 

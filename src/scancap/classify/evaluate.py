@@ -27,6 +27,7 @@ from scancap.classify.data import (
     LABELS,
     PHOTO,
     SPLIT_FILE,
+    TEXTURE_DIM,
     FeatureCache,
     build_feature_cache,
     limit_split,
@@ -94,10 +95,11 @@ RUN_ORDER = (
 
 def shipped_weighting(model_dir: Path) -> str:
     """The LOSO candidate the shipped recipe matches: its source weighting (its run record
-    says), with "+flickr8k" when it also trained on the unused Flickr8k photos."""
+    says), with "+flickr8k" when it also trained on the unused Flickr8k photos, and "+layers":
+    since v11 every head reads the texture statistics of `TEXTURE_LAYERS`."""
     config = RunRecord.load(model_dir / "transfer.json").config
     extra = "+flickr8k" if config.get("extra_flickr8k") else ""
-    return config.get("source_weighting", "count") + extra
+    return config.get("source_weighting", "count") + extra + "+layers"
 
 
 def load_loso(weighting: str, folder: Path = LOSO_DIR) -> pd.DataFrame | None:
@@ -237,11 +239,9 @@ The most confident errors of the worst held-out sources:
 def predictions(classifier: Classifier, cache: FeatureCache) -> pd.DataFrame:
     """One row per val/test view: truth, calibrated p(photo), decision, subtype probabilities."""
     rows = np.concatenate([cache.rows(s, v) for s in ("val", "test") for v in ("clean", "gray")])
-    if classifier.kind == "transfer":
-        features = [cache.trunk[rows], cache.pooled[rows]]
-    else:
-        features = cache.trunk[rows]
-    photo, subtype = classifier.logits_from_features(features)
+    photo, subtype = classifier.logits_from_features(
+        [cache.trunk[rows], cache.pooled[rows], cache.texture[rows]]
+    )
     verdicts = decide(photo, subtype, classifier.calibration)
     frame = cache.index.iloc[rows].reset_index(drop=True)
     probabilities = np.array([list(v.subtype_probabilities.values()) for v in verdicts])
@@ -447,7 +447,11 @@ def architecture_stages(classifier: Classifier) -> list[tuple[str, str, bool]]:
         ("input", "RGB image, stretched to 224x224, scaled to [0, 1]", False),
         ("EfficientNet-Lite0 stem + blocks 0-10", "ImageNet, frozen -> 14x14x112 grid", False),
         ("Lite0 blocks 11-15 + 1x1 conv", f"frozen -> 7x7x1280 ({frozen_params:,} params)", False),
-        ("global average pool | channel mean + std", "1280 + 224 (standardised) = 1504", False),
+        (
+            "global average pool | channel mean + std of 6 layers",
+            f"1280 + {2 * 112} + {TEXTURE_DIM} (standardised) = {1280 + 2 * 112 + TEXTURE_DIM:,}",
+            False,
+        ),
         (
             f"{members} head(s): dropout 0.3, Dense {hidden} ReLU, dropout 0.3",
             "L2 1e-4; heads trained from different seeds, logits averaged",
@@ -932,7 +936,9 @@ label's largest source's stratum), persisted as `models/classifier/{SPLIT_FILE}`
   Dense 128, dropout 0.2, a photo logit and 5 subtype logits), clean 224 px images.
 - **transfer**: the frozen ImageNet EfficientNet-Lite0 (one pass per image, features cached)
   and a small head on the pooled 7x7x1280 grid joined by the mean and standard deviation of
-  each of block 10's 112 channels (texture statistics). Lite0 replaced MobileNetV2 (the
+  each of block 10's 112 channels (texture statistics) and of the channels of five more layers
+  (the stem, blocks 2, 4, 7 and 14: 736 values, added in v11 because they kept more of the
+  sources LOSO holds out). Lite0 replaced MobileNetV2 (the
   captioner's backbone) after winning the same selection on val
   (`reports/classification_experiments.md`, v6). The texture statistics raised val accuracy
   at 99% precision from 0.9827 to 0.9895 over Lite0's pooled grid alone in a linear probe

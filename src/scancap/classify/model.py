@@ -2,12 +2,14 @@
 
 The shipped classifier is the frozen ImageNet EfficientNet-Lite0 (models/
 efficientnet_lite0_imagenet.npz) followed by a small trained part, saved alone in
-models/classifier/. The head reads two frozen outputs of one backbone pass: the pooled 7x7x1280
-grid (what the image shows) and per-channel mean and standard deviation of block 10's
-14x14x112 grid (texture: brush strokes, paper, print screens; reports/classification.md
-measures what they add). "transfer" keeps blocks 11-15 frozen; "finetuned" trains copies of
-them. Lite0 won over the MobileNetV2 the captioner reads on val
-(reports/classification_experiments.md), so the classifier has its own backbone pass.
+models/classifier/. The head reads three frozen outputs of one backbone pass: the pooled
+7x7x1280 grid (what the image shows), the per-channel mean and standard deviation of block 10's
+14x14x112 grid, and the same statistics of five more layers from the stem to block 14 (texture:
+brush strokes, paper, print screens, film grain; reports/classification.md and
+classification_experiments.md, v6 and v11, measure what they add). "transfer" keeps blocks
+11-15 frozen; "finetuned" trains copies of them. Lite0 won over the MobileNetV2 the captioner
+reads on val (reports/classification_experiments.md), so the classifier has its own backbone
+pass.
 
 Both kinds have two outputs: a photo logit, turned into a calibrated p(photo) by temperature
 scaling fitted on val, and five subtype logits, which route non-photos.
@@ -29,7 +31,7 @@ from scipy.special import expit, softmax
 from scancap.backbones.efficientnet_lite import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.backbones.inputs import to_model_input
 from scancap.batch import load_batches
-from scancap.classify.data import LABELS, PHOTO, feature_model
+from scancap.classify.data import LABELS, PHOTO, TEXTURE_DIM, ChannelStats, feature_model
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
 from scancap.pages import Page
 from scancap.paths import models_dir
@@ -73,33 +75,26 @@ def head_outputs(x: keras.KerasTensor, config: HeadConfig) -> list[keras.KerasTe
     return [photo, subtype]
 
 
-@keras.saving.register_keras_serializable(package="scancap")
-class ChannelStats(layers.Layer):
-    """Per-channel mean and standard deviation over a grid's positions: texture statistics,
-    as in style transfer, independent of where things are in the image."""
-
-    def call(self, grid: keras.KerasTensor) -> keras.KerasTensor:
-        mean = keras.ops.mean(grid, axis=(1, 2))
-        std = keras.ops.sqrt(keras.ops.var(grid, axis=(1, 2)) + 1e-6)
-        return keras.ops.concatenate([mean, std], axis=-1)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return (input_shape[0], 2 * input_shape[-1])
-
-
-def _with_texture(trunk: keras.KerasTensor, pooled: keras.KerasTensor) -> keras.KerasTensor:
-    """Pooled top features joined by the trunk's standardised texture statistics."""
-    stats = ChannelStats(name="trunk_stats")(trunk)
+def _with_texture(
+    trunk: keras.KerasTensor, pooled: keras.KerasTensor, texture: keras.KerasTensor
+) -> keras.KerasTensor:
+    """Pooled top features joined by standardised texture statistics: the trunk's, then those
+    of the other texture layers (`flat_features`' order)."""
+    stats = layers.Concatenate(name="texture_stats")(
+        [ChannelStats(name="trunk_stats")(trunk), texture]
+    )
     stats = layers.Normalization(name="trunk_stats_norm")(stats)  # adapted on train
     return layers.Concatenate(name="features")([pooled, stats])
 
 
 def build_head(config: HeadConfig = HeadConfig()) -> keras.Model:
-    """The transfer model's trainable part: (frozen trunk grid, pooled grid) -> two outputs."""
+    """The transfer model's trainable part: (frozen trunk grid, pooled grid, texture
+    statistics) -> two outputs."""
     trunk = keras.Input(TRUNK_SHAPE, name="trunk_features")
     pooled = keras.Input((POOLED_DIM,), name="pooled_features")
-    outputs = head_outputs(_with_texture(trunk, pooled), config)
-    return keras.Model([trunk, pooled], outputs, name="transfer_head")
+    texture = keras.Input((TEXTURE_DIM,), name="texture_features")
+    outputs = head_outputs(_with_texture(trunk, pooled, texture), config)
+    return keras.Model([trunk, pooled, texture], outputs, name="transfer_head")
 
 
 def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
@@ -120,8 +115,11 @@ def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
     return keras.Model(inputs, [photo, subtype], name="transfer_ensemble")
 
 
-def adapt_texture(model: keras.Model, trunk: np.ndarray, chunk: int = 2048) -> None:
-    """Fit the texture statistics' standardisation on training trunk grids."""
+def adapt_texture(
+    model: keras.Model, trunk: np.ndarray, texture: np.ndarray, chunk: int = 2048
+) -> None:
+    """Fit the texture statistics' standardisation on the training views' trunk grids and
+    texture statistics."""
     layer = model.get_layer("trunk_stats")
     stats = np.concatenate(
         [
@@ -129,7 +127,7 @@ def adapt_texture(model: keras.Model, trunk: np.ndarray, chunk: int = 2048) -> N
             for i in range(0, len(trunk), chunk)
         ]
     )
-    model.get_layer("trunk_stats_norm").adapt(stats)
+    model.get_layer("trunk_stats_norm").adapt(np.hstack([stats, texture]))
 
 
 def build_top(backbone: keras.Model, config: HeadConfig = HeadConfig()) -> keras.Model:
@@ -148,9 +146,12 @@ def build_top(backbone: keras.Model, config: HeadConfig = HeadConfig()) -> keras
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
     trunk = keras.Input(TRUNK_SHAPE, name="trunk_features")
+    texture = keras.Input((TEXTURE_DIM,), name="texture_features")
     pooled = layers.GlobalAveragePooling2D(name="pool")(blocks(trunk))
     return keras.Model(
-        trunk, head_outputs(_with_texture(trunk, pooled), config), name="finetuned_top"
+        [trunk, texture],
+        head_outputs(_with_texture(trunk, pooled, texture), config),
+        name="finetuned_top",
     )
 
 
@@ -291,15 +292,11 @@ class Classifier:
     def __init__(self, trained: keras.Model, calibration: Calibration) -> None:
         self.trained = trained
         self.calibration = calibration
-        self.kind = "transfer" if len(trained.inputs) == 2 else "finetuned"
-        backbone = load_lite0()
+        self.kind = "transfer" if len(trained.inputs) == 3 else "finetuned"
         self.trained.compile(jit_compile=False)
-        if self.kind == "transfer":  # (trunk grid, 7x7 grid), what the feature cache holds
-            self.frozen = feature_model(backbone)
-        else:
-            self.frozen = keras.Model(
-                backbone.input, backbone.get_layer(TRUNK_LAYER).output, name="frozen_trunk"
-            )
+        # (trunk grid, pooled top grid, texture statistics), what the feature cache holds; a
+        # fine-tuned top reads the first and the last.
+        self.frozen = feature_model(load_lite0())
         # predict_on_batch runs a compiled graph: a quarter of the eager call's peak memory
         # (1.3 GB instead of 3.9 GB at batch 32) and faster; XLA is slower on this CPU.
         self.frozen.compile(jit_compile=False)
@@ -318,18 +315,17 @@ class Classifier:
         return cls(trained, calibration)
 
     def logits_from_features(
-        self, features: np.ndarray | Sequence[np.ndarray], chunk: int = 256
+        self, features: Sequence[np.ndarray], chunk: int = 256
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (photo, subtype) logits from the frozen part's outputs (`features`).
-
-        A transfer classifier takes (trunk grid, top grid); the 7x7x1280 top grid may also be
-        given already pooled, as (n, 1280). A fine-tuned one takes the trunk grid alone.
+        """Raw (photo, subtype) logits from the frozen part's outputs (`features`): the trunk
+        grid, the top grid (7x7x1280, or already pooled as (n, 1280)) and the texture
+        statistics. A transfer head reads all three, a fine-tuned top the first and the last.
         """
+        trunk, top, texture = (np.asarray(f, np.float32) for f in features)
         if self.kind == "transfer":
-            trunk, top = (np.asarray(f, np.float32) for f in features)
-            inputs = [trunk, top.mean(axis=(1, 2)) if top.ndim == 4 else top]
+            inputs = [trunk, top.mean(axis=(1, 2)) if top.ndim == 4 else top, texture]
         else:
-            inputs = [np.asarray(features, np.float32)]
+            inputs = [trunk, texture]
         outputs = [
             self.trained.predict_on_batch([x[i : i + chunk] for x in inputs])
             for i in range(0, len(inputs[0]), chunk)
@@ -337,13 +333,11 @@ class Classifier:
         photo, subtype = (np.concatenate([o[k] for o in outputs]) for k in (0, 1))
         return np.ravel(photo), subtype
 
-    def predict_from_features(
-        self, features: np.ndarray | Sequence[np.ndarray]
-    ) -> list[Prediction]:
+    def predict_from_features(self, features: Sequence[np.ndarray]) -> list[Prediction]:
         """Predictions from the frozen part's outputs, computed now or read from a cache."""
         return decide(*self.logits_from_features(features), self.calibration)
 
-    def features(self, batch: np.ndarray) -> np.ndarray | list[np.ndarray]:
+    def features(self, batch: np.ndarray) -> list[np.ndarray]:
         """The frozen part's outputs for a (n, 224, 224, 3) batch in [0, 1]."""
         return self.frozen.predict_on_batch(batch)
 
@@ -353,10 +347,10 @@ class Classifier:
 
     def predict_with_features(
         self, images: Sequence[np.ndarray], batch_size: int = 32
-    ) -> tuple[list[Prediction], np.ndarray | None]:
-        """`predict`, and the images' (N, 1280) pooled Lite0 grids where the classifier computes
-        them (a transfer classifier does; None otherwise): the caption grounding reads them too,
-        so the pipeline does not run Lite0 twice."""
+    ) -> tuple[list[Prediction], np.ndarray]:
+        """`predict`, and the images' (N, 1280) pooled ImageNet Lite0 grids, which the frozen
+        part computes: the caption grounding reads them too, so the pipeline does not run
+        Lite0 twice."""
         predictions: list[Prediction] = []
         pooled: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
@@ -365,9 +359,8 @@ class Classifier:
             )
             features = self.features(batch)
             predictions += self.predict_from_features(features)
-            if self.kind == "transfer":
-                pooled.append(np.asarray(features[1], np.float32))
-        return predictions, np.concatenate(pooled) if pooled else None
+            pooled.append(np.asarray(features[1], np.float32))
+        return predictions, np.concatenate(pooled) if pooled else np.zeros((0, POOLED_DIM))
 
     def predict_files(
         self,

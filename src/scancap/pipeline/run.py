@@ -240,8 +240,7 @@ class Pipeline:
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
                 photos.append((result, image))
-        is_photo = np.array([p.is_photo for p in predictions])
-        lite0 = None if pooled is None else pooled[is_photo]
+        lite0 = pooled[np.array([p.is_photo for p in predictions])]
         jobs = self.restorer.submit([image for _, image in photos])
         reading = [(result, self.reader.submit(image, result.page))
                    for result, image in zip(results, images, strict=True)
