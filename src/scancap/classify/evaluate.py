@@ -193,8 +193,8 @@ def loso_section(
         path.read_text().split("\n\n", 2)[-1] for path in sorted(LOSO_DIR.glob("selection*.md"))
     )
     rows = loso_target_rows(summary, old_photo_recall_on_test(test), noisy)
-    return f"""For each of the {len(table)} sources, one head of the shipped recipe (`{weighting}`
-source weighting, seed 42, on texture statistics computed beforehand) was trained on the
+    return f"""For each of the {len(table)} sources, one head of the shipped recipe (LOSO screen
+`{weighting}`, seed 42, on texture statistics computed beforehand) was trained on the
 training images of every *other* source, calibrated and thresholded on their val images, and
 then decided every image of the held-out source. That source chose nothing in its own fold.
 Intervals resample whole sources (1,000 rounds): the question is how the *next* source
