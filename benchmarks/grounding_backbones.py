@@ -29,21 +29,16 @@ from scancap.caption.data import build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import PERSON_WORDS, mentions
 from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import (
-    FLOWER_SOURCES,
-    LABELS_FILE,
     REGULARISATION,
-    SAMPLES,
     caption_labels,
     detector_features,
     fit_logistic,
+    labelled_select,
+    labelled_sources,
     lite0_photos,
-    load_labelled,
     lowest_threshold,
-    not_near,
     out_of_fold,
     pooled_features,
-    pooled_photos,
-    source_photos,
 )
 from scancap.paths import REPO_ROOT, data_dir
 
@@ -79,17 +74,10 @@ def main() -> None:
     grouped = load_captions(data).groupby("image")["caption"].apply(list)
     all_person = np.array([all(mentions(c, PERSON_WORDS) for c in grouped[i]) for i in images])
     flickr = pooled_features(build_feature_cache(images, None, data, progress=False).grids)
-    select = load_labelled("select")
-    select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))
-    photos = source_photos(data, set(pd.read_csv(LABELS_FILE)["path"]), None)
-    extra = pooled_photos(captioner, [data / p for p in photos["path"]])
-    samples = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
-    kept = not_near(extra, pooled_photos(captioner, samples))
-    extra, photos = extra[kept], photos[kept].reset_index(drop=True)
-    chosen = pooled_photos(captioner, [data / p for p in select["path"]])
+    sources, labelled = labelled_sources(captioner, data, None), labelled_select(captioner, data)
+    extra, photos, l_extra = sources.features, sources.labels, sources.lite0
+    chosen, select, l_select = labelled.features, labelled.labels, labelled.lite0
     l_flickr = lite0_photos(captioner, [data / "flickr8k" / "images" / i for i in images])
-    l_extra = lite0_photos(captioner, [data / p for p in photos["path"]])
-    l_select = lite0_photos(captioner, [data / p for p in select["path"]])
 
     fitted, rows = {}, []
     for kind in FEATURES:

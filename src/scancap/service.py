@@ -178,7 +178,7 @@ def warm_up(pipeline: Pipeline) -> None:
     photo = np.clip(rng.normal(128, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
     pipeline.analyze_loaded([(Result("warm-up"), photo)])
     _, lite0 = pipeline.classifier.predict_with_features([photo])  # whatever it was sorted as
-    pipeline.caption([(Result("warm-up", restored=photo), photo)], lite0)
+    pipeline.caption([Result("warm-up", restored=photo)], lite0)
 
 
 def _answer(result: Result, include_image: bool) -> dict[str, Any]:

@@ -314,18 +314,26 @@ def flat_features(cache: FeatureCache, chunk: int = 2048) -> tuple[np.ndarray, n
     stats = np.concatenate(
         [channel_stats(cache.trunk[i : i + chunk]) for i in range(0, len(cache.index), chunk)]
     )
-    return np.hstack([stats, np.asarray(cache.texture, np.float32)]), np.asarray(
-        cache.pooled, np.float32
-    )
+    texture = np.hstack([stats, np.asarray(cache.texture, np.float32)])
+    return texture, np.asarray(cache.pooled, np.float32)
+
+
+def head_inputs(
+    kind: str, trunk: np.ndarray, pooled: np.ndarray, texture: np.ndarray
+) -> list[np.ndarray]:
+    """Which frozen outputs a trained part of `kind` reads: a transfer head all three (trunk
+    grid, pooled grid, texture statistics), a fine-tuned top the trunk grid and the texture."""
+    return [trunk, pooled, texture] if kind == "transfer" else [trunk, texture]
 
 
 def model_inputs(cache: FeatureCache, rows: np.ndarray, kind: str) -> list[np.ndarray]:
-    """What a trained part of `kind` reads for the cached views `rows`: a transfer head
-    (trunk grid, pooled grid, texture statistics), a fine-tuned top (trunk grid, texture)."""
-    trunk, texture = np.asarray(cache.trunk[rows]), np.asarray(cache.texture[rows], np.float32)
-    if kind == "transfer":
-        return [trunk, np.asarray(cache.pooled[rows], np.float32), texture]
-    return [trunk, texture]
+    """`head_inputs` of the cached views `rows`."""
+    return head_inputs(
+        kind,
+        np.asarray(cache.trunk[rows]),
+        np.asarray(cache.pooled[rows], np.float32),
+        np.asarray(cache.texture[rows], np.float32),
+    )
 
 
 def _cache_key(index: pd.DataFrame) -> str:

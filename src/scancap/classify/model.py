@@ -31,7 +31,14 @@ from scipy.special import expit, softmax
 from scancap.backbones.efficientnet_lite import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.backbones.inputs import to_model_input
 from scancap.batch import load_batches
-from scancap.classify.data import LABELS, PHOTO, TEXTURE_DIM, ChannelStats, feature_model
+from scancap.classify.data import (
+    LABELS,
+    PHOTO,
+    TEXTURE_DIM,
+    ChannelStats,
+    feature_model,
+    head_inputs,
+)
 from scancap.io import DEFAULT_MAX_PIXELS, ImageLoadError
 from scancap.pages import Page
 from scancap.paths import models_dir
@@ -322,10 +329,8 @@ class Classifier:
         statistics. A transfer head reads all three, a fine-tuned top the first and the last.
         """
         trunk, top, texture = (np.asarray(f, np.float32) for f in features)
-        if self.kind == "transfer":
-            inputs = [trunk, top.mean(axis=(1, 2)) if top.ndim == 4 else top, texture]
-        else:
-            inputs = [trunk, texture]
+        pooled = top.mean(axis=(1, 2)) if top.ndim == 4 else top
+        inputs = head_inputs(self.kind, trunk, pooled, texture)
         outputs = [
             self.trained.predict_on_batch([x[i : i + chunk] for x in inputs])
             for i in range(0, len(inputs[0]), chunk)

@@ -262,7 +262,7 @@ class Pipeline:
             result.restored, record = outcome
             result.set_restoration(record)
         if batch.photos:
-            self.caption(batch.photos, batch.lite0)
+            self.caption([result for result, _ in batch.photos], batch.lite0)
         for result, job in batch.reading:
             page = job.result()
             if isinstance(page, str):  # the page stays sorted; its row says why it has no text
@@ -271,16 +271,11 @@ class Pipeline:
                 result.set_text(page)
         return [result for result, _ in batch.items]
 
-    def caption(
-        self, photos: list[tuple[Result, np.ndarray]], lite0: np.ndarray | None = None
-    ) -> None:
+    def caption(self, to_caption: list[Result], lite0: np.ndarray) -> None:
         """Caption the restored photos (unchanged ones are their own restoration). Grounding
-        reads the unrestored photos' pooled Lite0 grids, as its detector was trained: the
-        classifier's (`lite0`), else computed here."""
+        reads `lite0`, the classifier's pooled Lite0 grids of the photos as they came in, as
+        its person detector was trained."""
         start = time.perf_counter()
-        to_caption = [result for result, _ in photos]
-        if lite0 is None and self.captioner.needs_lite0:
-            lite0 = self.captioner.lite0_features([image for _, image in photos])
         grids = self.captioner.grids([result.restored for result in to_caption])
         captions = self.captioner.describe(grids, beam=self.config.beam, lite0=lite0)
         per_image = (time.perf_counter() - start) / len(to_caption)
