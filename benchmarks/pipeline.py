@@ -442,9 +442,12 @@ extra time from {n} to {more}, which leaves start-up out.
 
 Ray against local, same {n} photos, start-up included: **{ratio:.0%}** of the local engine's
 photos/s (target ≥ 80%): {verdict(ratio >= 0.8)}; on {more} photos {ratio_more:.0%}; marginal
-rate (start-up left out) {marginal:.0%}. The marginal rate suggests that two single-threaded
-actors use the two cores better than the local engine's threads (not investigated further);
-on a small batch Ray loses it again in its start and the actors' single-threaded model loading.
+rate (start-up left out) {marginal:.0%}. Two single-threaded actors still use the two cores a
+little better than the local engine's threads. Most of that gap was NumPy's BLAS: each local
+restoration thread called it with two threads of its own; since the local engine keeps it on one
+thread (2026-11-29), restoration takes half the time there, while Ray's actors, one thread each
+already, gained nothing. On a small batch Ray loses its lead in its start and the actors'
+single-threaded model loading.
 
 A Ray actor's peak memory on the first inputs of the memory benchmark's set (doctype images,
 then Flickr8k photos):

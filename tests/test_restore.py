@@ -6,8 +6,10 @@ import cv2
 import numpy as np
 import pytest
 from skimage import data
+from threadpoolctl import threadpool_info
 
 from scancap import quality, restore
+from scancap.restore.workers import RestoreWorkers
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +168,24 @@ def test_deconvolution_in_strips_equals_the_whole_image(
     strips = filters.sharpen_deconvolve(image, blur_sigma, 0.02, noise_sigma)
     monkeypatch.setattr(filters, "STRIP_ROWS", 10**9)
     assert np.array_equal(strips, filters.sharpen_deconvolve(image, blur_sigma, 0.02, noise_sigma))
+
+
+def _blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_restore_workers_keep_blas_on_one_thread_while_they_run_and_restore_it_after(
+    noisy_coffee: np.ndarray,
+) -> None:
+    """Two workers each calling a multi-threaded BLAS oversubscribe two cores."""
+    before = _blas_threads()
+    noisy = noisy_coffee
+    expected, _ = restore.restore_image(noisy, "auto-fast")
+    workers = RestoreWorkers("auto-fast", 1.0, workers=2, time_limit=60)
+    try:
+        assert _blas_threads() and set(_blas_threads()) == {1}
+        (restored, record), _ = workers.collect(workers.submit([noisy, noisy]))
+    finally:
+        workers.close()
+    assert record.denoiser == "bilateral" and np.array_equal(restored, expected)
+    assert _blas_threads() == before

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from scancap.batch import error_reason
 from scancap.restore.auto import RestoreRecord, restore_and_measure
@@ -43,6 +44,11 @@ class RestoreWorkers:
     An image that runs out of time is reported as such and the batch goes on. Python cannot kill
     a thread, so its computation finishes in the background on an abandoned pool (max_pixels
     bounds how long that can be) while a fresh pool serves the next images.
+
+    While the workers exist, NumPy's BLAS runs on one thread: the workers are the parallelism.
+    Each worker's noise estimate calls BLAS, and OpenBLAS's own threads, one set per call, spin
+    against the other worker and the models on two cores (restoration took 65 ms per photo in
+    the pipeline benchmark instead of 38: `reports/pipeline.md`).
     """
 
     def __init__(
@@ -57,6 +63,7 @@ class RestoreWorkers:
         self.workers, self.time_limit = max(1, workers), time_limit
         self._gate = PixelGate(pixel_budget)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
+        self._blas = threadpool_limits(1, user_api="blas")
 
     def submit(self, images: list[np.ndarray]) -> list[Future]:
         """Start restoring; the caller does other work (the next batch) meanwhile."""
@@ -85,3 +92,4 @@ class RestoreWorkers:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._blas.restore_original_limits()
