@@ -281,9 +281,9 @@ def test_imagenet_nouns_name_real_classes_and_words_the_decoder_knows(
     assert IMAGENET_NOUNS["steam locomotive"] == {"train", "trains"}
 
 
-def test_the_dev_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:
+def test_the_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:
     """Each group's "CIDEr-D lost" adds up to the corpus gap between free and grounded."""
-    from scancap.caption.evaluate_grounding import dev_loss_table, subject_named
+    from scancap.caption.evaluate_grounding import loss_table, subject_named
     from scancap.caption.model import Caption
 
     refs = {
@@ -299,7 +299,7 @@ def test_the_dev_loss_table_splits_the_corpus_gap_by_subject_and_support() -> No
 
     free = captions(["a man rides a bike", "a dog runs in grass", "a green hill"])
     grounded = captions(["a red bike on a road", "a dog runs in grass", "a green hill"])
-    table = dev_loss_table(
+    table = loss_table(
         [evidence(False, False), evidence(False, True), evidence(False, False)],
         {"free": free, "grounded": grounded},
         refs,

@@ -43,7 +43,8 @@ class GroundingStudy:
     examples: pd.DataFrame  # report-half photos: path, free, grounded, tags
     thresholds: dict[str, float]
     reads: dict[str, str]  # detector -> the features it reads
-    dev_losses: pd.DataFrame  # where grounding costs dev CIDEr-D (`dev_loss_table`)
+    dev_losses: pd.DataFrame  # where grounding costs dev CIDEr-D (`loss_table`)
+    coco_losses: pd.DataFrame  # the same on COCO-mini
 
 
 def load_coco_mini(data: Path) -> tuple[list[Path], dict[str, list[str]]]:
@@ -55,14 +56,16 @@ def load_coco_mini(data: Path) -> tuple[list[Path], dict[str, list[str]]]:
 
 def both_ways(
     captioner: Captioner, images: list[np.ndarray], beam: int
-) -> dict[str, list[Caption]]:
-    """The images' captions without and with grounding (the backbones run once)."""
+) -> tuple[dict[str, list[Caption]], list[Evidence]]:
+    """The images' captions without and with grounding, and the evidence grounding read (the
+    backbones run once)."""
     grids = captioner.grids(images)
     lite0 = captioner.lite0_features(images) if captioner.needs_lite0 else None
-    return {
+    captions = {
         name: captioner.describe(grids, beam=beam, ground=g, lite0=lite0)
         for name, g in DECODINGS.items()
     }
+    return captions, captioner.grounding.evidence(np.asarray(grids, np.float32), lite0)
 
 
 def quality_rows(
@@ -92,7 +95,7 @@ def hallucination_table(
     for part in ("select", "report"):
         labelled = load_labelled(part).head(limit or None)
         images = [load_image(data / path) for path in labelled["path"]]
-        captions = both_ways(captioner, images, beam)
+        captions, _ = both_ways(captioner, images, beam)
         for decoding, texts in captions.items():
             rates = hallucination_rates(
                 [c.text for c in texts], labelled["person"], labelled["animal"]
@@ -122,8 +125,9 @@ def grounding_study(
     hallucination, examples = hallucination_table(captioner, data, beam, limit)
     paths, coco_refs = load_coco_mini(data)
     paths = paths[: limit or None]
-    coco = both_ways(captioner, [load_image(path) for path in paths], beam)
-    quality = quality_rows("COCO-mini", coco, [path.name for path in paths], coco_refs)
+    coco, coco_evidence = both_ways(captioner, [load_image(path) for path in paths], beam)
+    coco_keys = [path.name for path in paths]
+    quality = quality_rows("COCO-mini", coco, coco_keys, coco_refs)
     dev_captions = {
         "free": captioner.describe(dev[0], beam=beam, ground=False),
         "grounded": dev_grounded,
@@ -137,7 +141,8 @@ def grounding_study(
         examples,
         {name: d.threshold for name, d in grounding.detectors.items()},
         {name: d.reads for name, d in grounding.detectors.items()},
-        dev_loss_table(evidence, dev_captions, dev_refs),
+        loss_table(evidence, dev_captions, dev_refs),
+        loss_table(coco_evidence, coco, {key: coco_refs[key] for key in coco_keys}),
     )
 
 
@@ -153,12 +158,12 @@ def subject_named(references: list[str]) -> str:
     return "neither" if people + animals == 0 else "unclear"
 
 
-def dev_loss_table(
+def loss_table(
     evidence: list[Evidence], captions: dict[str, list[Caption]], refs: dict[str, list[str]]
 ) -> pd.DataFrame:
-    """Where grounding costs dev CIDEr-D: the images grouped by what their references name and
-    what the detectors support; "CIDEr-D lost" sums to the corpus gap between free and
-    grounded (per-image CIDEr-D averages to the corpus score)."""
+    """Where grounding costs CIDEr-D: the images (in `refs`'s order) grouped by what their
+    references name and what the detectors support; "CIDEr-D lost" sums to the corpus gap
+    between free and grounded (per-image CIDEr-D averages to the corpus score)."""
     keys = list(refs)
     scores = {
         name: caption_scores(refs, {k: c.text for k, c in zip(keys, texts, strict=True)},
@@ -247,7 +252,7 @@ def examples_markdown(examples: pd.DataFrame, count: int = EXAMPLES) -> str:
     return "\n".join(lines)
 
 
-def dev_loss_markdown(table: pd.DataFrame) -> str:
+def loss_markdown(table: pd.DataFrame) -> str:
     lines = [
         "| references name | detectors support | images | caption changed | CIDEr-D lost |",
         "|---|---|---|---|---|",
@@ -322,7 +327,12 @@ Dev images grouped by what their five references name (a person or an animal by 
 support. "CIDEr-D lost" is each group's share of the gap between free and grounded dev
 CIDEr-D; it sums to that gap.
 
-{dev_loss_markdown(study.dev_losses)}
+{loss_markdown(study.dev_losses)}
+
+### Where grounding costs out of domain (COCO-mini, beam 3)
+The same split of the COCO-mini gap (evaluation only: it chose nothing).
+
+{loss_markdown(study.coco_losses)}
 
 ### Examples from the report half (captions grounding changed)
 {examples_markdown(study.examples)}
