@@ -698,13 +698,16 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   detector also reads the photo's pooled EfficientNet-Lite0 grid
   (`models/efficientnet_lite0_imagenet.npz`, the classifier's backbone: the pipeline passes
   the classifier's, `scancap caption` computes it). Beam search names no person or animal they
-  do not support. A photo with neither opens with a thing or a scene.
-  Each caption comes with tags. Out-of-domain hallucination and COCO-mini scores:
-  `reports/captioning.md`.
+  do not support, and no dog where ImageNet's dog breeds hold almost no probability (a dog
+  gate set so that 98% of Flickr8k's captioned dogs pass it). A photo with neither opens with
+  a thing or a scene. Each caption comes with tags. Out-of-domain hallucination and
+  COCO-mini scores: `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
   grounded captions are safer but often clumsy ("a brown flowers is in a field of yellow
   flowers"). In domain, a person the detector does not confirm (often a small figure in a
   scene) gets a caption about a thing: most of the dev CIDEr-D that grounding costs.
+  Other animals than dogs get the few animal words Flickr8k taught ("a cat" for a tiger,
+  "a sheep" for a camel), and a penguin can still be called a dog.
   Attributes such as colours, gender and counts are often wrong. `scancap caption`
   skips what the classifier does not call a photo, unless `--all`.
 - **Licence**: Flickr8k is licensed for **research use only** (photos belong to their Flickr

@@ -32,10 +32,13 @@ from scipy.special import softmax
 
 GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner's folder
 IMAGENET_ANIMALS = slice(0, 398)  # ImageNet-1k classes 0-397 are all animals
+IMAGENET_DOGS = slice(151, 269)  # ... and 151-268 the dog breeds
 TAG_COUNT = 5
 TAG_MIN_PROBABILITY = 0.05
 MOBILENET = "mobilenet"  # a detector reading the pooled MobileNetV2 grid (and animal mass)
 WITH_LITE0 = "mobilenet+lite0"  # ... and the pooled EfficientNet-Lite0 grid beside it
+DOG_MASS = "imagenet-dogs"  # ImageNet's probability summed over its dog breeds, alone
+DOG_GATE = "dog"  # the detector that may veto the dog words (`Evidence.animal_words`)
 
 # Every word of the decoder's vocabulary that names or stands for a person or an animal: what
 # grounding may forbid, and what the hallucination measure counts.
@@ -68,6 +71,13 @@ ANIMAL_WORDS = frozenset(
     dolphin seal crocodile pelican swan geese turkeys chicken chickens insect bee bug
     creature greyhound greyhounds poodle poodles terrier terriers collie retriever labrador
     lab dachshund beagle husky pitbull doberman dalmatian hound shepherd pet pets boa
+    """.split()  # noqa: SIM905 (a word list reads better as text)
+)
+# The words for a dog: what the dog gate forbids where ImageNet sees no dog (a tiger is no dog).
+DOG_WORDS = frozenset(
+    """
+    dog dogs puppy puppies pet pets greyhound greyhounds poodle poodles terrier terriers collie
+    retriever labrador lab dachshund beagle husky pitbull doberman dalmatian hound shepherd
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
@@ -272,6 +282,13 @@ class Evidence:
     def animal(self) -> bool:
         return self.present.get("animal", False)
 
+    def animal_words(self) -> frozenset[str]:
+        """The animal words the photo supports: none without an animal, and no dog word where
+        the dog gate says ImageNet sees no dog (a gate that is absent vetoes nothing)."""
+        if not self.animal:
+            return frozenset()
+        return ANIMAL_WORDS if self.present.get(DOG_GATE, True) else ANIMAL_WORDS - DOG_WORDS
+
     def concept_nouns(self) -> frozenset[str]:
         """The decoder's nouns for the likeliest ImageNet concept, if it is sure and listed."""
         name, p = self.concepts[0] if self.concepts else ("", 0.0)
@@ -279,11 +296,12 @@ class Evidence:
         return IMAGENET_NOUNS.get(name, frozenset()) if sure else frozenset()
 
     def tags(self) -> list[dict[str, float | str]]:
-        """Keywords with probabilities: the detected concepts, then the ImageNet concepts."""
+        """Keywords with probabilities: the detected concepts, then the ImageNet concepts. The
+        dog gate is no presence detector (its low threshold only vetoes) and gives no tag."""
         tags = [
             {"tag": name, "p": round(self.probabilities[name], 3)}
             for name, present in self.present.items()
-            if present
+            if present and name != DOG_GATE
         ]
         tags += [
             {"tag": name, "p": round(p, 3)} for name, p in self.concepts if p >= TAG_MIN_PROBABILITY
@@ -353,7 +371,10 @@ def detector_input(
     reads: str = MOBILENET,
 ) -> np.ndarray:
     """What a detector reads: the pooled MobileNetV2 grid, for animals ImageNet's animal mass
-    too, and for a WITH_LITE0 detector the pooled Lite0 grid beside them."""
+    too, and for a WITH_LITE0 detector the pooled Lite0 grid beside them; a DOG_MASS detector
+    reads the log-odds of ImageNet's dog-breed mass alone."""
+    if reads == DOG_MASS:
+        return log_odds(probabilities[:, IMAGENET_DOGS].sum(axis=1))[:, None]
     own = animal_features(features, probabilities) if name == "animal" else features
     if reads == MOBILENET:
         return own
@@ -365,8 +386,13 @@ def detector_input(
 def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Pooled features and the log-odds of ImageNet's animal mass: the 398 animal classes
     know tigers and penguins, which no Flickr8k caption mentions."""
-    mass = np.clip(probabilities[:, IMAGENET_ANIMALS].sum(axis=1), 1e-6, 1 - 1e-6)
-    return np.concatenate([features, np.log(mass / (1 - mass))[:, None]], axis=1)
+    mass = probabilities[:, IMAGENET_ANIMALS].sum(axis=1)
+    return np.concatenate([features, log_odds(mass)[:, None]], axis=1)
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def word_ids(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:
@@ -378,7 +404,8 @@ def word_ids(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:
 class GroundedDecoding:
     """Beam search's per-step constraint for a batch of photos.
 
-    Words naming a person or an animal the photo does not support are forbidden throughout.
+    Words naming a person or an animal the photo does not support are forbidden throughout, and
+    so are the dog words where the dog gate says ImageNet sees no dog.
     A photo without a person must open with a thing or a scene ("a field of yellow flowers",
     "a brick building"), or an animal where one is supported; the thing is its likeliest
     ImageNet concept's where that is sure: a finite-state constraint
@@ -424,7 +451,7 @@ def subject_nouns(evidence: Evidence) -> frozenset[str]:
     supported."""
     detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
     things = frozenset().union(*detected) or evidence.concept_nouns() or THING_NOUNS
-    return things | ANIMAL_WORDS if evidence.animal else things
+    return things | evidence.animal_words()
 
 
 def only(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:
@@ -438,12 +465,10 @@ def banned_words(evidence: list[Evidence], vocabulary: list[str]) -> np.ndarray:
     """(N, vocabulary) additive mask: -inf on the words a photo does not support, else 0."""
     mask = np.zeros((len(evidence), len(vocabulary)), np.float32)
     person_ids = word_ids(PERSON_WORDS, vocabulary)
-    animal_ids = word_ids(ANIMAL_WORDS, vocabulary)
     for row, item in enumerate(evidence):
         if not item.person:
             mask[row, person_ids] = -np.inf
-        if not item.animal:
-            mask[row, animal_ids] = -np.inf
+        mask[row, word_ids(ANIMAL_WORDS - item.animal_words(), vocabulary)] = -np.inf
     return mask
 
 
