@@ -20,10 +20,12 @@ Probes (`reports/classification_experiments.md` has the rule they were read by):
 - `stylised`: copies of up to 100 training photos per photo source, painted by OpenCV's
   `stylization` filter, as paintings (a fold drops the copies of its held-out source's photos);
 - `dro:ETA`: group DRO by reweighting: three refits, each raising the weight of every source
-  by exp(ETA x its mean training loss / the worst source's).
+  by exp(ETA x its mean training loss / the worst source's);
+- `scale:SIZE`: the same features from Lite0 run on the image resized to SIZE instead of 224
+  (finer texture: brush strokes, film grain); `scales:SIZE`: both sets side by side.
 
-Writes reports/classification_loso/probes.csv (accuracy per held-out source and probe) and
-probes.md. Extra features are cached under cache/probe/.
+Writes reports/classification_loso/probes.csv (accuracy per held-out source and probe; probes
+run before and not now are kept) and probes.md. Extra features are cached under cache/probe/.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from scancap.backbones.efficientnet_lite import LITE0_PATH, build_lite0, set_lite0_weights
 from scancap.backbones.inputs import to_model_input
 from scancap.classify.data import (
     LABELS,
@@ -62,7 +65,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from classifier_loso import with_extra_photos  # noqa: E402
 
 OUT = reports_dir() / "classification_loso"
-PROBES = ("base", "texture", "mobilenet", "content:30:4", "stylised", "dro:0.5", "dro:1")
+PROBES = ("base", "texture", "mobilenet", "content:30:4", "stylised", "dro:0.5", "dro:1",
+          "scale:320", "scales:320")  # fmt: skip
 C = 0.01
 TEXTURE_COLUMNS = slice(0, 960)  # flat_features puts the texture statistics first
 STYLISED_PER_SOURCE = 100
@@ -114,6 +118,24 @@ def mobilenet_features(paths: list[str]) -> np.ndarray:
         for i in range(0, len(paths), 64)
     ]
     return np.concatenate(chunks).astype(np.float32)
+
+
+def lite0_features(size: int) -> Callable[[list[str]], np.ndarray]:
+    """The head's flat features of image files, Lite0 run at size x size."""
+
+    def compute(paths: list[str]) -> np.ndarray:
+        backbone = build_lite0(include_top=False, input_shape=(size, size, 3))
+        with np.load(LITE0_PATH) as stored:
+            set_lite0_weights(backbone, {k: stored[k] for k in stored.files})
+        model, rows = feature_model(backbone), []
+        for i in range(0, len(paths), 32):
+            images = [load_image(data_dir() / p) for p in paths[i : i + 32]]
+            batch = np.stack([to_model_input(image, size) for image in images])
+            trunk, pooled, texture = model.predict_on_batch(batch)
+            rows.append(np.hstack([channel_stats(trunk), texture, pooled]))
+        return np.concatenate(rows).astype(np.float32)
+
+    return compute
 
 
 def stylised(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -182,6 +204,8 @@ def run_probe(probe: Probe, name: str, extras: dict[str, object]) -> pd.Series:
     """Accuracy on each held-out source of the named probe."""
     kind, *args = name.split(":")
     x = {"texture": probe.x[:, TEXTURE_COLUMNS], "mobilenet": extras.get("mobilenet")}.get(kind)
+    if kind in ("scale", "scales"):
+        x = extras[f"{kind}:{args[0]}"]
     x = probe.x if x is None else x
     accuracy = {}
     for held_out in sorted(probe.index["source"].unique()):
@@ -253,8 +277,14 @@ def main() -> None:
         extras["mobilenet"] = np.hstack([probe.x, mobilenet])
     if "stylised" in args.probes:
         extras["stylised"] = stylised_photos(probe)
+    for size in {int(name.split(":")[1]) for name in args.probes if name.startswith("scale")}:
+        scaled = cached(f"lite0-{size}", list(probe.index["path"]), lite0_features(size))
+        extras[f"scale:{size}"], extras[f"scales:{size}"] = scaled, np.hstack([probe.x, scaled])
     table = pd.concat([run_probe(probe, name, extras) for name in args.probes], axis=1)
     OUT.mkdir(parents=True, exist_ok=True)
+    if (OUT / "probes.csv").exists():  # the probes run before, but those run again now
+        earlier = pd.read_csv(OUT / "probes.csv", index_col=0)
+        table = pd.concat([earlier.drop(columns=table.columns, errors="ignore"), table], axis=1)
     atomic_write_text(OUT / "probes.csv", table.to_csv(float_format="%.4f"))
     labels = probe.index.groupby("source")["label"].first()
     atomic_write_text(OUT / "probes.md", report(summary(table, labels)))
