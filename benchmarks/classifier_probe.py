@@ -68,6 +68,9 @@ OUT = reports_dir() / "classification_loso"
 PROBES = ("base", "texture", "mobilenet", "content:30:4", "stylised", "dro:0.5", "dro:1",
           "scale:320", "scales:320")  # fmt: skip
 C = 0.01
+# Each probe kind and how many ":"-separated values follow its name.
+ARGUMENTS = {"base": 0, "texture": 0, "mobilenet": 0, "stylised": 0, "content": 2, "dro": 1,
+             "scale": 1, "scales": 1}  # fmt: skip
 TEXTURE_COLUMNS = slice(0, 960)  # flat_features puts the texture statistics first
 STYLISED_PER_SOURCE = 100
 DRO_ROUNDS = 3
@@ -103,7 +106,9 @@ def cached(name: str, paths: list[str], compute: Callable[[list[str]], np.ndarra
     path = default_cache_dir() / "probe" / f"{name}-{key}.npy"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, compute(paths))
+        partial = path.with_suffix(".partial.npy")
+        np.save(partial, compute(paths))
+        partial.replace(path)  # an interrupted run leaves no truncated cache
     return np.load(path)
 
 
@@ -270,6 +275,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probes", nargs="*", default=list(PROBES))
     args = parser.parse_args()
+    for name in args.probes:
+        kind, *values = name.split(":")
+        if kind not in ARGUMENTS or len(values) != ARGUMENTS[kind]:
+            parser.error(f"unknown probe {name!r}; probes look like {', '.join(PROBES)}")
     probe = Probe()
     extras: dict[str, object] = {}
     if "mobilenet" in args.probes:

@@ -14,6 +14,7 @@ from scancap.caption.grounding import (
     DOG_GATE,
     DOG_MASS,
     DOG_WORDS,
+    IMAGENET_DOGS,
     IMAGENET_NOUNS,
     PERSON_WORDS,
     SUBJECT_WORDS_MAX,
@@ -313,6 +314,8 @@ def test_the_dog_gate_vetoes_only_the_dog_words_and_gives_no_tag() -> None:
 
 
 def test_the_dog_gate_reads_imagenet_dog_mass_and_keeps_98_percent_of_dogs() -> None:
+    names = imagenet_names()
+    assert names[IMAGENET_DOGS.start] == "Chihuahua" and names[IMAGENET_DOGS.stop] == "grey wolf"
     rng = np.random.default_rng(0)
     head = (rng.normal(0, 0.5, (8, 1000)).astype(np.float32), np.zeros(1000, np.float32))
     features = rng.normal(size=(400, 8)).astype(np.float32)
@@ -336,6 +339,7 @@ def test_the_tiger_is_not_called_a_dog(captioner: Captioner) -> None:
     assert not set(caption.words) & DOG_WORDS, caption.text
 
 
+@pytest.mark.slow
 @needs_grounding
 @pytest.mark.skipif(not (data_dir() / "flickr8k").exists(), reason="needs the shared data set")
 def test_train_grounding_cli_fits_every_detector_on_a_few_images(

@@ -45,7 +45,7 @@ from scancap.caption.model import (
 )
 from scancap.caption.scst import SCST_HISTORY_FILE
 from scancap.caption.train import HISTORY_FILE, RECORD_FILE, chosen_row, machine
-from scancap.caption.train_grounding import lite0_photos
+from scancap.caption.train_grounding import DOG_KEPT, lite0_photos
 from scancap.figures import save
 from scancap.io import atomic_write_text, load_image
 from scancap.paths import data_dir, reports_dir
@@ -679,6 +679,7 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
     metrics = ", ".join(
         f"{m} {shipped[m]:.3f}" for m in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
     )
+    kept = f"{DOG_KEPT:.0%}"  # of Flickr8k's captioned dogs, those the dog gate lets through
     return f"""# Model card: scancap captioner
 
 - **What**: one-sentence English captions for photos. Show, Attend and Tell-style decoder
@@ -699,7 +700,7 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   (`models/efficientnet_lite0_imagenet.npz`, the classifier's backbone: the pipeline passes
   the classifier's, `scancap caption` computes it). Beam search names no person or animal they
   do not support, and no dog where ImageNet's dog breeds hold almost no probability (a dog
-  gate set so that 98% of Flickr8k's captioned dogs pass it). A photo with neither opens with
+  gate set so that {kept} of Flickr8k's captioned dogs pass it). A photo with neither opens with
   a thing or a scene. Each caption comes with tags. Out-of-domain hallucination and
   COCO-mini scores: `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,

@@ -1,4 +1,4 @@
-"""Training the grounding detectors (person, animal, flower) and choosing their thresholds.
+"""Training the grounding detectors (person, animal, flower, the dog gate) and their thresholds.
 
 Training data: Flickr8k train photos, labelled by what their five human captions mention (a
 positive when at least POSITIVE_MENTIONS do, a negative when none does, dropped otherwise), and
@@ -153,9 +153,7 @@ def detector_features(
     reads: str = MOBILENET,
 ) -> np.ndarray:
     """A detector's input, as `Grounding.evidence` builds it, from region features."""
-    kernel, bias = head
-    mean = features[:, : len(kernel)]  # region_features put the mean first
-    probabilities = softmax(mean @ kernel + bias, axis=-1)
+    probabilities = imagenet_probabilities(features, head)
     return detector_input(concept, features, probabilities, lite0, reads)
 
 
@@ -189,18 +187,20 @@ def train_grounding(
     limit: int | None = None,
     progress: bool = True,
 ) -> Grounding:
-    """Fit both detectors and set their thresholds on the select half; returns the grounding."""
+    """Fit the detectors, set their thresholds (on the select half; the dog gate's on Flickr8k's
+    captioned dogs) and return the grounding."""
     data = data or data_dir()
     captioner = Captioner.load(model_dir)
     head = captioner.imagenet_head
     images = load_split("train", data, limit)
+    captions = load_captions(data)
     flickr = LabelledPhotos(
         pooled_features(build_feature_cache(images, cache_dir, data, progress=progress).grids),
-        caption_labels(load_captions(data), images),
+        caption_labels(captions, images),
         lite0_photos(captioner, [data / FLICKR / "images" / name for name in images]),
     )
     sources, select = labelled_sources(captioner, data, limit), labelled_select(captioner, data)
-    dogs = caption_labels(load_captions(data), images, {DOG_GATE: DOG_WORDS})[DOG_GATE] == 1
+    dogs = caption_labels(captions, images, {DOG_GATE: DOG_WORDS})[DOG_GATE] == 1
     detectors = {DOG_GATE: dog_gate(flickr.features[dogs.to_numpy()], head)}
     for concept in CONCEPTS:
         fit = fit_concept(concept, flickr, sources, select, head)
@@ -221,14 +221,19 @@ def dog_gate(dog_photos: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> Det
         raise ValueError("no Flickr8k train photo whose captions name a dog: raise --limit")
     mass = np.sort(dog_mass(dog_photos, head))
     threshold = float(mass[int(np.floor((1 - DOG_KEPT) * len(mass)))])
-    one = np.ones(1, np.float32)
-    return Detector(0 * one, one, one, 0.0, threshold, reads=DOG_MASS)
+    zero, one = np.zeros(1, np.float32), np.ones(1, np.float32)
+    return Detector(zero, one, one, 0.0, threshold, reads=DOG_MASS)
 
 
 def dog_mass(features: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """ImageNet's probability summed over its dog breeds, from pooled grids."""
+    return imagenet_probabilities(features, head)[:, IMAGENET_DOGS].sum(axis=1)
+
+
+def imagenet_probabilities(features: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The backbone's ImageNet head on region features (their mean comes first)."""
     kernel, bias = head
-    return softmax(features[:, : len(kernel)] @ kernel + bias, axis=-1)[:, IMAGENET_DOGS].sum(1)
+    return softmax(features[:, : len(kernel)] @ kernel + bias, axis=-1)
 
 
 @dataclass

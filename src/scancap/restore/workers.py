@@ -38,6 +38,35 @@ class PixelGate:
                 self._changed.notify_all()
 
 
+class OneBlasThread:
+    """NumPy's BLAS on one thread while at least one holder needs it, as before once none does.
+
+    The setting is the process's, so holders are counted: the first sets it, the last restores
+    it, whatever order they close in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._limits: threadpool_limits | None = None
+
+    def hold(self) -> None:
+        with self._lock:
+            if not self._holders:
+                self._limits = threadpool_limits(1, user_api="blas")
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if not self._holders and self._limits is not None:
+                self._limits.restore_original_limits()
+                self._limits = None
+
+
+ONE_BLAS_THREAD = OneBlasThread()
+
+
 class RestoreWorkers:
     """Restoration on worker threads (OpenCV and NumPy release the GIL), under a time limit.
 
@@ -45,10 +74,12 @@ class RestoreWorkers:
     a thread, so its computation finishes in the background on an abandoned pool (max_pixels
     bounds how long that can be) while a fresh pool serves the next images.
 
-    While the workers exist, NumPy's BLAS runs on one thread: the workers are the parallelism.
-    Each worker's noise estimate calls BLAS, and OpenBLAS's own threads, one set per call, spin
-    against the other worker and the models on two cores (restoration took 65 ms per photo in
-    the pipeline benchmark instead of 38: `reports/pipeline.md`).
+    While any workers exist, NumPy's BLAS runs on one thread in the whole process (the
+    service's too, for its lifetime): the workers are the parallelism. Each worker's noise
+    estimate calls BLAS, and OpenBLAS's own threads, one set per call, spun against the other
+    worker and the models on two cores: restoration took twice as long in the pipeline benchmark
+    (`reports/pipeline.md`). The setting changes when the first workers start and the last close;
+    a restoration abandoned after its time limit may still be running then.
     """
 
     def __init__(
@@ -63,7 +94,8 @@ class RestoreWorkers:
         self.workers, self.time_limit = max(1, workers), time_limit
         self._gate = PixelGate(pixel_budget)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="restore")
-        self._blas = threadpool_limits(1, user_api="blas")
+        ONE_BLAS_THREAD.hold()
+        self._holding = True
 
     def submit(self, images: list[np.ndarray]) -> list[Future]:
         """Start restoring; the caller does other work (the next batch) meanwhile."""
@@ -92,4 +124,6 @@ class RestoreWorkers:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._blas.restore_original_limits()
+        if self._holding:  # closing twice releases once
+            ONE_BLAS_THREAD.release()
+            self._holding = False
