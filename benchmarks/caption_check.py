@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from scancap.caption.evaluate_grounding import both_ways
+from scancap.caption.evaluate_grounding import both_ways, hallucination_markdown
 from scancap.caption.grounding import ANIMAL_WORDS, PERSON_WORDS, mentions
 from scancap.caption.metrics import hallucination_rates
 from scancap.caption.model import Captioner
@@ -38,26 +38,11 @@ def rates(photos: pd.DataFrame, name: str) -> pd.DataFrame:
     """The CHAIR-style rates of both decodings on `photos`, labelled `name`."""
     tables = [
         hallucination_rates(photos[decoding].tolist(), photos["person"], photos["animal"]).assign(
-            photos_set=name, decoding=decoding
+            part=name, decoding=decoding
         )
         for decoding in ("free", "grounded")
     ]
     return pd.concat(tables, ignore_index=True)
-
-
-def table(frame: pd.DataFrame) -> str:
-    frame = frame.assign(
-        share=[
-            f"{s:.3f} [{lo:.3f}, {hi:.3f}]" for s, lo, hi in frame[["share", "low", "high"]].values
-        ]
-    )
-    wide = frame.pivot_table(
-        index=["photos_set", "measure", "photos"],
-        columns="decoding",
-        values="share",
-        aggfunc="first",
-    ).reset_index()
-    return markdown_table(wide.rename(columns={"photos_set": "photos from"}), index=False)
 
 
 def main() -> None:
@@ -84,7 +69,7 @@ def main() -> None:
         "intervals (seed 0), as in `reports/captioning.md`; the target is at most 0.10 for "
         "either word on photos with neither.",
         "",
-        table(frame),
+        hallucination_markdown(frame, part="photos from"),
         "",
         f"Grounding changed {len(changed)} of the {len(check)} captions. The photos with neither "
         f"a person nor an animal whose grounded caption names one ({len(slips)}):",

@@ -221,12 +221,13 @@ def target_rows(study: GroundingStudy) -> list[str]:
     return rows
 
 
-def hallucination_markdown(table: pd.DataFrame) -> str:
+def hallucination_markdown(table: pd.DataFrame, part: str = "half") -> str:
+    """Free beside grounded rates, one row per part and measure; `part` heads the first column."""
     shown = table.assign(share=table.apply(_share, axis=1))
     wide = shown.pivot_table(
         index=["part", "measure", "photos"], columns="decoding", values="share", aggfunc="first"
     )
-    lines = ["| half | measure | photos | free | grounded |", "|---|---|---|---|---|"]
+    lines = [f"| {part} | measure | photos | free | grounded |", "|---|---|---|---|---|"]
     for (part, measure, photos), row in wide.iterrows():
         lines.append(f"| {part} | {measure} | {photos} | {row['free']} | {row['grounded']} |")
     return "\n".join(lines)

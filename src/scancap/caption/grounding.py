@@ -65,21 +65,19 @@ PERSON_WORDS = frozenset(
     vendor waiter artist member opponent
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
-ANIMAL_WORDS = frozenset(
-    """
-    dog dogs puppy puppies cat cats horse horses pony bird birds animal animals sheep cow
-    cows bull bulls calf lambs goat goats duck ducks camel camels elephant deer fish fishes
-    pigeons seagull seagulls bear monkey tiger squirrel rabbit bunny mouse snake frog
-    dolphin seal crocodile pelican swan geese turkeys chicken chickens insect bee bug
-    creature greyhound greyhounds poodle poodles terrier terriers collie retriever labrador
-    lab dachshund beagle husky pitbull doberman dalmatian hound shepherd pet pets boa
-    """.split()  # noqa: SIM905 (a word list reads better as text)
-)
 # The words for a dog: what the dog gate forbids where ImageNet sees no dog (a tiger is no dog).
 DOG_WORDS = frozenset(
     """
     dog dogs puppy puppies pet pets greyhound greyhounds poodle poodles terrier terriers collie
     retriever labrador lab dachshund beagle husky pitbull doberman dalmatian hound shepherd
+    """.split()  # noqa: SIM905 (a word list reads better as text)
+)
+ANIMAL_WORDS = DOG_WORDS | frozenset(
+    """
+    cat cats horse horses pony bird birds animal animals sheep cow cows bull bulls calf lambs
+    goat goats duck ducks camel camels elephant deer fish fishes pigeons seagull seagulls bear
+    monkey tiger squirrel rabbit bunny mouse snake frog dolphin seal crocodile pelican swan
+    geese turkeys chicken chickens insect bee bug creature boa
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
@@ -377,7 +375,7 @@ def detector_input(
     too, and for a WITH_LITE0 detector the pooled Lite0 grid beside them; a DOG_MASS detector
     reads the log-odds of ImageNet's dog-breed mass alone."""
     if reads == DOG_MASS:
-        return log_odds(probabilities[:, IMAGENET_DOGS].sum(axis=1))[:, None]
+        return log_odds(dog_breed_mass(probabilities))[:, None]
     own = animal_features(features, probabilities) if name == "animal" else features
     if reads == MOBILENET:
         return own
@@ -391,6 +389,11 @@ def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarr
     know tigers and penguins, which no Flickr8k caption mentions."""
     mass = probabilities[:, IMAGENET_ANIMALS].sum(axis=1)
     return np.concatenate([features, log_odds(mass)[:, None]], axis=1)
+
+
+def dog_breed_mass(probabilities: np.ndarray) -> np.ndarray:
+    """ImageNet's probability summed over its dog breeds: what the dog gate reads."""
+    return probabilities[:, IMAGENET_DOGS].sum(axis=1)
 
 
 def log_odds(p: np.ndarray) -> np.ndarray:

@@ -31,7 +31,6 @@ from scancap.caption.grounding import (
     DOG_GATE,
     DOG_MASS,
     DOG_WORDS,
-    IMAGENET_DOGS,
     MOBILENET,
     PERSON_WORDS,
     THING_CONCEPTS,
@@ -39,6 +38,7 @@ from scancap.caption.grounding import (
     Detector,
     Grounding,
     detector_input,
+    dog_breed_mass,
     mentions,
     pooled,
     region_features,
@@ -227,7 +227,7 @@ def dog_gate(dog_photos: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> Det
 
 def dog_mass(features: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """ImageNet's probability summed over its dog breeds, from pooled grids."""
-    return imagenet_probabilities(features, head)[:, IMAGENET_DOGS].sum(axis=1)
+    return dog_breed_mass(imagenet_probabilities(features, head))
 
 
 def imagenet_probabilities(features: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
