@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -72,11 +73,16 @@ def run_fold(
     data = fold_dataset(cache, features, config, held_out)
     model = build_flat_head(config, data)
     _, seconds = fit(model, config, data)
+    return decide(model, data, cache.index[judged(cache.index, held_out)], seconds)
+
+
+def decide(model: keras.Model, data: Dataset, rows: pd.DataFrame, seconds: float) -> pd.DataFrame:
+    """The held-out `rows` (data.evals["held_out"]) with the fold model's calibrated p(photo)
+    and decision, calibrated and thresholded on the fold's own val images."""
     val_logits, _ = logits(model, data.evals["val"][0])
     calibration = Calibration.fit(val_logits, data.evals["val"][1] == PHOTO)
     photo, subtype = logits(model, data.evals["held_out"][0])
     p_photo = calibration.p_photo(photo)
-    rows = cache.index[judged(cache.index, held_out)]
     return rows[["path", "label", "source", "split", "y"]].assign(
         p_photo=p_photo,
         called_photo=p_photo >= calibration.threshold,
