@@ -255,7 +255,8 @@ if FAST:  # no feature cache in CI: the backbone runs on the few images here
 else:
     grids = caption_data.build_feature_cache(dev_images, data=DATA).grids
     decodings = caption_report.DECODINGS
-lite0 = train_grounding.lite0_photos(captioner, dev_paths)  # what grounding reads besides (section 7)
+# a grounding whose detectors read the classifier's Lite0 features needs them too (section 7)
+lite0 = train_grounding.lite0_photos(captioner, dev_paths) if captioner.needs_lite0 else None
 refs = caption_data.references(captions, dev_images)
 print(f"length exponent α = {captioner.length_penalty}")
 evaluation = caption_report.evaluate(captioner, grids, dev_images, refs, decodings, progress=False, lite0=lite0)
@@ -316,13 +317,13 @@ display(words.head(12).round(3))
 # **Grounding.** The decoder reads the MobileNetV2 grid. That grid also feeds the backbone's
 # own ImageNet head (1,000 concepts, 398 of them animals) and presence detectors trained on
 # Flickr8k photos labelled by their captions and on photos of sources whose content is known.
-# The person detector also reads the pooled grid of EfficientNet-Lite0, the classifier's
-# backbone: it ranks people out of domain better (`reports/grounding_backbones.md`), and the
-# pipeline has it already. Beam search may not name a person or an animal that the detectors
-# do not support, as in constrained beam search (Anderson et al. 2017). The thresholds were
-# chosen on the `select` half of the labelled photos: each detector may fire on at most 2% of
-# the photos without its concept, the largest budget at which either fired on at most 5% of
-# the photos with neither. The `report` half below chose nothing. A photo with neither must
+# The person detector does not average the grid: it scores each of the 49 regions and pools
+# the scores by a soft maximum (multiple-instance learning), so that a climber filling two
+# regions of a cliff still counts (`reports/grounding_mil.md`). Beam search may not name a
+# person or an animal that the detectors do not support, as in constrained beam search
+# (Anderson et al. 2017). The thresholds were chosen on the `select` half of the labelled
+# photos: each detector may fire on at most 3% of the photos without its concept, the largest
+# budget at which either fired on at most 5% of the photos with neither. The `report` half below chose nothing. A photo with neither must
 # open with a thing or a scene ("a black and white ..." then a noun), named after its
 # likeliest ImageNet concept when that is sure (a locomotive gives "train"). Each caption also
 # gets **tags**: the photo's likeliest concepts, with their probabilities.

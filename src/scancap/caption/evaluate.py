@@ -86,7 +86,7 @@ def evaluate(
     lite0: np.ndarray | None = None,
 ) -> Evaluation:
     """Decode `grids` with each beam width and score against the references (PTB tokenizer);
-    `lite0`: the images' pooled Lite0 grids, which the shipped grounding reads."""
+    `lite0`: the images' pooled Lite0 grids, for a grounding whose detectors read them."""
     captions, rows, per_image = {}, {}, None
     for name, beam in decodings.items():
         started = time.perf_counter()
@@ -696,13 +696,12 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   cross-entropy, best epoch {record["best_epoch"]} of {record["epochs_run"]}{_scst_line(record)}.
 {_ensemble_line(record)}- **Grounding** (`grounding.json`, `scancap train grounding`): person,
   animal and flower detectors and the backbone's ImageNet head read the same grid; the person
-  detector also reads the photo's pooled EfficientNet-Lite0 grid
-  (`models/efficientnet_lite0_imagenet.npz`, the classifier's backbone: the pipeline passes
-  the classifier's, `scancap caption` computes it). Beam search names no person or animal they
-  do not support, and no dog where ImageNet's dog breeds hold almost no probability (a dog
-  gate set so that {kept} of Flickr8k's captioned dogs pass it). A photo with neither opens with
-  a thing or a scene. Each caption comes with tags. Out-of-domain hallucination and
-  COCO-mini scores: `reports/captioning.md`.
+  detector scores each of its 49 regions and pools the scores by a soft maximum
+  (multiple-instance learning), so that a small figure is not averaged away. Beam search names
+  no person or animal they do not support, and no dog where ImageNet's dog breeds hold almost
+  no probability (a dog gate set so that {kept} of Flickr8k's captioned dogs pass it). A photo
+  with neither opens with a thing or a scene. Each caption comes with tags. Out-of-domain
+  hallucination and COCO-mini scores: `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
   grounded captions are safer but often clumsy ("a brown flowers is in a field of yellow
   flowers"). In domain, a person the detector does not confirm (often a small figure in a

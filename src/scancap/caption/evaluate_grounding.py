@@ -19,6 +19,7 @@ from scancap.caption.grounding import (
     DOG_GATE,
     MOBILENET,
     PERSON_WORDS,
+    REGIONS,
     WITH_LITE0,
     Evidence,
     mentions,
@@ -277,6 +278,9 @@ def detector_text(reads: dict[str, str]) -> str:
         MOBILENET: "the pooled MobileNetV2 grid (the decoder's)",
         WITH_LITE0: "the pooled MobileNetV2 grid beside the pooled EfficientNet-Lite0 grid "
         "(the classifier's backbone, on the photo as it came in)",
+        REGIONS: "each of the grid's 49 regions, scoring every region and pooling the scores by "
+        "a soft maximum, so that a small subject is not averaged away (multiple-instance "
+        "learning, `scancap.caption.mil`)",
     }
     readers = {kind: [name for name, k in reads.items() if k == kind] for kind in words}
     text = "; ".join(
@@ -309,12 +313,12 @@ def grounding_section(study: GroundingStudy) -> str:
 of that domain it used to put a man or a dog into nearly every caption. Grounding (`scancap.
 caption.grounding`) reads presence detectors and the captioner backbone's own ImageNet head,
 and beam search may not name a person or an animal the detectors do not support
-({thresholds}). The detectors are logistic regressions. {detector_text(study.reads)}. The
-animal detector also reads ImageNet's animal mass. Each threshold is the higher of two: the
+({thresholds}). The detectors are linear on standardised features. {detector_text(study.reads)}.
+The animal detector also reads ImageNet's animal mass. Each threshold is the higher of two: the
 lowest with at most its false-positive budget ({budgets}) on the `select` half of the
 hand-labelled set, and the same on out-of-fold predictions for the training sources' photos
 without the concept. The person and animal budget is the largest whose select union rate
-stayed at most 5% (`reports/grounding_backbones.md`). A photo that supports neither a person
+stayed at most 5% (`reports/grounding_mil.md`). A photo that supports neither a person
 nor an animal must open with a thing or a scene: a flower's own nouns when the flower detector
 fires, else the nouns of its likeliest ImageNet concept when that has p ≥ 0.3 and is listed (a
 locomotive gives "train"), else any thing noun. Such a caption says no action that only a

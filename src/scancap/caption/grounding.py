@@ -8,11 +8,12 @@ the backbones the product already runs, at almost no cost:
   lakeside, alp or seashore, buildings, objects), applied to the pooled grid; its top concepts
   become the photo's `tags`;
 - presence detectors, "a person is in the photo", "an animal is in the photo" and "flowers":
-  logistic regressions trained on Flickr8k photos labelled by what their five human captions
+  linear detectors trained on Flickr8k photos labelled by what their five human captions
   mention, and on photos of sources whose content is known. The animal detector reads the
-  pooled MobileNetV2 grid and the ImageNet animal mass; the person detector reads the pooled
-  grid beside the pooled EfficientNet-Lite0 grid (the classifier's backbone, which ranks
-  people out of domain better: `reports/grounding_backbones.md`).
+  pooled MobileNetV2 grid and the ImageNet animal mass; the person detector scores each of the
+  grid's 49 regions and pools the scores by a soft maximum (multiple-instance learning,
+  `scancap.caption.mil`), so that a small figure in a scene is not averaged away
+  (`reports/grounding_mil.md`).
 
 Beam search may then emit a person word only where p(person) reaches its threshold, and an
 animal word only where p(animal) does (Anderson et al. 2017 constrain beam search the same way
@@ -30,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
+from scipy.special import expit, logsumexp, softmax
 
 GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner's folder
 IMAGENET_ANIMALS = slice(0, 398)  # ImageNet-1k classes 0-397 are all animals
@@ -39,6 +40,7 @@ TAG_COUNT = 5
 TAG_MIN_PROBABILITY = 0.05
 MOBILENET = "mobilenet"  # a detector reading the pooled MobileNetV2 grid (and animal mass)
 WITH_LITE0 = "mobilenet+lite0"  # ... and the pooled EfficientNet-Lite0 grid beside it
+REGIONS = "mobilenet-regions"  # each MobileNetV2 region scored, pooled by a soft maximum (MIL)
 DOG_MASS = "imagenet-dogs"  # ImageNet's probability summed over its dog breeds, alone
 DOG_GATE = "dog"  # the detector that may veto the dog words (`Evidence.animal_words`)
 
@@ -148,18 +150,22 @@ def region_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
 
 @dataclass(frozen=True)
 class Detector:
-    """A logistic regression on standardised features, and the threshold that lets it speak."""
+    """A logistic regression on standardised features, and the threshold that lets it speak.
+
+    One reading REGIONS scores each region of a (N, 49, 1280) grid so, and pools the scores by a
+    soft maximum of the given sharpness (`scancap.caption.mil`)."""
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
     threshold: float
-    reads: str = MOBILENET  # which features: MOBILENET, WITH_LITE0 or DOG_MASS
+    reads: str = MOBILENET  # which features: MOBILENET, WITH_LITE0, REGIONS or DOG_MASS
+    sharpness: float = 0.0  # of the soft maximum over regions (REGIONS only)
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(soft_maximum(z, self.sharpness) if self.reads == REGIONS else z)
 
     def to_json(self) -> dict:
         return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
@@ -172,7 +178,15 @@ class Detector:
             intercept=values["intercept"],
             threshold=values["threshold"],
             reads=values.get("reads", MOBILENET),
+            sharpness=values.get("sharpness", 0.0),
         )
+
+
+def soft_maximum(scores: np.ndarray, sharpness: float) -> np.ndarray:
+    """(N,) log-sum-exp pooling of (N, regions) scores: their mean as sharpness nears 0, their
+    maximum as it grows."""
+    regions = scores.shape[1]
+    return (logsumexp(sharpness * scores, axis=1) - np.log(regions)) / sharpness
 
 
 # Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
@@ -338,9 +352,10 @@ class Grounding:
         (N, 1280) pooled Lite0 grid of the same photo."""
         features = pooled(grids)
         probabilities = self.imagenet(features)
+        regions = np.asarray(grids, np.float32).reshape(len(grids), -1, grids.shape[-1])
         p = {
             name: detector.probability(
-                detector_input(name, features, probabilities, lite0, detector.reads)
+                detector_input(name, features, probabilities, lite0, detector.reads, regions)
             )
             for name, detector in self.detectors.items()
         }
@@ -370,12 +385,18 @@ def detector_input(
     probabilities: np.ndarray,
     lite0: np.ndarray | None = None,
     reads: str = MOBILENET,
+    regions: np.ndarray | None = None,
 ) -> np.ndarray:
     """What a detector reads: the pooled MobileNetV2 grid, for animals ImageNet's animal mass
     too, and for a WITH_LITE0 detector the pooled Lite0 grid beside them; a DOG_MASS detector
-    reads the log-odds of ImageNet's dog-breed mass alone."""
+    reads the log-odds of ImageNet's dog-breed mass alone, a REGIONS one the (N, 49, 1280)
+    regions of the grid."""
     if reads == DOG_MASS:
         return log_odds(dog_breed_mass(probabilities))[:, None]
+    if reads == REGIONS:
+        if regions is None:
+            raise ValueError(f"the {name} detector reads the grid's regions: pass regions")
+        return regions
     own = animal_features(features, probabilities) if name == "animal" else features
     if reads == MOBILENET:
         return own

@@ -661,9 +661,10 @@ class Captioner:
         """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps.
 
         With grounding (shipped with the captioner, `ground` not False), words naming a person
-        or an animal the photo does not support are forbidden, and each caption gets tags. The
-        shipped grounding also reads `lite0`, the photos' (N, 1280) pooled Lite0 grids
-        (`lite0_features`; the pipeline has them from the classifier).
+        or an animal the photo does not support are forbidden, and each caption gets tags. A
+        grounding whose detectors read Lite0 features (`needs_lite0`) also needs `lite0`, the
+        photos' (N, 1280) pooled Lite0 grids (`lite0_features`; the pipeline has them from the
+        classifier).
         """
         grounding = self.grounding if ground else None
         captions = []

@@ -1,0 +1,120 @@
+"""A presence detector that looks at regions: multiple-instance learning (MIL) on the grid.
+
+A detector reading the mean of the 49 regions averages a small subject away (a climber on a
+cliff fills two regions). This one scores every region linearly, on standardised features, and
+pools the 49 scores by a soft maximum (log-sum-exp), trained on image labels alone: it learns
+which region shows the subject. At caption time it is a `grounding.Detector` reading REGIONS:
+49 dot products per photo. Chosen by the tenth change's rule (`reports/grounding_mil.md`).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from scancap.caption.grounding import REGIONS, Detector
+
+L2_WEIGHTS = (1e-4, 1e-3, 1e-2)  # on the region score's weights, chosen by select ROC-AUC
+SHARPNESS = (1.0, 4.0)  # of the soft maximum, chosen with it
+EPOCHS = 8
+BATCH_SIZE = 64
+CHUNK = 256  # photos at a time when standardising (grids may be memory-mapped)
+
+
+@keras.saving.register_keras_serializable(package="scancap")
+class SoftMaximum(keras.layers.Layer):
+    """Log-sum-exp pooling of region scores: their mean as sharpness nears 0, their maximum as
+    it grows (`grounding.soft_maximum` computes the same at caption time)."""
+
+    def __init__(self, sharpness: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sharpness = sharpness
+
+    def call(self, scores: keras.KerasTensor) -> keras.KerasTensor:
+        scores = keras.ops.squeeze(scores, axis=-1)
+        regions = keras.ops.cast(keras.ops.shape(scores)[1], scores.dtype)
+        pooled = keras.ops.logsumexp(self.sharpness * scores, axis=1) - keras.ops.log(regions)
+        return keras.ops.expand_dims(pooled / self.sharpness, -1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], 1)
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"sharpness": self.sharpness}
+
+
+def mil_model(l2: float, sharpness: float, regions: int = 49, dim: int = 1280) -> keras.Model:
+    """Standardised regions -> one linear score each -> soft maximum: the photo's logit."""
+    inputs = keras.Input((regions, dim), name="regions")
+    scores = keras.layers.Dense(
+        1, kernel_regularizer=keras.regularizers.L2(l2), name="region_score"
+    )(inputs)
+    model = keras.Model(inputs, SoftMaximum(sharpness, name="soft_maximum")(scores))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def region_moments(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over every region of every photo."""
+    total, squares, count = 0.0, 0.0, 0
+    for i in range(0, len(grids), CHUNK):
+        chunk = np.asarray(grids[i : i + CHUNK], np.float64).reshape(-1, grids.shape[-1])
+        total = total + chunk.sum(axis=0)
+        squares = squares + (chunk**2).sum(axis=0)
+        count += len(chunk)
+    mean = total / count
+    scale = np.sqrt(np.maximum(squares / count - mean**2, 0.0)) + 1e-6
+    return mean.astype(np.float32), scale.astype(np.float32)
+
+
+def standardised(grids: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(N, 49, dim) float32 standardised regions of (N, 49, dim) grids, a chunk at a time."""
+    out = np.empty(grids.shape, np.float32)
+    for i in range(0, len(grids), CHUNK):
+        out[i : i + CHUNK] = (np.asarray(grids[i : i + CHUNK], np.float32) - mean) / scale
+    return out
+
+
+def fit_mil(regions: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
+            seed: int = 0) -> keras.Model:  # fmt: skip
+    """A MIL model on standardised regions, both classes weighing the same in the loss."""
+    keras.utils.set_random_seed(seed)
+    model = mil_model(l2, sharpness, regions.shape[1], regions.shape[2])
+    positives = float(np.mean(labels))
+    weights = {0: 0.5 / (1 - positives), 1: 0.5 / positives}
+    model.fit(
+        regions, labels, batch_size=BATCH_SIZE, epochs=EPOCHS, class_weight=weights, verbose=0
+    )
+    return model
+
+
+def as_detector(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> Detector:
+    """The trained model as a NumPy detector reading REGIONS (threshold set later)."""
+    kernel, bias = model.get_layer("region_score").get_weights()
+    sharpness = model.get_layer("soft_maximum").sharpness
+    return Detector(mean, scale, kernel[:, 0], float(bias[0]), 0.5, REGIONS, sharpness)
+
+
+def fit_detector(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
+                 seed: int = 0) -> Detector:  # fmt: skip
+    """A MIL detector on (N, 49, dim) grids: standardised by their own region moments."""
+    mean, scale = region_moments(grids)
+    return as_detector(fit_mil(standardised(grids, mean, scale), labels, l2, sharpness, seed),
+                       mean, scale)  # fmt: skip
+
+
+def out_of_fold(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
+                folds: int, seed: int = 0) -> np.ndarray:  # fmt: skip
+    """Each photo's probability from the detector fit on the other folds (stratified, shuffled
+    by `seed`, as `train_grounding.out_of_fold` splits)."""
+    p = np.zeros(len(labels))
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(labels)), labels
+    ):
+        detector = fit_detector(grids[fit], labels[fit], l2, sharpness, seed)
+        p[held] = detector.probability(np.asarray(grids[held], np.float32))
+    return p
