@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scancap.caption.cli import caption_summary
 from scancap.caption.metrics import bleu, caption_scores
 from scancap.caption.model import (
     GRID_CELLS,
@@ -229,6 +230,18 @@ def test_caption_cli_skips_non_photos_unless_asked(
     assert main(["caption", str(folder), "--out", str(csv), "--all", "--quiet"]) == 0
     rows = pd.read_csv(csv, keep_default_na=False).set_index("path")
     assert rows.loc[chart.name, "caption"] and not rows.loc[chart.name, "skipped"]
+
+
+def test_the_caption_summary_counts_skipped_and_unreadable_files_apart() -> None:
+    rows = [
+        {"path": "a.jpg", "caption": "a dog", "skipped": "", "error": ""},
+        {"path": "chart.png", "caption": "", "skipped": "not a photo: schematic", "error": ""},
+        {"path": "bad.png", "caption": "", "skipped": "", "error": "cannot decode"},
+    ]
+    assert caption_summary(rows, "out.csv") == (
+        "captioned 1/3 images (1 skipped, 1 unreadable) -> out.csv"
+    )
+    assert caption_summary(rows[:1], None) == "captioned 1/1 images"
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")

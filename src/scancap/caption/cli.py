@@ -92,9 +92,18 @@ def cmd_caption(args: argparse.Namespace) -> int:
             Path(args.out), pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(index=False)
         )
     if not args.quiet:
-        target = f" -> {args.out}" if args.out else ""
-        print(f"captioned {len(files) - failures}/{len(files)} images{target}", file=sys.stderr)
+        print(caption_summary(rows, args.out), file=sys.stderr)
     return 1 if failures else 0
+
+
+def caption_summary(rows: list[dict[str, str]], out: str | None) -> str:
+    """ "captioned 5/6 images (1 skipped, 0 unreadable) -> out.csv": what a run did, counted."""
+    skipped = sum(bool(row["skipped"]) for row in rows)
+    failures = sum(bool(row["error"]) for row in rows)
+    captioned = len(rows) - skipped - failures
+    counts = f" ({skipped} skipped, {failures} unreadable)" if skipped or failures else ""
+    target = f" -> {out}" if out else ""
+    return f"captioned {captioned}/{len(rows)} images{counts}{target}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
