@@ -104,6 +104,7 @@ def run_group(cache: FeatureCache, held: set[str], group: int) -> pd.DataFrame:
 
 
 def summary_rows(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per recipe: the LOSO criterion and the pooled measures over the held-out groups."""
     rows = []
     for recipe in RECIPES:
         chosen = predictions[predictions["recipe"] == recipe]
@@ -129,9 +130,10 @@ def summary_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(table: pd.DataFrame) -> str:
-    if set(table["recipe"]) != set(RECIPES):
-        return "Not every recipe has run on every group yet: no verdict."
+def verdict(table: pd.DataFrame, groups_run: set[int]) -> str:
+    """The rule's reading, once both recipes have decided every group."""
+    if set(table["recipe"]) != set(RECIPES) or groups_run != set(range(GROUPS)):
+        return "Not every group has run yet: no verdict."
     score = table.set_index("recipe")["mean source accuracy"]
     gain = score["finetuned"] - score["head"]
     passed = gain > MARGIN
@@ -143,6 +145,7 @@ def verdict(table: pd.DataFrame) -> str:
 
 
 def per_source_table(predictions: pd.DataFrame, groups: dict[str, int]) -> pd.DataFrame:
+    """Each held-out source's accuracy under both recipes, with its group."""
     accuracy = {
         recipe: loso.per_source(predictions[predictions["recipe"] == recipe]).set_index(
             ["label", "source"]
@@ -154,16 +157,18 @@ def per_source_table(predictions: pd.DataFrame, groups: dict[str, int]) -> pd.Da
 
 
 def write_report(predictions: pd.DataFrame, groups: dict[str, int]) -> None:
+    """grouped.md from the predictions so far (a verdict once every group has run)."""
     table = summary_rows(predictions)
-    complete = set(predictions.groupby("group")["recipe"].nunique().index)
+    recipes_per_group = predictions.groupby("group")["recipe"].nunique()
+    groups_run = {int(g) for g in recipes_per_group[recipes_per_group == len(RECIPES)].index}
     text = (
         "# Classifier: fine-tuning against the head on grouped held-out sources\n\n"
         f"Written by `benchmarks/classifier_grouped_loso.py`. The 36 sources dealt into {GROUPS} "
-        f"groups (groups run: {sorted(complete)}); each group held out in turn; one model per "
+        f"groups (groups run: {sorted(groups_run)}); each group held out in turn; one model per "
         "recipe and fold (seed 42). Harsher than LOSO (each fold trains on three quarters of "
         "the sources): compare the two recipes with each other only. Rule: "
         '`reports/classification_experiments.md` ("An eighth screen").\n\n'
-        f"{markdown_table(table, index=False)}\n\n{verdict(table)}\n\n"
+        f"{markdown_table(table, index=False)}\n\n{verdict(table, groups_run)}\n\n"
         "## Per held-out source\n\n"
         f"{markdown_table(per_source_table(predictions, groups), index=False)}\n"
     )

@@ -36,7 +36,7 @@ from scancap.caption.train_grounding import (
     labelled_select,
     labelled_sources,
     lite0_photos,
-    lowest_threshold,
+    operating_threshold,
     out_of_fold,
     pooled_features,
 )
@@ -74,7 +74,8 @@ def main() -> None:
     grouped = load_captions(data).groupby("image")["caption"].apply(list)
     all_person = np.array([all(mentions(c, PERSON_WORDS) for c in grouped[i]) for i in images])
     flickr = pooled_features(build_feature_cache(images, None, data, progress=False).grids)
-    sources, labelled = labelled_sources(captioner, data, None), labelled_select(captioner, data)
+    sources = labelled_sources(captioner, data, None, lite0=True)
+    labelled = labelled_select(captioner, data, lite0=True)
     extra, photos, l_extra = sources.features, sources.labels, sources.lite0
     chosen, select, l_select = labelled.features, labelled.labels, labelled.lite0
     l_flickr = lite0_photos(captioner, [data / "flickr8k" / "images" / i for i in images])
@@ -103,8 +104,8 @@ def main() -> None:
             point, fires = {"features": name, "budget q": q}, np.zeros(len(select), bool)
             for concept, kind in chosen_sets.items():
                 result = fitted[kind, concept]
-                threshold = max(lowest_threshold(result["p_select"][result["truth"] == 0], q),
-                                lowest_threshold(result["sources"], q))  # fmt: skip
+                negatives = result["p_select"][result["truth"] == 0]
+                threshold = operating_threshold(negatives, result["sources"], q)
                 fires |= result["p_select"] >= threshold
                 point[f"{concept} select recall"] = round(
                     float(np.mean(result["p_select"][result["truth"] == 1] >= threshold)), 3

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from grounding_backbones import BUDGETS, UNION_LIMIT, fit, markdown
 
-from scancap.caption.data import build_feature_cache, load_captions, load_split
+from scancap.caption.data import FLICKR, build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import (
     MOBILENET,
     PERSON_WORDS,
@@ -41,7 +41,7 @@ from scancap.caption.train_grounding import (
     labelled_select,
     labelled_sources,
     lite0_photos,
-    lowest_threshold,
+    operating_threshold,
     pooled_features,
     training_labels,
 )
@@ -89,8 +89,7 @@ def operating_points(results: dict, animal: dict, select: LabelledPhotos, source
             for concept, chosen in (("person", result), ("animal", animal)):
                 truth = labels[concept].to_numpy()
                 negatives = chosen["p_sources"][sources.labels[concept].to_numpy() == 0]
-                threshold = max(lowest_threshold(chosen["p_select"][truth == 0], q),
-                                lowest_threshold(negatives, q))  # fmt: skip
+                threshold = operating_threshold(chosen["p_select"][truth == 0], negatives, q)
                 fires |= chosen["p_select"] >= threshold
                 recall = np.mean(chosen["p_select"][truth == 1] >= threshold)
                 point[f"{concept} select recall"] = round(float(recall), 3)
@@ -113,7 +112,7 @@ def main() -> None:
     grouped = captions.groupby("image")["caption"].apply(list)
     all_five = np.array([all(mentions(c, PERSON_WORDS) for c in grouped[i]) for i in images])
     grids = build_feature_cache(images, None, data, progress=False).grids
-    paths = [data / "flickr8k" / "images" / i for i in images]
+    paths = [data / FLICKR / "images" / i for i in images]
     flickr = LabelledPhotos(pooled_features(grids), labels, lite0_photos(captioner, paths), grids)
     sources = labelled_sources(captioner, data, None, lite0=True)
     select = labelled_select(captioner, data, lite0=True)

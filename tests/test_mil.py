@@ -52,11 +52,27 @@ def test_mil_finds_a_subject_in_one_region_that_the_pooled_mean_hides() -> None:
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-keras_logits)), rtol=1e-4, atol=1e-5)
 
 
-def test_out_of_fold_probabilities_come_from_detectors_that_never_saw_the_photo() -> None:
+def test_out_of_fold_probabilities_come_from_detectors_that_never_saw_the_photo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each photo is left out of exactly one of the folds' fits, and its probability comes
+    from that fit; the probabilities still rank the subject."""
     rng = np.random.default_rng(1)
     grids = np.concatenate([one_region_grids(rng, 3000, True), one_region_grids(rng, 3000, False)])
     labels = np.repeat([1, 0], 3000)
+    photo_of = {value: i for i, value in enumerate(grids[:, 1, 1])}  # noise: unique per photo
+    assert len(photo_of) == len(grids)
+    fitted_on, fit = [], mil.fit_detector
+
+    def recording(train: np.ndarray, *args, **kwargs) -> Detector:
+        fitted_on.append({photo_of[value] for value in train[:, 1, 1]})
+        return fit(train, *args, **kwargs)
+
+    monkeypatch.setattr(mil, "fit_detector", recording)
     p = mil.out_of_fold(grids, labels, 1e-4, 4.0, folds=4)
+    assert len(fitted_on) == 4
+    times_seen = np.array([sum(i in seen for seen in fitted_on) for i in range(len(grids))])
+    assert (times_seen == 3).all()
     assert p.shape == (6000,) and ((p > 0) & (p < 1)).all()
     assert roc_auc_score(labels, p) > 0.9
 
@@ -65,6 +81,8 @@ def test_a_regions_detector_reads_the_grid_and_is_saved_with_its_sharpness(
     tmp_path: Path,
 ) -> None:
     coef = np.eye(WIDTH)[0]
+    with pytest.raises(ValueError, match="sharpness"):  # the soft maximum would divide by 0
+        Detector(np.zeros(WIDTH), np.ones(WIDTH), coef, -3.0, 0.5, REGIONS)
     person = Detector(np.zeros(WIDTH), np.ones(WIDTH), coef, -3.0, 0.5, REGIONS, 4.0)
     grounding = Grounding(np.zeros((WIDTH, 1000)), np.zeros(1000), {"person": person})
     small_person = np.zeros((49, WIDTH), np.float32)

@@ -73,8 +73,7 @@ display(benchmark.speed_table(modes).round(3))
 # `scancap run samples --out OUT` is the README's main command; here the same function is
 # called from Python. The models load once (`Pipeline.load`). Every image gets one pass of
 # the classifier's backbone (EfficientNet-Lite0); each photo, once restored, one pass of the
-# captioner's (MobileNetV2). The caption grounding's person detector reuses the classifier's
-# pooled Lite0 grid of the photo, so Lite0 runs once.
+# captioner's (MobileNetV2), whose grid the caption grounding's detectors read as well.
 
 # %%
 pipeline = Pipeline.load(RunConfig(copy_non_photos=True))

@@ -177,7 +177,9 @@ def warm_up(pipeline: Pipeline) -> None:
     rng = np.random.default_rng(0)
     photo = np.clip(rng.normal(128, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
     pipeline.analyze_loaded([(Result("warm-up"), photo)])
-    _, lite0 = pipeline.classifier.predict_with_features([photo])  # whatever it was sorted as
+    lite0 = None
+    if pipeline.captioner.needs_lite0:  # whatever the photo was sorted as
+        _, lite0 = pipeline.classifier.predict_with_features([photo])
     pipeline.caption([Result("warm-up", restored=photo)], lite0)
 
 

@@ -97,7 +97,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def caption_summary(rows: list[dict[str, str]], out: str | None) -> str:
-    """ "captioned 5/6 images (1 skipped, 0 unreadable) -> out.csv": what a run did, counted."""
+    """What a run did, counted: "captioned 4/6 images (1 skipped, 1 unreadable) -> out.csv"."""
     skipped = sum(bool(row["skipped"]) for row in rows)
     failures = sum(bool(row["error"]) for row in rows)
     captioned = len(rows) - skipped - failures

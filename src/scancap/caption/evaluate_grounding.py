@@ -313,7 +313,8 @@ def grounding_section(study: GroundingStudy) -> str:
 of that domain it used to put a man or a dog into nearly every caption. Grounding (`scancap.
 caption.grounding`) reads presence detectors and the captioner backbone's own ImageNet head,
 and beam search may not name a person or an animal the detectors do not support
-({thresholds}). The detectors are linear on standardised features. {detector_text(study.reads)}.
+({thresholds}). Each detector scores standardised features linearly.
+{detector_text(study.reads)}.
 The animal detector also reads ImageNet's animal mass. Each threshold is the higher of two: the
 lowest with at most its false-positive budget ({budgets}) on the `select` half of the
 hand-labelled set, and the same on out-of-fold predictions for the training sources' photos

@@ -8,7 +8,7 @@ the backbones the product already runs, at almost no cost:
   lakeside, alp or seashore, buildings, objects), applied to the pooled grid; its top concepts
   become the photo's `tags`;
 - presence detectors, "a person is in the photo", "an animal is in the photo" and "flowers":
-  linear detectors trained on Flickr8k photos labelled by what their five human captions
+  detectors trained on Flickr8k photos labelled by what their five human captions
   mention, and on photos of sources whose content is known. The animal detector reads the
   pooled MobileNetV2 grid and the ImageNet animal mass; the person detector scores each of the
   grid's 49 regions and pools the scores by a soft maximum (multiple-instance learning,
@@ -150,10 +150,9 @@ def region_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
 
 @dataclass(frozen=True)
 class Detector:
-    """A logistic regression on standardised features, and the threshold that lets it speak.
-
-    One reading REGIONS scores each region of a (N, 49, 1280) grid so, and pools the scores by a
-    soft maximum of the given sharpness (`scancap.caption.mil`)."""
+    """A linear score of standardised features, its logistic, and the threshold that lets it
+    speak. A detector reading REGIONS scores each region of a (N, 49, 1280) grid that way and
+    pools the 49 scores by a soft maximum of the given sharpness (`scancap.caption.mil`)."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -162,6 +161,10 @@ class Detector:
     threshold: float
     reads: str = MOBILENET  # which features: MOBILENET, WITH_LITE0, REGIONS or DOG_MASS
     sharpness: float = 0.0  # of the soft maximum over regions (REGIONS only)
+
+    def __post_init__(self) -> None:
+        if self.reads == REGIONS and not self.sharpness > 0:
+            raise ValueError(f"a detector reading {REGIONS} needs a positive sharpness")
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
@@ -350,9 +353,9 @@ class Grounding:
     def evidence(self, grids: np.ndarray, lite0: np.ndarray | None = None) -> list[Evidence]:
         """Each photo's evidence from its MobileNetV2 grid and, where a detector reads it, the
         (N, 1280) pooled Lite0 grid of the same photo."""
-        features = pooled(grids)
-        probabilities = self.imagenet(features)
         regions = np.asarray(grids, np.float32).reshape(len(grids), -1, grids.shape[-1])
+        features = regions.mean(axis=1)
+        probabilities = self.imagenet(features)
         p = {
             name: detector.probability(
                 detector_input(name, features, probabilities, lite0, detector.reads, regions)

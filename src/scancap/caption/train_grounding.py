@@ -135,7 +135,7 @@ def file_features(
 
 
 def pooled_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
-    """(N, 1280) pooled MobileNetV2 grids of image files (full grids take 250 kB each)."""
+    """(N, 1280) pooled MobileNetV2 grids of image files, where only the mean is read."""
     return file_features(lambda images: pooled(captioner.grids(images)), paths)
 
 
@@ -197,6 +197,17 @@ def lowest_threshold(p_negatives: np.ndarray, max_rate: float = MAX_FALSE_POSITI
     return float(np.nextafter(ranked[allowed], 1.0)) if allowed < len(ranked) else 0.0
 
 
+def operating_threshold(
+    p_select_negatives: np.ndarray, p_source_negatives: np.ndarray, budget: float
+) -> float:
+    """A detector's threshold: the higher of the lowest with at most `budget` false positives
+    on the select half and the same on the sources' out-of-fold negatives (more photos, from
+    sources the select half holds few of)."""
+    return max(
+        lowest_threshold(p_select_negatives, budget), lowest_threshold(p_source_negatives, budget)
+    )
+
+
 def train_grounding(
     model_dir: Path | None = None,
     data: Path | None = None,
@@ -224,10 +235,10 @@ def train_grounding(
     detectors = {DOG_GATE: dog_gate(flickr.features[dogs.to_numpy()], head)}
     for concept in CONCEPTS:
         fit = fit_concept(concept, flickr, sources, select, head)
-        budget = BUDGETS[concept]
-        threshold = max(
-            lowest_threshold(fit.p_select[select.labels[concept].to_numpy() == 0], budget),
-            lowest_threshold(fit.p_sources[sources.labels[concept].to_numpy() == 0], budget),
+        threshold = operating_threshold(
+            fit.p_select[select.labels[concept].to_numpy() == 0],
+            fit.p_sources[sources.labels[concept].to_numpy() == 0],
+            BUDGETS[concept],
         )
         detectors[concept] = replace(fit.detector, threshold=threshold)
     return Grounding(*head, detectors)
@@ -319,7 +330,8 @@ def fit_concept(
     reads: str | None = None,
 ) -> ConceptFit:
     """Fit `concept`'s detector on Flickr8k (caption labels) and the sources (weak labels),
-    reading what `reads` says (DETECTOR_READS by default); choose C on the select half."""
+    reading what `reads` says (DETECTOR_READS by default); its regularisation (C, or a MIL
+    detector's L2 weight and sharpness) is chosen by select ROC-AUC."""
     reads = reads or DETECTOR_READS[concept]
     known, y = training_labels(concept, flickr, sources)
     truth = select.labels[concept].to_numpy()
@@ -358,13 +370,16 @@ def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, source
                 select: LabelledPhotos, truth: np.ndarray) -> ConceptFit:  # fmt: skip
     """A multiple-instance detector on the regions (`scancap.caption.mil`): its L2 weight and
     sharpness chosen by select ROC-AUC, as C is for the logistic regressions."""
-    grids = np.concatenate([np.asarray(flickr.regions)[known], sources.regions])
+    grids = np.concatenate([flickr.regions[known], sources.regions])
     regions_select = np.asarray(select.regions, np.float32)
+    mean, scale = mil.region_moments(grids)
+    regions = mil.standardised(grids, mean, scale)  # once for every setting tried
     fits = {
-        (l2, sharpness): mil.fit_detector(grids, y, l2, sharpness, SEED)
+        (l2, sharpness): mil.as_detector(mil.fit_mil(regions, y, l2, sharpness, SEED), mean, scale)
         for l2 in mil.L2_WEIGHTS
         for sharpness in mil.SHARPNESS
     }
+    del regions
     aucs = {key: roc_auc_score(truth, d.probability(regions_select)) for key, d in fits.items()}
     best = max(aucs, key=aucs.get)
     oof = mil.out_of_fold(grids, y, *best, FOLDS, SEED)

@@ -271,10 +271,10 @@ class Pipeline:
                 result.set_text(page)
         return [result for result, _ in batch.items]
 
-    def caption(self, to_caption: list[Result], lite0: np.ndarray) -> None:
-        """Caption the restored photos (unchanged ones are their own restoration). Grounding
-        reads `lite0`, the classifier's pooled Lite0 grids of the photos as they came in, as
-        its person detector was trained."""
+    def caption(self, to_caption: list[Result], lite0: np.ndarray | None) -> None:
+        """Caption the restored photos (unchanged ones are their own restoration). `lite0`: the
+        classifier's pooled Lite0 grids of the photos as they came in, for a grounding whose
+        detectors read them (`Captioner.needs_lite0`); the shipped one does not."""
         start = time.perf_counter()
         grids = self.captioner.grids([result.restored for result in to_caption])
         captions = self.captioner.describe(grids, beam=self.config.beam, lite0=lite0)
