@@ -17,6 +17,9 @@ the report half is not read. Writes `reports/grounding_mil.md`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from grounding_backbones import BUDGETS, UNION_LIMIT, fit, markdown
@@ -103,9 +106,19 @@ def operating_points(results: dict, animal: dict, select: LabelledPhotos, source
     return pd.DataFrame(points)
 
 
-def main() -> None:
-    data, captioner = data_dir(), Captioner.load()
-    head = captioner.imagenet_head
+@dataclass
+class Study:
+    """What every candidate is fit and judged on: Flickr8k train (labels by captions, and
+    which photos all five captions call a person), the doctype sources and the select half."""
+
+    labels: pd.DataFrame
+    all_five: np.ndarray
+    flickr: LabelledPhotos
+    sources: LabelledPhotos
+    select: LabelledPhotos
+
+
+def load_study(captioner: Captioner, data: Path) -> Study:
     images = load_split("train", data)
     captions = load_captions(data)
     labels = caption_labels(captions, images)
@@ -115,8 +128,32 @@ def main() -> None:
     paths = [data / FLICKR / "images" / i for i in images]
     flickr = LabelledPhotos(pooled_features(grids), labels, lite0_photos(captioner, paths), grids)
     sources = labelled_sources(captioner, data, None, lite0=True)
-    select = labelled_select(captioner, data, lite0=True)
+    return Study(labels, all_five, flickr, sources, labelled_select(captioner, data, lite0=True))
 
+
+def ranking_rows(animal: ConceptFit, results: dict[str, dict]) -> pd.DataFrame:
+    """Each detector's select ROC-AUC and the setting it chose."""
+    rows = [{"detector": "animal", "candidate": "mobilenet", "setting": f"C {animal.c}",
+             "select ROC-AUC": round(animal.select_auc, 4)}]  # fmt: skip
+    for name, result in results.items():
+        rows.append({"detector": "person", "candidate": name, "setting": result["setting"],
+                     "select ROC-AUC": round(result["select ROC-AUC"], 4)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def study_points(study: Study, animal: ConceptFit, results: dict[str, dict]) -> pd.DataFrame:
+    """`operating_points` of the person candidates beside the shipped animal detector."""
+    known, _ = training_labels("person", study.flickr, study.sources)
+    person = study.labels["person"].to_numpy()[known] == 1
+    return operating_points(results, as_result(animal, ""), study.select, study.sources,
+                            person, study.all_five[known])  # fmt: skip
+
+
+def main() -> None:
+    data, captioner = data_dir(), Captioner.load()
+    head = captioner.imagenet_head
+    study = load_study(captioner, data)
+    flickr, sources, select = study.flickr, study.sources, study.select
     animal = fit_concept("animal", flickr, sources, select, head, MOBILENET)
     mixed = fit_concept("person", flickr, sources, select, head, WITH_LITE0)
     mil = fit_concept("person", flickr, sources, select, head, REGIONS)
@@ -128,16 +165,7 @@ def main() -> None:
         "mil": as_result(mil, f"L2 {mil.c}, sharpness {mil.detector.sharpness}"),
         "mixed+mil": stacked(both, mil, known, y, select, truth, head),
     }
-    fits = [{"detector": "animal", "candidate": "mobilenet", "setting": f"C {animal.c}",
-             "select ROC-AUC": round(animal.select_auc, 4)}]  # fmt: skip
-    for name, result in results.items():
-        fits.append({"detector": "person", "candidate": name, "setting": result["setting"],
-                     "select ROC-AUC": round(result["select ROC-AUC"], 4)})  # fmt: skip
-    person = labels["person"].to_numpy()[known] == 1
-    points = operating_points(
-        results, as_result(animal, ""), select, sources, person, all_five[known]
-    )
-    write_report(pd.DataFrame(fits), points)
+    write_report(ranking_rows(animal, results), study_points(study, animal, results))
 
 
 def decision(points: pd.DataFrame) -> str:

@@ -9,17 +9,29 @@ which region shows the subject. At caption time it is a `grounding.Detector` rea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from scancap.caption.grounding import REGIONS, Detector
 
-L2_WEIGHTS = (1e-4, 1e-3, 1e-2)  # on the region score's weights, chosen by select ROC-AUC
-SHARPNESS = (1.0, 4.0)  # of the soft maximum, chosen with it
-EPOCHS = 8
 BATCH_SIZE = 64
 CHUNK = 256  # photos at a time when standardising (grids may be memory-mapped)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a MIL detector is trained, and the settings select ROC-AUC chooses among."""
+
+    epochs: int = 8
+    initializer: str = "glorot_uniform"  # of the region score's weights
+    l2_weights: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    sharpness: tuple[float, ...] = (1.0, 4.0)
+
+
+SHIPPED = Recipe()  # the tenth change's (reports/grounding_mil.md)
 
 
 @keras.saving.register_keras_serializable(package="scancap")
@@ -44,11 +56,15 @@ class SoftMaximum(keras.layers.Layer):
         return super().get_config() | {"sharpness": self.sharpness}
 
 
-def mil_model(l2: float, sharpness: float, regions: int = 49, dim: int = 1280) -> keras.Model:
+def mil_model(l2: float, sharpness: float, regions: int = 49, dim: int = 1280,
+              initializer: str = SHIPPED.initializer) -> keras.Model:  # fmt: skip
     """Standardised regions -> one linear score each -> soft maximum: the photo's logit."""
     inputs = keras.Input((regions, dim), name="regions")
     scores = keras.layers.Dense(
-        1, kernel_regularizer=keras.regularizers.L2(l2), name="region_score"
+        1,
+        kernel_initializer=initializer,
+        kernel_regularizer=keras.regularizers.L2(l2),
+        name="region_score",
     )(inputs)
     model = keras.Model(inputs, SoftMaximum(sharpness, name="soft_maximum")(scores))
     model.compile(
@@ -80,14 +96,20 @@ def standardised(grids: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.n
 
 
 def fit_mil(regions: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-            seed: int = 0) -> keras.Model:  # fmt: skip
+            seed: int = 0, recipe: Recipe = SHIPPED) -> keras.Model:  # fmt: skip
     """A MIL model on standardised regions, both classes weighing the same in the loss."""
     keras.utils.set_random_seed(seed)
-    model = mil_model(l2, sharpness, regions.shape[1], regions.shape[2])
+    shape = regions.shape[1:]
+    model = mil_model(l2, sharpness, *shape, initializer=recipe.initializer)
     positives = float(np.mean(labels))
     weights = {0: 0.5 / (1 - positives), 1: 0.5 / positives}
     model.fit(
-        regions, labels, batch_size=BATCH_SIZE, epochs=EPOCHS, class_weight=weights, verbose=0
+        regions,
+        labels,
+        batch_size=BATCH_SIZE,
+        epochs=recipe.epochs,
+        class_weight=weights,
+        verbose=0,
     )
     return model
 
@@ -100,21 +122,21 @@ def as_detector(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> Dete
 
 
 def fit_detector(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-                 seed: int = 0) -> Detector:  # fmt: skip
+                 seed: int = 0, recipe: Recipe = SHIPPED) -> Detector:  # fmt: skip
     """A MIL detector on (N, 49, dim) grids: standardised by their own region moments."""
     mean, scale = region_moments(grids)
-    return as_detector(fit_mil(standardised(grids, mean, scale), labels, l2, sharpness, seed),
-                       mean, scale)  # fmt: skip
+    regions = standardised(grids, mean, scale)
+    return as_detector(fit_mil(regions, labels, l2, sharpness, seed, recipe), mean, scale)
 
 
 def out_of_fold(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-                folds: int, seed: int = 0) -> np.ndarray:  # fmt: skip
+                folds: int, seed: int = 0, recipe: Recipe = SHIPPED) -> np.ndarray:  # fmt: skip
     """Each photo's probability from the detector fit on the other folds (stratified, shuffled
     by `seed`, as `train_grounding.out_of_fold` splits)."""
     p = np.zeros(len(labels))
     for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
         np.zeros(len(labels)), labels
     ):
-        detector = fit_detector(grids[fit], labels[fit], l2, sharpness, seed)
+        detector = fit_detector(grids[fit], labels[fit], l2, sharpness, seed, recipe)
         p[held] = detector.probability(np.asarray(grids[held], np.float32))
     return p

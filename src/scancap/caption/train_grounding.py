@@ -328,6 +328,7 @@ def fit_concept(
     select: LabelledPhotos,
     head: tuple[np.ndarray, np.ndarray],
     reads: str | None = None,
+    recipe: mil.Recipe = mil.SHIPPED,
 ) -> ConceptFit:
     """Fit `concept`'s detector on Flickr8k (caption labels) and the sources (weak labels),
     reading what `reads` says (DETECTOR_READS by default); its regularisation (C, or a MIL
@@ -336,7 +337,7 @@ def fit_concept(
     known, y = training_labels(concept, flickr, sources)
     truth = select.labels[concept].to_numpy()
     if reads == REGIONS:
-        return fit_regions(known, y, flickr, sources, select, truth)
+        return fit_regions(known, y, flickr, sources, select, truth, recipe)
     lite0 = None if reads == MOBILENET else np.concatenate([flickr.lite0[known], sources.lite0])
     features = np.concatenate([flickr.features[known], sources.features])
     x = detector_features(concept, features, head, lite0, reads)
@@ -367,7 +368,8 @@ def training_labels(
 
 
 def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, sources: LabelledPhotos,
-                select: LabelledPhotos, truth: np.ndarray) -> ConceptFit:  # fmt: skip
+                select: LabelledPhotos, truth: np.ndarray,
+                recipe: mil.Recipe = mil.SHIPPED) -> ConceptFit:  # fmt: skip
     """A multiple-instance detector on the regions (`scancap.caption.mil`): its L2 weight and
     sharpness chosen by select ROC-AUC, as C is for the logistic regressions."""
     grids = np.concatenate([flickr.regions[known], sources.regions])
@@ -375,14 +377,16 @@ def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, source
     mean, scale = mil.region_moments(grids)
     regions = mil.standardised(grids, mean, scale)  # once for every setting tried
     fits = {
-        (l2, sharpness): mil.as_detector(mil.fit_mil(regions, y, l2, sharpness, SEED), mean, scale)
-        for l2 in mil.L2_WEIGHTS
-        for sharpness in mil.SHARPNESS
+        (l2, sharpness): mil.as_detector(
+            mil.fit_mil(regions, y, l2, sharpness, SEED, recipe), mean, scale
+        )
+        for l2 in recipe.l2_weights
+        for sharpness in recipe.sharpness
     }
     del regions
     aucs = {key: roc_auc_score(truth, d.probability(regions_select)) for key, d in fits.items()}
     best = max(aucs, key=aucs.get)
-    oof = mil.out_of_fold(grids, y, *best, FOLDS, SEED)
+    oof = mil.out_of_fold(grids, y, *best, FOLDS, SEED, recipe)
     n = int(known.sum())
     detector = fits[best]
     return ConceptFit(
