@@ -705,7 +705,9 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
   grounded captions are safer but often clumsy ("a brown flowers is in a field of yellow
   flowers"). In domain, a person the detector does not confirm (often a small figure in a
-  scene) gets a caption about a thing: most of the dev CIDEr-D that grounding costs.
+  scene) gets a caption about a thing: most of the dev CIDEr-D that grounding costs. The person
+  detector reads regions, so a face that fills the whole frame can be missed, and a statue can
+  be taken for a man.
   Other animals than dogs get the few animal words Flickr8k taught ("a cat" for a tiger,
   "a sheep" for a camel), and a penguin can still be called a dog.
   Attributes such as colours, gender and counts are often wrong. `scancap caption`
