@@ -11,9 +11,10 @@ import sys
 
 import numpy as np
 import pandas as pd
+from grounding_backbones import all_five_name_a_person
 
 from scancap.caption.data import build_feature_cache, load_captions, load_split
-from scancap.caption.grounding import MOBILENET, PERSON_WORDS, mentions, region_features
+from scancap.caption.grounding import MOBILENET, region_features
 from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import (
     CONCEPTS,
@@ -47,8 +48,7 @@ def main() -> None:
     images = load_split("train", data)
     captions = load_captions(data)
     labels = caption_labels(captions, images)
-    grouped = captions.groupby("image")["caption"].apply(list)
-    all_person = np.array([all(mentions(c, PERSON_WORDS) for c in grouped[i]) for i in images])
+    all_person = all_five_name_a_person(captions, images)
     flickr_grids = build_feature_cache(images, None, data, progress=False).grids
     select = load_labelled("select")
     select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))
