@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from scancap.caption.data import build_feature_cache, load_captions, load_split
-from scancap.caption.grounding import PERSON_WORDS, mentions
+from scancap.caption.grounding import PERSON_WORDS, mentions, pooled
 from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import (
     REGULARISATION,
@@ -83,9 +83,9 @@ def main() -> None:
     flickr = pooled_features(build_feature_cache(images, None, data, progress=False).grids)
     sources = labelled_sources(captioner, data, None, lite0=True)
     labelled = labelled_select(captioner, data, lite0=True)
-    extra, photos, l_extra = sources.features, sources.labels, sources.lite0
-    chosen, select, l_select = labelled.features, labelled.labels, labelled.lite0
-    l_flickr = lite0_photos(captioner, [data / "flickr8k" / "images" / i for i in images])
+    extra, photos, l_extra = sources.features, sources.labels, pooled(sources.lite0)
+    chosen, select, l_select = labelled.features, labelled.labels, pooled(labelled.lite0)
+    l_flickr = pooled(lite0_photos(captioner, [data / "flickr8k" / "images" / i for i in images]))
 
     fitted, rows = {}, []
     for kind in FEATURES:

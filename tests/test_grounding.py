@@ -165,16 +165,17 @@ def test_a_detector_reading_lite0_needs_its_features_and_keeps_them_when_saved(
     assert [e.person for e in loaded.evidence(grids, lite0)] == [False, True]
 
 
-def test_the_captioner_computes_lite0_features_as_the_classifier_does(
+def test_the_captioner_computes_lite0_grids_as_the_classifier_does(
     captioner: Captioner,
 ) -> None:
-    """`scancap caption` computes the Lite0 features the pipeline takes from the classifier:
-    the same numbers, or the person detector would read other evidence than it was fit on."""
+    """`scancap caption` computes the Lite0 grids the pipeline takes from the classifier: the
+    same numbers, or the person detector would read other evidence than it was fit on."""
     from scancap.classify.model import Classifier
 
     images = [load_image(SAMPLES / name) for name in sorted(SUBJECTS)[:3]]
     _, from_classifier = Classifier.load().predict_with_features(images)
-    np.testing.assert_allclose(captioner.lite0_features(images), from_classifier, atol=1e-4)
+    assert from_classifier.shape == (3, 49, 1280)
+    np.testing.assert_allclose(captioner.lite0_grids(images), from_classifier, atol=1e-4)
 
 
 def test_a_banned_word_never_appears_in_the_caption(captioner: Captioner) -> None:

@@ -231,7 +231,7 @@ def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> 
     for result, original in ((untouched, clean), (denoised, noisy)):
         grids = captioner.grids([result.restored])
         direct = captioner.describe(
-            grids, beam=pipeline.config.beam, lite0=captioner.lite0_features([original])
+            grids, beam=pipeline.config.beam, lite0=captioner.lite0_grids([original])
         )
         assert result.caption == direct[0].text
         assert result.tags == format_tags(direct[0].tags)

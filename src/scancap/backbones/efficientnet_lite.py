@@ -156,15 +156,5 @@ def load_lite0(include_top: bool = False, path: str | Path = LITE0_PATH) -> kera
     return model
 
 
-def load_lite0_pooled(path: str | Path = LITE0_PATH) -> keras.Model:
-    """Image -> the (1280,) mean of Lite0's top grid: what the classifier reads, and what the
-    caption grounding's person detector reads beside MobileNetV2's grid."""
-    backbone = load_lite0(path=path)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(backbone.get_layer(FEATURE_LAYER).output)
-    model = keras.Model(backbone.input, pooled, name="lite0_pooled")
-    model.compile(jit_compile=False)  # XLA is slower on this CPU
-    return model
-
-
 if __name__ == "__main__":
     print(convert_lite0())

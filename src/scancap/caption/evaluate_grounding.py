@@ -16,6 +16,7 @@ import pandas as pd
 
 from scancap.caption.grounding import (
     ANIMAL_WORDS,
+    BOTH_REGIONS,
     DOG_GATE,
     MOBILENET,
     PERSON_WORDS,
@@ -62,7 +63,7 @@ def both_ways(
     """The images' captions without and with grounding, and the evidence grounding read (the
     backbones run once)."""
     grids = captioner.grids(images)
-    lite0 = captioner.lite0_features(images) if captioner.needs_lite0 else None
+    lite0 = captioner.lite0_grids(images) if captioner.needs_lite0 else None
     captions = {
         name: captioner.describe(grids, beam=beam, ground=g, lite0=lite0)
         for name, g in DECODINGS.items()
@@ -281,6 +282,10 @@ def detector_text(reads: dict[str, str]) -> str:
         REGIONS: "each of the grid's 49 regions, scoring every region and pooling the scores by "
         "a soft maximum, so that a small subject is not averaged away (multiple-instance "
         "learning, `scancap.caption.mil`)",
+        BOTH_REGIONS: "the 49 regions of two grids side by side, the decoder's MobileNetV2 and "
+        "the classifier's EfficientNet-Lite0 (on the photo as it came in), scoring every region "
+        "and pooling the scores by a soft maximum, so that a small subject is not averaged away "
+        "(multiple-instance learning, `scancap.caption.mil`)",
     }
     readers = {kind: [name for name, k in reads.items() if k == kind] for kind in words}
     text = "; ".join(

@@ -41,6 +41,9 @@ TAG_MIN_PROBABILITY = 0.05
 MOBILENET = "mobilenet"  # a detector reading the pooled MobileNetV2 grid (and animal mass)
 WITH_LITE0 = "mobilenet+lite0"  # ... and the pooled EfficientNet-Lite0 grid beside it
 REGIONS = "mobilenet-regions"  # each MobileNetV2 region scored, pooled by a soft maximum (MIL)
+BOTH_REGIONS = "mobilenet+lite0-regions"  # ... each region's MobileNetV2 and Lite0 features
+REGION_READS = (REGIONS, BOTH_REGIONS)  # detectors that score regions (`scancap.caption.mil`)
+LITE0_READS = (WITH_LITE0, BOTH_REGIONS)  # detectors that need the photo's Lite0 grid
 DOG_MASS = "imagenet-dogs"  # ImageNet's probability summed over its dog breeds, alone
 DOG_GATE = "dog"  # the detector that may veto the dog words (`Evidence.animal_words`)
 
@@ -135,8 +138,7 @@ def imagenet_names() -> list[str]:
 
 def pooled(grids: np.ndarray) -> np.ndarray:
     """(N, 1280) float32 means of (N, 49, 1280) or (N, 7, 7, 1280) grids."""
-    grids = np.asarray(grids, np.float32)
-    return grids.reshape(len(grids), -1, grids.shape[-1]).mean(axis=1)
+    return as_regions(grids).mean(axis=1)
 
 
 def region_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
@@ -144,31 +146,36 @@ def region_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
     maximum ("mean+max"), where a subject filling a few regions is not averaged away."""
     if statistics == "mean":
         return pooled(grids)
-    regions = np.asarray(grids, np.float32).reshape(len(grids), -1, grids.shape[-1])
+    regions = as_regions(grids)
     return np.concatenate([regions.mean(axis=1), regions.max(axis=1)], axis=1)
 
 
 @dataclass(frozen=True)
 class Detector:
     """A linear score of standardised features, its logistic, and the threshold that lets it
-    speak. A detector reading REGIONS scores each region of a (N, 49, 1280) grid that way and
-    pools the 49 scores by a soft maximum of the given sharpness (`scancap.caption.mil`)."""
+    speak. A detector reading regions (REGION_READS) scores each region of a (N, 49, width)
+    grid that way and pools the 49 scores by a soft maximum of the given sharpness
+    (`scancap.caption.mil`)."""
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
     threshold: float
-    reads: str = MOBILENET  # which features: MOBILENET, WITH_LITE0, REGIONS or DOG_MASS
-    sharpness: float = 0.0  # of the soft maximum over regions (REGIONS only)
+    reads: str = MOBILENET  # which features: MOBILENET, WITH_LITE0, DOG_MASS or REGION_READS
+    sharpness: float = 0.0  # of the soft maximum over regions (REGION_READS only)
 
     def __post_init__(self) -> None:
-        if self.reads == REGIONS and not self.sharpness > 0:
-            raise ValueError(f"a detector reading {REGIONS} needs a positive sharpness")
+        if self.reads_regions and not self.sharpness > 0:
+            raise ValueError(f"a detector reading {self.reads} needs a positive sharpness")
+
+    @property
+    def reads_regions(self) -> bool:
+        return self.reads in REGION_READS
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
-        return expit(soft_maximum(z, self.sharpness) if self.reads == REGIONS else z)
+        return expit(soft_maximum(z, self.sharpness) if self.reads_regions else z)
 
     def to_json(self) -> dict:
         return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
@@ -347,13 +354,13 @@ class Grounding:
 
     @property
     def needs_lite0(self) -> bool:
-        """Whether a detector reads EfficientNet-Lite0's pooled grid (`evidence`'s `lite0`)."""
-        return any(d.reads == WITH_LITE0 for d in self.detectors.values())
+        """Whether a detector reads EfficientNet-Lite0's grid (`evidence`'s `lite0`)."""
+        return any(d.reads in LITE0_READS for d in self.detectors.values())
 
     def evidence(self, grids: np.ndarray, lite0: np.ndarray | None = None) -> list[Evidence]:
         """Each photo's evidence from its MobileNetV2 grid and, where a detector reads it, the
-        (N, 1280) pooled Lite0 grid of the same photo."""
-        regions = np.asarray(grids, np.float32).reshape(len(grids), -1, grids.shape[-1])
+        (N, 49, 1280) Lite0 grid of the same photo (the classifier's backbone)."""
+        regions = as_regions(grids)
         features = regions.mean(axis=1)
         probabilities = self.imagenet(features)
         p = {
@@ -391,21 +398,35 @@ def detector_input(
     regions: np.ndarray | None = None,
 ) -> np.ndarray:
     """What a detector reads: the pooled MobileNetV2 grid, for animals ImageNet's animal mass
-    too, and for a WITH_LITE0 detector the pooled Lite0 grid beside them; a DOG_MASS detector
-    reads the log-odds of ImageNet's dog-breed mass alone, a REGIONS one the (N, 49, 1280)
-    regions of the grid."""
+    too, and for a WITH_LITE0 detector the mean of the Lite0 grid beside them; a DOG_MASS
+    detector reads the log-odds of ImageNet's dog-breed mass alone, a REGIONS one the
+    (N, 49, 1280) regions of the MobileNetV2 grid, a BOTH_REGIONS one each region's MobileNetV2
+    and Lite0 features side by side (N, 49, 2560). `lite0`: the photos' Lite0 grids, or their
+    means where only a WITH_LITE0 detector reads them."""
     if reads == DOG_MASS:
         return log_odds(dog_breed_mass(probabilities))[:, None]
-    if reads == REGIONS:
+    if reads in LITE0_READS and lite0 is None:
+        raise ValueError(f"the {name} detector reads EfficientNet-Lite0 features: pass lite0")
+    if reads in REGION_READS:
         if regions is None:
             raise ValueError(f"the {name} detector reads the grid's regions: pass regions")
-        return regions
+        return regions if reads == REGIONS else side_by_side(regions, lite0)
     own = animal_features(features, probabilities) if name == "animal" else features
     if reads == MOBILENET:
         return own
-    if lite0 is None:
-        raise ValueError(f"the {name} detector reads EfficientNet-Lite0 features: pass lite0")
-    return np.concatenate([own, np.asarray(lite0, np.float32)], axis=1)
+    return np.concatenate([own, pooled(lite0)], axis=1)
+
+
+def as_regions(grids: np.ndarray) -> np.ndarray:
+    """(N, regions, width) float32 view of (N, 7, 7, width) or (N, 49, width) grids."""
+    grids = np.asarray(grids, np.float32)
+    return grids.reshape(len(grids), -1, grids.shape[-1])
+
+
+def side_by_side(mobilenet: np.ndarray, lite0: np.ndarray) -> np.ndarray:
+    """(N, 49, 2560): each region's MobileNetV2 features, then Lite0's for the same region
+    (both backbones see the photo stretched to 224 px, so their 7x7 grids line up)."""
+    return np.concatenate([as_regions(mobilenet), as_regions(lite0)], axis=-1)
 
 
 def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

@@ -647,7 +647,7 @@ class Captioner:
 
     @property
     def needs_lite0(self) -> bool:
-        """Whether grounded captions need the photos' pooled Lite0 grids (`describe`'s lite0)."""
+        """Whether grounded captions need the photos' Lite0 grids (`describe`'s lite0)."""
         return self.grounding is not None and self.grounding.needs_lite0
 
     def describe(
@@ -663,8 +663,8 @@ class Captioner:
         With grounding (shipped with the captioner, `ground` not False), words naming a person
         or an animal the photo does not support are forbidden, and each caption gets tags. A
         grounding whose detectors read Lite0 features (`needs_lite0`) also needs `lite0`, the
-        photos' (N, 1280) pooled Lite0 grids (`lite0_features`; the pipeline has them from the
-        classifier).
+        photos' (N, 49, 1280) EfficientNet-Lite0 grids (`lite0_grids`; the pipeline has them
+        from the classifier).
         """
         grounding = self.grounding if ground else None
         captions = []
@@ -685,7 +685,7 @@ class Captioner:
 
     def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:
         """`describe` for uint8 RGB images: their grids, and their Lite0 features if needed."""
-        lite0 = self.lite0_features(images) if self.needs_lite0 else None
+        lite0 = self.lite0_grids(images) if self.needs_lite0 else None
         return self.describe(self.grids(images), beam, lite0=lite0)
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
@@ -701,20 +701,22 @@ class Captioner:
 
         return np.concatenate(list(extract_grids(self.backbone, list(images), batch_size)))
 
-    def lite0_features(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """(N, 1280) pooled EfficientNet-Lite0 grids of uint8 RGB images, as the classifier
+    def lite0_grids(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """(N, 49, 1280) EfficientNet-Lite0 top grids of uint8 RGB images, as the classifier
         computes them (its backbone loads on first use: `scancap caption` has no classifier)."""
         if self._lite0 is None:
-            from scancap.backbones.efficientnet_lite import load_lite0_pooled
+            from scancap.backbones.efficientnet_lite import load_lite0
 
-            self._lite0 = load_lite0_pooled()
+            self._lite0 = load_lite0()
+            self._lite0.compile(jit_compile=False)  # XLA is slower on this CPU
         chunks = [
             self._lite0.predict_on_batch(
                 np.stack([to_model_input(image) for image in images[i : i + batch_size]])
             )
             for i in range(0, len(images), batch_size)
         ]
-        return np.concatenate([np.asarray(c, np.float32) for c in chunks])
+        grids = np.concatenate([np.asarray(c, np.float32) for c in chunks])
+        return grids.reshape(len(grids), -1, grids.shape[-1])
 
     def caption_images(
         self, images: Sequence[np.ndarray], beam: int = 3

@@ -1,7 +1,8 @@
 """Training the grounding detectors (person, animal, flower, the dog gate) and their thresholds.
 
-The person detector is a multiple-instance detector on the grid's regions (`scancap.caption.mil`);
-the animal and flower detectors are logistic regressions on the pooled grid.
+The person detector is a multiple-instance detector on the regions of two grids side by side, the
+captioner's MobileNetV2 and the classifier's EfficientNet-Lite0 (`scancap.caption.mil`); the
+animal and flower detectors are logistic regressions on the pooled MobileNetV2 grid.
 
 Training data: Flickr8k train photos, labelled by what their five human captions mention (a
 positive when at least POSITIVE_MENTIONS do, a negative when none does, dropped otherwise), and
@@ -32,14 +33,16 @@ from scancap.caption import mil
 from scancap.caption.data import FLICKR, build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import (
     ANIMAL_WORDS,
+    BOTH_REGIONS,
     DOG_GATE,
     DOG_MASS,
     DOG_WORDS,
+    LITE0_READS,
     MOBILENET,
     PERSON_WORDS,
+    REGION_READS,
     REGIONS,
     THING_CONCEPTS,
-    WITH_LITE0,
     Detector,
     Grounding,
     detector_input,
@@ -59,10 +62,11 @@ MAX_FALSE_POSITIVE_RATE = 0.05  # on the select half's photos without the concep
 # Per detector, the false-positive budget of its threshold: person and animal share the largest
 # whose select union rate stays at most 5% (the tenth change: reports/grounding_mil.md).
 BUDGETS = {"person": 0.03, "animal": 0.03, "flower": MAX_FALSE_POSITIVE_RATE}
-# What each detector reads: the person detector scores the grid's regions, where a small person
-# is not averaged away (the tenth change); animals and flowers the pooled grid.
-DETECTOR_READS = {"person": REGIONS, "animal": MOBILENET, "flower": MOBILENET}
-NEEDS_LITE0 = WITH_LITE0 in DETECTOR_READS.values()  # whether the fit reads Lite0 features
+# What each detector reads: the person detector scores the regions, where a small person is not
+# averaged away (the tenth change), of both backbones (the twelfth: reports/grounding_mil_lite0.md);
+# animals and flowers the pooled MobileNetV2 grid.
+DETECTOR_READS = {"person": BOTH_REGIONS, "animal": MOBILENET, "flower": MOBILENET}
+NEEDS_LITE0 = any(r in LITE0_READS for r in DETECTOR_READS.values())  # the fit reads Lite0
 FOLDS = 5
 DOG_KEPT = 0.98  # of Flickr8k's captioned dogs, the share whose dog words the gate keeps
 SEED = 0
@@ -142,17 +146,24 @@ def pooled_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
 def grid_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
     """(N, 49, 1280) MobileNetV2 grids of image files, in float16 (125 kB each), as the
     Flickr8k feature cache keeps them."""
-    return np.concatenate(
-        [
-            captioner.grids([load_image(p) for p in paths[i : i + CHUNK]]).astype(np.float16)
-            for i in range(0, len(paths), CHUNK)
-        ]
-    )
+    return file_grids(captioner.grids, paths)
 
 
 def lite0_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
-    """(N, 1280) pooled EfficientNet-Lite0 grids of image files."""
-    return file_features(captioner.lite0_features, paths)
+    """(N, 49, 1280) EfficientNet-Lite0 grids of image files (the classifier's), in float16."""
+    return file_grids(captioner.lite0_grids, paths)
+
+
+def file_grids(
+    extract: Callable[[list[np.ndarray]], np.ndarray], paths: Sequence[Path]
+) -> np.ndarray:
+    """(N, 49, 1280) float16 grids of image files, decoded a chunk at a time."""
+    return np.concatenate(
+        [
+            extract([load_image(p) for p in paths[i : i + CHUNK]]).astype(np.float16)
+            for i in range(0, len(paths), CHUNK)
+        ]
+    )
 
 
 def pooled_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
@@ -270,7 +281,7 @@ def imagenet_probabilities(features: np.ndarray, head: tuple[np.ndarray, np.ndar
 @dataclass
 class LabelledPhotos:
     """Photos' pooled MobileNetV2 features (`region_features`), their labels per concept, their
-    pooled Lite0 features where a detector reads them, and their MobileNetV2 grids (float16,
+    Lite0 grids (float16) where a detector reads them, and their MobileNetV2 grids (float16,
     possibly memory-mapped) where a detector reads the regions."""
 
     features: np.ndarray
@@ -336,8 +347,8 @@ def fit_concept(
     reads = reads or DETECTOR_READS[concept]
     known, y = training_labels(concept, flickr, sources)
     truth = select.labels[concept].to_numpy()
-    if reads == REGIONS:
-        return fit_regions(known, y, flickr, sources, select, truth, recipe)
+    if reads in REGION_READS:
+        return fit_regions(known, y, flickr, sources, select, truth, recipe, reads)
     lite0 = None if reads == MOBILENET else np.concatenate([flickr.lite0[known], sources.lite0])
     features = np.concatenate([flickr.features[known], sources.features])
     x = detector_features(concept, features, head, lite0, reads)
@@ -368,17 +379,18 @@ def training_labels(
 
 
 def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, sources: LabelledPhotos,
-                select: LabelledPhotos, truth: np.ndarray,
-                recipe: mil.Recipe = mil.SHIPPED) -> ConceptFit:  # fmt: skip
-    """A multiple-instance detector on the regions (`scancap.caption.mil`): its L2 weight and
-    sharpness chosen by select ROC-AUC, as C is for the logistic regressions."""
-    grids = np.concatenate([flickr.regions[known], sources.regions])
-    regions_select = np.asarray(select.regions, np.float32)
+                select: LabelledPhotos, truth: np.ndarray, recipe: mil.Recipe = mil.SHIPPED,
+                reads: str = REGIONS) -> ConceptFit:  # fmt: skip
+    """A multiple-instance detector on the regions `reads` names (`scancap.caption.mil`): its
+    L2 weight and sharpness chosen by select ROC-AUC, as C is for the logistic regressions."""
+    grids = np.concatenate([photo_regions(flickr, reads, known), photo_regions(sources, reads)])
+    regions_select = np.asarray(photo_regions(select, reads), np.float32)
     mean, scale = mil.region_moments(grids)
     regions = mil.standardised(grids, mean, scale)  # once for every setting tried
     fits = {
-        (l2, sharpness): mil.as_detector(
-            mil.fit_mil(regions, y, l2, sharpness, SEED, recipe), mean, scale
+        (l2, sharpness): replace(
+            mil.as_detector(mil.fit_mil(regions, y, l2, sharpness, SEED, recipe), mean, scale),
+            reads=reads,
         )
         for l2 in recipe.l2_weights
         for sharpness in recipe.sharpness
@@ -392,3 +404,12 @@ def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, source
     return ConceptFit(
         detector, best[0], aucs[best], detector.probability(regions_select), oof[n:], oof[:n], known
     )
+
+
+def photo_regions(photos: LabelledPhotos, reads: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """The (N, 49, width) float16 regions a detector reading `reads` scores (of `rows` only):
+    MobileNetV2's, or each region's MobileNetV2 and Lite0 features side by side."""
+    rows = slice(None) if rows is None else rows
+    if reads == REGIONS:
+        return photos.regions[rows]
+    return np.concatenate([photos.regions[rows], photos.lite0[rows]], axis=-1)

@@ -260,19 +260,19 @@ def feature_model(
     trunk_layer: str = TRUNK_LAYER,
     feature_layer: str = FEATURE_LAYER,
     texture_layers: tuple[str, ...] = TEXTURE_LAYERS,
+    pool_top: bool = True,
 ) -> keras.Model:
     """Image -> (a trunk grid, the globally averaged top grid, texture statistics) in one pass.
 
     By default Lite0's 14x14x112 block-10 grid, its 1280-d pooled features and the channel
     statistics of TEXTURE_LAYERS, which the classifier reads; the layer names pick them out of
-    another backbone (no texture layers: the first two outputs only).
+    another backbone (no texture layers: the first two outputs only). With `pool_top` False the
+    top grid comes out whole (7x7x1280): the caption grounding reads its regions.
     """
     backbone = backbone or load_lite0()
     trunk = backbone.get_layer(trunk_layer).output
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(
-        backbone.get_layer(feature_layer).output
-    )
-    outputs = [trunk, pooled]
+    top = backbone.get_layer(feature_layer).output
+    outputs = [trunk, keras.layers.GlobalAveragePooling2D(name="pool")(top) if pool_top else top]
     if texture_layers:
         stats = [
             ChannelStats(name=f"{name}_stats")(backbone.get_layer(name).output)

@@ -45,6 +45,7 @@ from scancap.paths import models_dir
 
 IMAGE_SIZE = 224
 POOLED_DIM = 1280
+TOP_REGIONS = 49  # the top grid's 7x7 regions at IMAGE_SIZE
 TRUNK_SHAPE = (14, 14, 112)  # TRUNK_LAYER's output at 224 px
 TARGET_PRECISION = 0.99
 MIN_THRESHOLD = 0.5  # below it a "photo" would be likelier a non-photo than not, at val's priors
@@ -301,9 +302,10 @@ class Classifier:
         self.calibration = calibration
         self.kind = "transfer" if len(trained.inputs) == 3 else "finetuned"
         self.trained.compile(jit_compile=False)
-        # (trunk grid, pooled top grid, texture statistics), what the feature cache holds; a
-        # fine-tuned top reads the first and the last.
-        self.frozen = feature_model(load_lite0())
+        # (trunk grid, top grid, texture statistics): the feature cache holds the same with the
+        # top grid pooled; a fine-tuned top reads the first and the last, and the caption
+        # grounding the top grid's regions.
+        self.frozen = feature_model(load_lite0(), pool_top=False)
         # predict_on_batch runs a compiled graph: a quarter of the eager call's peak memory
         # (1.3 GB instead of 3.9 GB at batch 32) and faster; XLA is slower on this CPU.
         self.frozen.compile(jit_compile=False)
@@ -353,19 +355,21 @@ class Classifier:
     def predict_with_features(
         self, images: Sequence[np.ndarray], batch_size: int = 32
     ) -> tuple[list[Prediction], np.ndarray]:
-        """`predict`, and the images' (N, 1280) pooled ImageNet Lite0 grids, which the frozen
+        """`predict`, and the images' (N, 49, 1280) ImageNet Lite0 top grids, which the frozen
         part computes: the caption grounding reads them too, so the pipeline does not run
         Lite0 twice."""
         predictions: list[Prediction] = []
-        pooled: list[np.ndarray] = []
+        grids: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
             batch = np.stack(
                 [to_model_input(i, IMAGE_SIZE) for i in images[start : start + batch_size]]
             )
             features = self.features(batch)
             predictions += self.predict_from_features(features)
-            pooled.append(np.asarray(features[1], np.float32))
-        return predictions, np.concatenate(pooled) if pooled else np.zeros((0, POOLED_DIM))
+            top = np.asarray(features[1], np.float32)
+            grids.append(top.reshape(len(top), -1, top.shape[-1]))
+        empty = np.zeros((0, TOP_REGIONS, POOLED_DIM), np.float32)
+        return predictions, np.concatenate(grids) if grids else empty
 
     def predict_files(
         self,

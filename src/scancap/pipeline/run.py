@@ -155,7 +155,7 @@ class Batch:
     photos: list[tuple[Result, np.ndarray]]  # (result, pixels)
     jobs: list[Future]
     reading: list[tuple[Result, Future]] = field(default_factory=list)
-    lite0: np.ndarray | None = None  # the photos' pooled Lite0 grids, from the classifier
+    lite0: np.ndarray | None = None  # the photos' Lite0 grids, from the classifier
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class Pipeline:
             return Batch(items, [], [])
         results, images = [list(x) for x in zip(*ok, strict=True)]
         start = time.perf_counter()
-        predictions, pooled = self.classifier.predict_with_features(images, NEURAL_BATCH)
+        predictions, lite0 = self.classifier.predict_with_features(images, NEURAL_BATCH)
         per_image = (time.perf_counter() - start) / len(images)
         photos = []
         for result, image, prediction in zip(results, images, predictions, strict=True):
@@ -240,7 +240,7 @@ class Pipeline:
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
                 photos.append((result, image))
-        lite0 = pooled[np.array([p.is_photo for p in predictions])]
+        lite0 = lite0[np.array([p.is_photo for p in predictions])]
         jobs = self.restorer.submit([image for _, image in photos])
         reading = [(result, self.reader.submit(image, result.page))
                    for result, image in zip(results, images, strict=True)
@@ -273,8 +273,8 @@ class Pipeline:
 
     def caption(self, to_caption: list[Result], lite0: np.ndarray | None) -> None:
         """Caption the restored photos (unchanged ones are their own restoration). `lite0`: the
-        classifier's pooled Lite0 grids of the photos as they came in, for a grounding whose
-        detectors read them (`Captioner.needs_lite0`); the shipped one does not."""
+        classifier's Lite0 grids of the photos as they came in, for a grounding whose detectors
+        read them (`Captioner.needs_lite0`): the shipped person detector does."""
         start = time.perf_counter()
         grids = self.captioner.grids([result.restored for result in to_caption])
         captions = self.captioner.describe(grids, beam=self.config.beam, lite0=lite0)
