@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import all_five_name_a_person
+from grounding_backbones import all_five_name
 
 from scancap.caption.data import build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import MOBILENET, region_features
@@ -48,7 +48,7 @@ def main() -> None:
     images = load_split("train", data)
     captions = load_captions(data)
     labels = caption_labels(captions, images)
-    all_person = all_five_name_a_person(captions, images)
+    all_person = all_five_name(captions, images)
     flickr_grids = build_feature_cache(images, None, data, progress=False).grids
     select = load_labelled("select")
     select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))

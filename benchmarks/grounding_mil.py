@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import BUDGETS, UNION_LIMIT, all_five_name_a_person, fit, markdown
+from grounding_backbones import BUDGETS, UNION_LIMIT, all_five_name, fit, markdown
 
 from scancap.caption.data import FLICKR, build_feature_cache, load_captions, load_split
 from scancap.caption.grounding import (
@@ -87,25 +87,29 @@ def as_result(fitted: ConceptFit, setting: str) -> dict:
             "select ROC-AUC": fitted.select_auc}  # fmt: skip
 
 
-def operating_points(results: dict, animal: dict, select: LabelledPhotos, sources: LabelledPhotos,
-                     person: np.ndarray, strict: np.ndarray) -> pd.DataFrame:  # fmt: skip
-    """Each person candidate with the shipped animal detector, both at budget q."""
+def operating_points(results: dict, fixed: dict, select: LabelledPhotos, sources: LabelledPhotos,
+                     positives: np.ndarray, strict: np.ndarray,
+                     varying: str = "person") -> pd.DataFrame:  # fmt: skip
+    """Each candidate for the `varying` detector (person or animal) beside the other one fixed,
+    both at budget q; Flickr8k recall is the varying concept's."""
     labels = select.labels
     neither = ((labels["person"] == 0) & (labels["animal"] == 0)).to_numpy()
     points = []
     for name, result in results.items():
         for q in BUDGETS:
-            point, fires = {"person detector": name, "budget q": q}, np.zeros(len(neither), bool)
-            for concept, chosen in (("person", result), ("animal", animal)):
+            point = {f"{varying} detector": name, "budget q": q}
+            fires = np.zeros(len(neither), bool)
+            for concept in ("person", "animal"):
+                chosen = result if concept == varying else fixed
                 truth = labels[concept].to_numpy()
                 negatives = chosen["p_sources"][sources.labels[concept].to_numpy() == 0]
                 threshold = operating_threshold(chosen["p_select"][truth == 0], negatives, q)
                 fires |= chosen["p_select"] >= threshold
                 recall = np.mean(chosen["p_select"][truth == 1] >= threshold)
                 point[f"{concept} select recall"] = round(float(recall), 3)
-                if concept == "person":
+                if concept == varying:
                     found = chosen["p_flickr"] >= threshold
-                    point["Flickr8k recall, 3 of 5"] = round(float(found[person].mean()), 3)
+                    point["Flickr8k recall, 3 of 5"] = round(float(found[positives].mean()), 3)
                     point["Flickr8k recall, all 5"] = round(float(found[strict].mean()), 3)
             point["select union rate"] = round(float(fires[neither].mean()), 3)
             points.append(point)
@@ -129,7 +133,7 @@ def load_study(captioner: Captioner, data: Path) -> Study:
     images = load_split("train", data)
     captions = load_captions(data)
     labels = caption_labels(captions, images)
-    all_five = all_five_name_a_person(captions, images)
+    all_five = all_five_name(captions, images)
     grids = build_feature_cache(images, None, data, progress=False).grids
     paths = [data / FLICKR / "images" / i for i in images]
     flickr = LabelledPhotos(pooled_features(grids), labels, lite0_photos(captioner, paths), grids)
@@ -175,10 +179,10 @@ def main() -> None:
     write_report(REPORT, TITLE, INTRO, ranking_rows(animal, results), points, decision(points))
 
 
-def at_rule(points: pd.DataFrame, name: str) -> pd.Series | None:
+def at_rule(points: pd.DataFrame, name: str, varying: str = "person") -> pd.Series | None:
     """A candidate's operating point: its largest q within the select union limit."""
     within = points[
-        (points["person detector"] == name) & (points["select union rate"] <= UNION_LIMIT)
+        (points[f"{varying} detector"] == name) & (points["select union rate"] <= UNION_LIMIT)
     ]
     return None if within.empty else within.loc[within["budget q"].idxmax()]
 
