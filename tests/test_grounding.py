@@ -252,8 +252,9 @@ def test_a_photo_with_neither_must_open_with_a_thing() -> None:
 
 
 def test_a_subject_phrase_may_join_adjectives_with_and() -> None:
-    """ "a black and white dog": "and" may join adjectives, never open the caption, and the
-    phrase still ends with its noun."""
+    """ "a black and white dog": "and" may join two adjectives, never open the caption nor
+    follow a determiner ("a and"), nor lead to a noun ("a black and food"), and the phrase
+    still ends with its noun."""
     vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "black", "and", "white", "dog"]
     constraint = GroundedDecoding([evidence(False, True)], vocabulary)
     said = constraint.start(1)
@@ -261,9 +262,33 @@ def test_a_subject_phrase_may_join_adjectives_with_and() -> None:
         {vocabulary[i] for i in np.flatnonzero(np.isfinite(constraint.mask(t, said, prev)[0, 0]))}
         for t, prev in enumerate(np.array([[[1]], [[4]], [[5]], [[6]], [[7]]]))
     ]
-    assert "and" not in allowed[0] and "and" in allowed[2]
-    assert {"white", "dog"} <= allowed[3]
+    assert "and" not in allowed[0] and "and" not in allowed[1] and "and" in allowed[2]
+    assert allowed[3] == {"black", "white"}  # after "and", an adjective
     assert allowed[SUBJECT_WORDS_MAX] == {"dog"}
+    last_but_one = constraint.mask(SUBJECT_WORDS_MAX - 1, said, np.array([[5]]))[0, 0]
+    assert np.isneginf(last_but_one[vocabulary.index("and")])  # a noun must come next
+
+
+def test_a_thing_caption_agrees_with_its_subject_noun() -> None:
+    """Beam search commits to "a" before its noun: "a brown and white flowers is in a field"
+    loses its article and takes "are"; a singular subject takes "is"; words after the subject
+    keep their number ("a field of yellow flowers is" is right), and a photo of a person is
+    left as the decoder wrote it."""
+    present = {"person": False, "animal": False, "flower": True}
+    flowers = Evidence({k: float(v) for k, v in present.items()}, present, [("daisy", 0.6)])
+    vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "brown", "and", "white", "flower",
+                  "flowers", "field", "of", "is", "are", "in", "man"]  # fmt: skip
+    constraint = GroundedDecoding([flowers, evidence(True, False)], vocabulary)
+
+    def agree(caption: str, row: int = 0) -> str:
+        return " ".join(constraint.agree(row, caption.split()))
+
+    assert (
+        agree("a brown and white flowers is in a field") == "brown and white flowers are in a field"
+    )
+    assert agree("a white flower are in a field") == "a white flower is in a field"
+    assert agree("a flower in a field of flowers is") == "a flower in a field of flowers is"
+    assert agree("a man are in a field", row=1) == "a man are in a field"
 
 
 def test_an_animal_is_a_subject_where_one_is_supported() -> None:

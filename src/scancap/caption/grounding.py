@@ -105,7 +105,9 @@ THING_NOUNS = frozenset(
     peaks summit meadow close-up closeup
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
-DETERMINERS = frozenset({"a", "an", "the", "two", "three", "several", "many", "some"})
+SINGULAR_DETERMINERS = frozenset({"a", "an"})  # then a singular noun: not "a flowers"
+PLURAL_DETERMINERS = frozenset({"two", "three", "several", "many"})  # then a plural one
+DETERMINERS = SINGULAR_DETERMINERS | PLURAL_DETERMINERS | {"the", "some"}
 ADJECTIVES = frozenset(
     """
     yellow red pink white black brown blue green orange purple gray grey golden colorful
@@ -117,6 +119,7 @@ ADJECTIVES = frozenset(
 )
 SUBJECT_WORDS_MAX = 4  # words before the noun (a determiner, then adjectives); then a noun
 SUBJECT_LINKS = frozenset({"and"})  # between adjectives: "a black and white dog"
+SUBJECT_WORDS = DETERMINERS | ADJECTIVES | SUBJECT_LINKS  # what may come before the noun
 # What only a person or an animal does: a caption about a thing or a scene does not say it.
 AGENT_VERBS = frozenset(
     """
@@ -464,6 +467,12 @@ class GroundedDecoding:
     noun, and decode freely after that. With neither a person nor an animal, no verb of
     AGENT_VERBS is said either. Banning words alone leaves the decoder with no subject to say,
     and it stammers ("a little blue is is swimming"). No word follows itself.
+
+    The subject phrase is kept grammatical, which the decoder alone does not do once its own
+    subject is forbidden: "and" joins two adjectives ("a black and white", never "a black and
+    food"), and `agree` makes the finished caption's article and verb agree with its subject
+    noun ("a brown and white flowers is" becomes "brown and white flowers are"): beam search
+    commits to "a" before it knows its noun.
     """
 
     def __init__(self, evidence: list[Evidence], vocabulary: list[str]) -> None:
@@ -471,10 +480,14 @@ class GroundedDecoding:
         self.banned = banned_words(evidence, vocabulary)  # (n, V)
         lifeless = np.array([not (e.person or e.animal) for e in evidence])
         self.banned[np.ix_(lifeless, word_ids(AGENT_VERBS, vocabulary))] = -np.inf
-        nouns = [subject_nouns(item) for item in evidence]
-        self.first = np.stack([only(DETERMINERS | ADJECTIVES | n, vocabulary) for n in nouns])
-        self.then = np.stack([only(ADJECTIVES | SUBJECT_LINKS | n, vocabulary) for n in nouns])
-        self.noun_only = np.stack([only(n, vocabulary) for n in nouns])
+        self.nouns = [subject_nouns(item) for item in evidence]
+        self.plural = plural_nouns(frozenset().union(*self.nouns), vocabulary)
+        self.first = np.stack([only(DETERMINERS | ADJECTIVES | n, vocabulary) for n in self.nouns])
+        self.then = np.stack([only(ADJECTIVES | SUBJECT_LINKS | n, vocabulary) for n in self.nouns])
+        self.noun_only = np.stack([only(n, vocabulary) for n in self.nouns])
+        self.adjective_only = only(ADJECTIVES, vocabulary)
+        self.is_adjective = np.isfinite(self.adjective_only)
+        self.link_ids = word_ids(SUBJECT_LINKS, vocabulary)
 
     def start(self, n: int) -> np.ndarray:
         """Per (image, beam): whether the subject has been said (or need not be)."""
@@ -483,17 +496,45 @@ class GroundedDecoding:
     def mask(self, t: int, said: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """(n, width, V) additive mask for step t, given which beams said their subject and
         each beam's previous word (never said twice in a row: "is is" is always wrong)."""
-        subject = self.first if t == 0 else self.then if t < SUBJECT_WORDS_MAX else self.noun_only
-        mask = self.banned[:, None, :] + np.where(said[..., None], 0.0, subject[:, None, :])
+        phrase = self.subject_phrase(t, previous)
+        mask = self.banned[:, None, :] + np.where(said[..., None], 0.0, phrase)
         rows, beams = np.indices(previous.shape)
         mask[rows, beams, previous] = -np.inf
         return mask
+
+    def subject_phrase(self, t: int, previous: np.ndarray) -> np.ndarray:
+        """(n, width, V) mask of a beam whose subject is still to come: determiners and
+        adjectives, then a noun; "and" only between two adjectives."""
+        subject = self.first if t == 0 else self.then if t < SUBJECT_WORDS_MAX else self.noun_only
+        phrase = subject[:, None, :] + np.zeros(previous.shape + (1,), np.float32)
+        linked = np.isin(previous, self.link_ids)[..., None]
+        phrase += np.where(linked, self.adjective_only, 0.0)
+        unlinkable = ~self.is_adjective[previous] | (t >= SUBJECT_WORDS_MAX - 1)
+        phrase[..., self.link_ids] += np.where(unlinkable, -np.inf, 0.0)[..., None]
+        return phrase
 
     def advance(self, said: np.ndarray, source: np.ndarray, words: np.ndarray) -> np.ndarray:
         """A beam has said its subject once it emits one of its photo's subject nouns (an
         animal word counts where an animal is supported)."""
         rows = np.arange(len(said))[:, None]
         return said[rows, source] | np.isfinite(self.noun_only[rows, words])
+
+    def agree(self, row: int, words: list[str]) -> list[str]:
+        """A finished caption of photo `row` with its article and verb agreeing with the
+        subject noun: no "a" before a plural one, "are" after it, "is" after a singular one.
+        Only the first word is ever dropped."""
+        if not self.needs_thing[row]:
+            return words
+        at = next((i for i, w in enumerate(words) if w in self.nouns[row]), None)
+        if at is None or any(w not in SUBJECT_WORDS for w in words[:at]):
+            return words
+        plural = words[at] in self.plural
+        verb = {"is": "are", "are": "is"}
+        if at + 1 < len(words) and words[at + 1] == ("is" if plural else "are"):
+            words = [*words[: at + 1], verb[words[at + 1]], *words[at + 2 :]]
+        if plural and words[0] in SINGULAR_DETERMINERS:
+            words = words[1:]
+        return words
 
 
 def subject_nouns(evidence: Evidence) -> frozenset[str]:
@@ -503,6 +544,16 @@ def subject_nouns(evidence: Evidence) -> frozenset[str]:
     detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
     things = frozenset().union(*detected) or evidence.concept_nouns() or THING_NOUNS
     return things | evidence.animal_words()
+
+
+def plural_nouns(nouns: frozenset[str], vocabulary: list[str]) -> frozenset[str]:
+    """The plural ones of `nouns`: an "s" or "es" ending on a word the decoder knows or a
+    thing noun ("flowers", "bushes"); "grass" and "bus" are not plural."""
+    known = set(vocabulary) | THING_NOUNS
+    return frozenset(
+        w for w in nouns
+        if w.endswith("s") and not w.endswith("ss") and (w[:-1] in known or w[:-2] in known)
+    )  # fmt: skip
 
 
 def only(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:

@@ -679,6 +679,10 @@ class Captioner:
             for i, best in enumerate(h[0] for h in hypotheses):
                 words = [self.vocab.words[j] for j in best.tokens[:-1]]
                 maps = best.attention.reshape(-1, 7, 7)
+                if constraint is not None:
+                    agreed = constraint.agree(i, words)  # may drop the first word, "a"
+                    maps = maps[len(words) - len(agreed) :]
+                    words = agreed
                 tags = evidence[i].tags() if evidence else []
                 captions.append(Caption(detokenize(words), best.score, words, maps, tags))
         return captions
