@@ -29,6 +29,7 @@ from scancap.caption.grounding import (
     imagenet_names,
     mentions,
     parse_tags,
+    plural_nouns,
 )
 from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
@@ -267,6 +268,11 @@ def test_a_subject_phrase_may_join_adjectives_with_and() -> None:
     assert allowed[SUBJECT_WORDS_MAX] == {"dog"}
     last_but_one = constraint.mask(SUBJECT_WORDS_MAX - 1, said, np.array([[5]]))[0, 0]
     assert np.isneginf(last_but_one[vocabulary.index("and")])  # a noun must come next
+
+
+def test_plural_nouns_are_told_by_their_ending() -> None:
+    nouns = frozenset({"tulips", "flowers", "leaves", "flower", "grass", "bus", "iris"})
+    assert plural_nouns(nouns) == {"tulips", "flowers", "leaves"}
 
 
 def test_a_thing_caption_agrees_with_its_subject_noun() -> None:
