@@ -319,13 +319,17 @@ display(words.head(12).round(3))
 # Flickr8k photos labelled by their captions and on photos of sources whose content is known.
 # The person detector does not average the grid: it scores each of the 49 regions and pools
 # the scores by a soft maximum (multiple-instance learning), so that a climber filling two
-# regions of a cliff still counts (`reports/grounding_mil.md`). Beam search may not name a
+# regions of a cliff still counts (`reports/grounding_mil.md`). Each region it scores is read
+# by two backbones side by side: the decoder's MobileNetV2 and the classifier's
+# EfficientNet-Lite0, which together find more people at the same false-positive rate
+# (`reports/grounding_mil_lite0.md`). Beam search may not name a
 # person or an animal that the detectors do not support, as in constrained beam search
 # (Anderson et al. 2017). The thresholds were chosen on the `select` half of the labelled
 # photos: each detector may fire on at most 3% of the photos without its concept, the largest
 # budget at which either fired on at most 5% of the photos with neither. The `report` half below chose nothing. A photo with neither must
-# open with a thing or a scene ("a black and white ..." then a noun), named after its
-# likeliest ImageNet concept when that is sure (a locomotive gives "train"). Each caption also
+# open with a thing or a scene (adjectives, then a noun), named after its likeliest ImageNet
+# concept when that is sure (a locomotive gives "train"); "and" only joins adjectives, and the
+# article and verb agree with the noun ("brown and white flowers are", not "a ... flowers is"). Each caption also
 # gets **tags**: the photo's likeliest concepts, with their probabilities.
 
 # %%

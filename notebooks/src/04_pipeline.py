@@ -73,7 +73,9 @@ display(benchmark.speed_table(modes).round(3))
 # `scancap run samples --out OUT` is the README's main command; here the same function is
 # called from Python. The models load once (`Pipeline.load`). Every image gets one pass of
 # the classifier's backbone (EfficientNet-Lite0); each photo, once restored, one pass of the
-# captioner's (MobileNetV2), whose grid the caption grounding's detectors read as well.
+# captioner's (MobileNetV2), whose grid the caption grounding's detectors read as well. The
+# person detector also reads the classifier's Lite0 grid of the photo as it came in, which the
+# pipeline hands over instead of computing it again.
 
 # %%
 pipeline = Pipeline.load(RunConfig(copy_non_photos=True))

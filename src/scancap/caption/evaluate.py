@@ -706,9 +706,10 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   with neither opens with a thing or a scene. Each caption comes with tags. Out-of-domain
   hallucination and COCO-mini scores: `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
-  grounded captions are safer but often clumsy ("a brown flowers is in a field of yellow
-  flowers"). In domain, a person the detector does not confirm (often a small figure in a
-  scene) gets a caption about a thing: most of the dev CIDEr-D that grounding costs. The person
+  grounded captions are safer but often clumsy ("black and white leaves are standing on a
+  rock"): their grammar is repaired, not their sense. In domain, a person the detector does
+  not confirm (often a small figure in a scene) gets a caption about a thing: most of the dev
+  CIDEr-D that grounding costs. The person
   detector reads regions, so a face that fills the whole frame can be missed, and a statue can
   be taken for a man; Kodak's small sailors (kodim10), found by the MobileNetV2-only detector,
   are missed by the shipped one.
