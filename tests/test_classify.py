@@ -328,6 +328,9 @@ def test_screen_statistics_are_what_the_shipped_head_computes() -> None:
     page = np.repeat(skimage.data.page()[..., None], 3, axis=-1)
     images = np.stack([to_model_input(skimage.data.chelsea()), to_model_input(page)])
     grids, pooled = doctype.feature_model(texture_layers=()).predict_on_batch(images)
+    _, top = doctype.feature_model(texture_layers=(), pool_top=False).predict_on_batch(images)
+    assert top.shape == (2, 7, 7, 1280)  # what the caption grounding reads, unpooled
+    np.testing.assert_allclose(np.asarray(top).mean(axis=(1, 2)), pooled, rtol=1e-4, atol=1e-5)
     flat = screens.flat_features(grids, pooled)
     cached = grids.astype(np.float16).astype(np.float32)
     head_stats = np.asarray(classify.ChannelStats()(cached))

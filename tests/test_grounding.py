@@ -160,6 +160,8 @@ def test_a_detector_reading_lite0_needs_its_features_and_keeps_them_when_saved(
     with pytest.raises(ValueError, match="lite0"):
         grounding.evidence(grids)
     assert [e.person for e in grounding.evidence(grids, lite0)] == [False, True]
+    lite0_grids = np.repeat(lite0[:, None, :], 49, axis=1)  # what the classifier hands over
+    assert [e.person for e in grounding.evidence(grids, lite0_grids)] == [False, True]
     grounding.save(tmp_path)
     loaded = Grounding.load(tmp_path, (np.zeros((width, 1000)), np.zeros(1000)))
     assert loaded.detectors["person"].reads == WITH_LITE0
@@ -235,6 +237,17 @@ def test_sample_captions_name_their_subject_and_invent_no_other(
     assert caption.tags, "a grounded caption comes with tags"
 
 
+@needs_grounding
+def test_a_thing_caption_that_loses_its_article_loses_its_attention_map(
+    captioner: Captioner,
+) -> None:
+    """The sunflowers' caption opens with plural flowers: its "a" is dropped, and so is the
+    attention map of the step that said it (one map per word, plus <end>)."""
+    caption = captioner.describe_images([load_image(SAMPLES / "photo_200557981_f800fa1af9.jpg")])[0]
+    assert caption.words[0] not in {"a", "an"} and caption.words[0] != "<start>", caption.text
+    assert caption.attention.shape == (len(caption.words) + 1, 7, 7)
+
+
 def test_a_photo_with_neither_must_open_with_a_thing() -> None:
     vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "man", "building", "red", "is", "dog"]
     constraint = GroundedDecoding([evidence(False, False), evidence(True, False)], vocabulary)
@@ -271,8 +284,8 @@ def test_a_subject_phrase_may_join_adjectives_with_and() -> None:
 
 
 def test_plural_nouns_are_told_by_their_ending() -> None:
-    nouns = frozenset({"tulips", "flowers", "leaves", "flower", "grass", "bus", "iris"})
-    assert plural_nouns(nouns) == {"tulips", "flowers", "leaves"}
+    nouns = frozenset({"tulips", "flowers", "leaves", "geese", "flower", "grass", "bus", "sheep"})
+    assert plural_nouns(nouns) == {"tulips", "flowers", "leaves", "geese"}
 
 
 def test_a_thing_caption_agrees_with_its_subject_noun() -> None:
@@ -295,6 +308,26 @@ def test_a_thing_caption_agrees_with_its_subject_noun() -> None:
     assert agree("a white flower are in a field") == "a white flower is in a field"
     assert agree("a flower in a field of flowers is") == "a flower in a field of flowers is"
     assert agree("a man are in a field", row=1) == "a man are in a field"
+
+
+def test_a_determiner_tells_the_number_of_a_noun_of_both_numbers() -> None:
+    """ "sheep", "deer" and "fish" are singular and plural alike: "two" or "a" tells which, and
+    without either nothing is changed; "two" makes a plural even of a singular noun."""
+    present = {"person": False, "animal": True, "flower": False}
+    animals = Evidence({k: float(v) for k, v in present.items()}, present, [("ram", 0.6)])
+    vocabulary = ["<pad>", "<start>", "<end>", "<unk>", "a", "an", "two", "white", "sheep",
+                  "geese", "elephant", "dog", "is", "are", "in", "field"]  # fmt: skip
+    constraint = GroundedDecoding([animals], vocabulary)
+
+    def agree(caption: str) -> str:
+        return " ".join(constraint.agree(0, caption.split()))
+
+    assert agree("two sheep are in a field") == "two sheep are in a field"
+    assert agree("a sheep are in a field") == "a sheep is in a field"
+    assert agree("white sheep is in a field") == "white sheep is in a field"
+    assert agree("two dog are in a field") == "two dog are in a field"
+    assert agree("a geese is in a field") == "geese are in a field"
+    assert agree("an elephant are in a field") == "an elephant is in a field"
 
 
 def test_an_animal_is_a_subject_where_one_is_supported() -> None:

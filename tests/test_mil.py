@@ -116,6 +116,8 @@ def test_a_detector_on_both_backbones_reads_each_region_side_by_side(tmp_path: P
     lite0 = np.zeros((2, 7, 7, WIDTH), np.float32)  # as the classifier's frozen part gives it
     lite0[1, 1, 3, 0] = 6.0  # the second photo, row 1, column 3
     assert side_by_side(grids, lite0)[1, 1 * 7 + 3, WIDTH] == 6.0  # the same region, row-major
+    with pytest.raises(ValueError, match="line up"):  # pooled Lite0 features have no regions
+        side_by_side(grids, lite0.mean(axis=(1, 2)))
     assert grounding.needs_lite0
     with pytest.raises(ValueError, match="lite0"):
         grounding.evidence(grids)

@@ -86,7 +86,7 @@ def evaluate(
     lite0: np.ndarray | None = None,
 ) -> Evaluation:
     """Decode `grids` with each beam width and score against the references (PTB tokenizer);
-    `lite0`: the images' pooled Lite0 grids, for a grounding whose detectors read them."""
+    `lite0`: the images' Lite0 grids, for a grounding whose detectors read them."""
     captions, rows, per_image = {}, {}, None
     for name, beam in decodings.items():
         started = time.perf_counter()

@@ -123,7 +123,7 @@ def grounding_study(
     limit: int | None = None,
 ) -> GroundingStudy:
     """Hallucination on both halves, COCO-mini and dev, free and grounded. `dev` holds the dev
-    images' grids and pooled Lite0 grids; `dev_grounded` are the dev captions the report
+    images' MobileNetV2 and Lite0 grids; `dev_grounded` are the dev captions the report
     already decoded with the shipped (grounded) captioner."""
     hallucination, examples = hallucination_table(captioner, data, beam, limit)
     paths, coco_refs = load_coco_mini(data)

@@ -11,9 +11,10 @@ the backbones the product already runs, at almost no cost:
   detectors trained on Flickr8k photos labelled by what their five human captions
   mention, and on photos of sources whose content is known. The animal detector reads the
   pooled MobileNetV2 grid and the ImageNet animal mass; the person detector scores each of the
-  grid's 49 regions and pools the scores by a soft maximum (multiple-instance learning,
+  49 regions and pools the scores by a soft maximum (multiple-instance learning,
   `scancap.caption.mil`), so that a small figure in a scene is not averaged away
-  (`reports/grounding_mil.md`).
+  (`reports/grounding_mil.md`), each region read by two backbones side by side, MobileNetV2
+  and the classifier's EfficientNet-Lite0 (`reports/grounding_mil_lite0.md`).
 
 Beam search may then emit a person word only where p(person) reaches its threshold, and an
 animal word only where p(animal) does (Anderson et al. 2017 constrain beam search the same way
@@ -121,6 +122,8 @@ SUBJECT_WORDS_MAX = 4  # words before the noun (a determiner, then adjectives); 
 SUBJECT_LINKS = frozenset({"and"})  # between adjectives: "a black and white dog"
 SUBJECT_WORDS = DETERMINERS | ADJECTIVES | SUBJECT_LINKS  # what may come before the noun
 SINGULAR_ENDINGS = ("ss", "us", "is", "os")  # nouns ending in "s" that are not plural
+IRREGULAR_PLURALS = frozenset({"geese"})  # the decoder's plural subject nouns without an "s"
+INVARIANT_NOUNS = frozenset({"sheep", "deer", "fish"})  # singular and plural alike
 # What only a person or an animal does: a caption about a thing or a scene does not say it.
 AGENT_VERBS = frozenset(
     """
@@ -430,7 +433,13 @@ def as_regions(grids: np.ndarray) -> np.ndarray:
 def side_by_side(mobilenet: np.ndarray, lite0: np.ndarray) -> np.ndarray:
     """(N, 49, 2560): each region's MobileNetV2 features, then Lite0's for the same region
     (both backbones see the photo stretched to 224 px, so their 7x7 grids line up)."""
-    return np.concatenate([as_regions(mobilenet), as_regions(lite0)], axis=-1)
+    mobilenet, lite0 = as_regions(mobilenet), as_regions(lite0)
+    if lite0.shape[:2] != mobilenet.shape[:2]:
+        raise ValueError(
+            f"Lite0 features of shape {lite0.shape} do not line up with the {mobilenet.shape} "
+            "MobileNetV2 regions: pass the Lite0 grids, not their means"
+        )
+    return np.concatenate([mobilenet, lite0], axis=-1)
 
 
 def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -529,13 +538,25 @@ class GroundedDecoding:
         at = next((i for i, w in enumerate(words) if w in self.nouns[row]), None)
         if at is None or any(w not in SUBJECT_WORDS for w in words[:at]):
             return words
-        plural = words[at] in self.plural
+        plural = number_is_plural(words[0], words[at], self.plural)
+        if plural is None:  # "sheep", "fish": no determiner says which
+            return words
         verb = {"is": "are", "are": "is"}
         if at + 1 < len(words) and words[at + 1] == ("is" if plural else "are"):
             words = [*words[: at + 1], verb[words[at + 1]], *words[at + 2 :]]
         if plural and words[0] in SINGULAR_DETERMINERS:
             words = words[1:]
         return words
+
+
+def number_is_plural(first: str, noun: str, plural: frozenset[str]) -> bool | None:
+    """Whether a subject is plural: a plural determiner says so ("two flower"), else its noun;
+    None for a noun of both numbers ("sheep") without a determiner to tell."""
+    if first in PLURAL_DETERMINERS:
+        return True
+    if noun in INVARIANT_NOUNS:
+        return False if first in SINGULAR_DETERMINERS else None
+    return noun in plural
 
 
 def subject_nouns(evidence: Evidence) -> frozenset[str]:
@@ -549,8 +570,10 @@ def subject_nouns(evidence: Evidence) -> frozenset[str]:
 
 def plural_nouns(nouns: frozenset[str]) -> frozenset[str]:
     """The plural ones of `nouns`: those ending in "s", but not "grass", "bus", "iris" or
-    "rhinoceros" (every subject noun the decoder can say reads right by this rule)."""
-    return frozenset(w for w in nouns if w.endswith("s") and not w.endswith(SINGULAR_ENDINGS))
+    "rhinoceros", and the irregular ones ("geese"). Nouns of both numbers ("sheep") are not
+    in it: `number_is_plural` asks their determiner."""
+    regular = {w for w in nouns if w.endswith("s") and not w.endswith(SINGULAR_ENDINGS)}
+    return frozenset(regular | (nouns & IRREGULAR_PLURALS))
 
 
 def only(words: frozenset[str], vocabulary: list[str]) -> np.ndarray:

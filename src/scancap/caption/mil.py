@@ -3,8 +3,10 @@
 A detector reading the mean of the 49 regions averages a small subject away (a climber on a
 cliff fills two regions). This one scores every region linearly, on standardised features, and
 pools the 49 scores by a soft maximum (log-sum-exp), trained on image labels alone: it learns
-which region shows the subject. At caption time it is a `grounding.Detector` reading REGIONS:
-49 dot products per photo. Chosen by the tenth change's rule (`reports/grounding_mil.md`).
+which region shows the subject. At caption time it is a `grounding.Detector` reading regions
+(REGIONS, or BOTH_REGIONS: each region through two backbones, as shipped): 49 dot products per
+photo. Chosen by the tenth and twelfth changes' rules (`reports/grounding_mil.md`,
+`reports/grounding_mil_lite0.md`).
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def fit_mil(regions: np.ndarray, labels: np.ndarray, l2: float, sharpness: float
 
 
 def as_detector(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> Detector:
-    """The trained model as a NumPy detector reading REGIONS (threshold set later)."""
+    """The trained model as a NumPy detector reading REGIONS (threshold set later; a detector on
+    both backbones' regions says BOTH_REGIONS instead)."""
     kernel, bias = model.get_layer("region_score").get_weights()
     sharpness = model.get_layer("soft_maximum").sharpness
     return Detector(mean, scale, kernel[:, 0], float(bias[0]), 0.5, REGIONS, sharpness)

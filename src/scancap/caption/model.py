@@ -693,8 +693,9 @@ class Captioner:
         return self.describe(self.grids(images), beam, lite0=lite0)
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
-        """(caption, normalised log-probability) per backbone grid."""
-        return [(c.text, c.score) for c in self.describe(grids, beam)]
+        """(caption, normalised log-probability) per backbone grid, decoded freely: a grid
+        alone cannot feed a grounding that also reads the classifier's Lite0 grid."""
+        return [(c.text, c.score) for c in self.describe(grids, beam, ground=False)]
 
     def grids(self, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         """(N, 49, 1280) backbone grids of uint8 RGB images (any size: resized to 224).

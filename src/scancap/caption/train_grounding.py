@@ -158,12 +158,11 @@ def file_grids(
     extract: Callable[[list[np.ndarray]], np.ndarray], paths: Sequence[Path]
 ) -> np.ndarray:
     """(N, 49, 1280) float16 grids of image files, decoded a chunk at a time."""
-    return np.concatenate(
-        [
-            extract([load_image(p) for p in paths[i : i + CHUNK]]).astype(np.float16)
-            for i in range(0, len(paths), CHUNK)
-        ]
-    )
+    chunks = [
+        extract([load_image(p) for p in paths[i : i + CHUNK]]).astype(np.float16)
+        for i in range(0, len(paths), CHUNK)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 49, 1280), np.float16)
 
 
 def pooled_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
