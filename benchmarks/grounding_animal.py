@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import pandas as pd
 from grounding_backbones import all_five_name
-from grounding_mil import as_result, at_rule, load_study, operating_points, write_report
+from grounding_mil import (
+    as_result,
+    load_study,
+    operating_points,
+    rule_verdict,
+    setting,
+    write_report,
+)
 
-from scancap.caption.data import load_captions, load_split
 from scancap.caption.grounding import ANIMAL_WORDS, BOTH_REGIONS, MOBILENET, WITH_LITE0
-from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import ConceptFit, fit_concept, training_labels
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import REPO_ROOT
 
 REPORT = REPO_ROOT / "reports" / "grounding_animal.md"
 MISSES_KEPT = 0.75  # the rule: at most this share of the shipped detector's misses
@@ -38,13 +43,6 @@ INTRO = (
     '(or all 5) captions call an animal. Rule: "Thirteenth change" in '
     "`reports/captioning_experiments.md`."
 )
-
-
-def setting(fit: ConceptFit) -> str:
-    """The regularisation select ROC-AUC chose, in words."""
-    if fit.detector.reads_regions:
-        return f"L2 {fit.c}, sharpness {fit.detector.sharpness}"
-    return f"C {fit.c}"
 
 
 def ranking(person: ConceptFit, fits: dict[str, ConceptFit]) -> pd.DataFrame:
@@ -65,42 +63,28 @@ def ranking(person: ConceptFit, fits: dict[str, ConceptFit]) -> pd.DataFrame:
 
 def decision(points: pd.DataFrame) -> str:
     """The rule: at most MISSES_KEPT of the shipped misses, and no higher select union rate."""
-    shipped = at_rule(points, SHIPPED, "animal")
-    base = shipped["Flickr8k recall, 3 of 5"]
-    lines = [f"Shipped animal detector: q = {shipped['budget q']}, recall (3 of 5) {base}, "
-             f"select union rate {shipped['select union rate']}."]  # fmt: skip
-    passed = []
-    for name in CANDIDATES:
-        point = at_rule(points, name, "animal")
-        if point is None:
-            lines.append(f"- {name}: no budget within the limit; it does not pass.")
-            continue
-        recall, union = point["Flickr8k recall, 3 of 5"], point["select union rate"]
+
+    def judge(point: pd.Series, shipped: pd.Series) -> tuple[bool, str]:
+        recall, base = point["Flickr8k recall, 3 of 5"], shipped["Flickr8k recall, 3 of 5"]
         misses = (1 - recall) / (1 - base)
-        ok = misses <= MISSES_KEPT and union <= shipped["select union rate"]
-        passed += [(recall, -list(CANDIDATES).index(name), name)] if ok else []
-        verdict = "passes" if ok else "does not pass"
-        lines.append(f"- {name}: q = {point['budget q']}, recall {recall} ({misses:.2f} of the "
-                     f"shipped misses), select union rate {union}: {verdict}.")  # fmt: skip
-    lines.append(f"Built next: {max(passed)[2]}." if passed else "None passes: nothing ships.")
-    return "\n".join(lines)
+        union_ok = point["select union rate"] <= shipped["select union rate"]
+        return misses <= MISSES_KEPT and union_ok, f"{misses:.2f} of the shipped misses"
+
+    return rule_verdict(points, SHIPPED, "animal detector", list(CANDIDATES), judge, "animal")
 
 
 def main() -> None:
-    data, captioner = data_dir(), Captioner.load()
-    head = captioner.imagenet_head
-    study = load_study(captioner, data)
-    photos = (study.flickr, study.sources, study.select)
+    study = load_study()
+    photos, head = study.photos, study.head
     person = fit_concept("person", *photos, head)  # as shipped
     readers = {SHIPPED: MOBILENET} | CANDIDATES
     fits = {name: fit_concept("animal", *photos, head, reads) for name, reads in readers.items()}
-    results = {name: as_result(fit, setting(fit)) for name, fit in fits.items()}
+    results = {name: as_result(fit) for name, fit in fits.items()}
     known, _ = training_labels("animal", study.flickr, study.sources)
-    images = load_split("train", data)
-    strict = all_five_name(load_captions(data), images, ANIMAL_WORDS)[known]
+    strict = all_five_name(study.captions, study.images, ANIMAL_WORDS)[known]
     animals = study.labels["animal"].to_numpy()[known] == 1
-    points = operating_points(results, as_result(person, setting(person)), study.select,
-                              study.sources, animals, strict, varying="animal")  # fmt: skip
+    points = operating_points(results, as_result(person), study.select, study.sources,
+                              animals, strict, varying="animal")  # fmt: skip
     write_report(REPORT, TITLE, INTRO, ranking(person, fits), points, decision(points))
 
 

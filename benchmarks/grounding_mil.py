@@ -17,6 +17,7 @@ the report half is not read. Writes `reports/grounding_mil.md`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,16 @@ def stacked(mixed: np.ndarray, mil: ConceptFit, known: np.ndarray, y: np.ndarray
             "select ROC-AUC": result["select ROC-AUC"]}  # fmt: skip
 
 
-def as_result(fitted: ConceptFit, setting: str) -> dict:
+def setting(fit: ConceptFit) -> str:
+    """The regularisation select ROC-AUC chose, in words."""
+    if fit.detector.reads_regions:
+        return f"L2 {fit.c}, sharpness {fit.detector.sharpness}"
+    return f"C {fit.c}"
+
+
+def as_result(fitted: ConceptFit) -> dict:
     return {"p_select": fitted.p_select, "p_sources": fitted.p_sources,
-            "p_flickr": fitted.p_flickr, "setting": setting,
+            "p_flickr": fitted.p_flickr, "setting": setting(fitted),
             "select ROC-AUC": fitted.select_auc}  # fmt: skip
 
 
@@ -120,16 +128,27 @@ def operating_points(results: dict, fixed: dict, select: LabelledPhotos, sources
 @dataclass
 class Study:
     """What every candidate is fit and judged on: Flickr8k train (labels by captions, and
-    which photos all five captions call a person), the doctype sources and the select half."""
+    which photos all five captions call a person), the doctype sources and the select half,
+    with the shipped captioner's ImageNet head that detectors read."""
 
     labels: pd.DataFrame
     all_five: np.ndarray
     flickr: LabelledPhotos
     sources: LabelledPhotos
     select: LabelledPhotos
+    captions: pd.DataFrame  # Flickr8k's
+    images: list[str]  # the Flickr8k train photos, in the order of `labels`
+    head: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def photos(self) -> tuple[LabelledPhotos, LabelledPhotos, LabelledPhotos]:
+        """(Flickr8k, sources, select half): what `fit_concept` takes."""
+        return self.flickr, self.sources, self.select
 
 
-def load_study(captioner: Captioner, data: Path) -> Study:
+def load_study() -> Study:
+    """The study's photos through the shipped captioner's backbones (and the classifier's)."""
+    data, captioner = data_dir(), Captioner.load()
     images = load_split("train", data)
     captions = load_captions(data)
     labels = caption_labels(captions, images)
@@ -138,7 +157,9 @@ def load_study(captioner: Captioner, data: Path) -> Study:
     paths = [data / FLICKR / "images" / i for i in images]
     flickr = LabelledPhotos(pooled_features(grids), labels, lite0_photos(captioner, paths), grids)
     sources = labelled_sources(captioner, data, None, lite0=True)
-    return Study(labels, all_five, flickr, sources, labelled_select(captioner, data, lite0=True))
+    select = labelled_select(captioner, data, lite0=True)
+    return Study(labels, all_five, flickr, sources, select, captions, images,
+                 captioner.imagenet_head)  # fmt: skip
 
 
 def ranking_rows(animal: ConceptFit, results: dict[str, dict]) -> pd.DataFrame:
@@ -155,15 +176,13 @@ def study_points(study: Study, animal: ConceptFit, results: dict[str, dict]) -> 
     """`operating_points` of the person candidates beside the shipped animal detector."""
     known, _ = training_labels("person", study.flickr, study.sources)
     person = study.labels["person"].to_numpy()[known] == 1
-    return operating_points(results, as_result(animal, ""), study.select, study.sources,
+    return operating_points(results, as_result(animal), study.select, study.sources,
                             person, study.all_five[known])  # fmt: skip
 
 
 def main() -> None:
-    data, captioner = data_dir(), Captioner.load()
-    head = captioner.imagenet_head
-    study = load_study(captioner, data)
-    flickr, sources, select = study.flickr, study.sources, study.select
+    study = load_study()
+    head, (flickr, sources, select) = study.head, study.photos
     animal = fit_concept("animal", flickr, sources, select, head, MOBILENET)
     mixed = fit_concept("person", flickr, sources, select, head, WITH_LITE0)
     mil = fit_concept("person", flickr, sources, select, head, REGIONS)
@@ -171,8 +190,8 @@ def main() -> None:
     both = np.concatenate([mixed_input(flickr, head)[known], mixed_input(sources, head)])
     truth = select.labels["person"].to_numpy()
     results = {
-        "mixed": as_result(mixed, f"C {mixed.c}"),
-        "mil": as_result(mil, f"L2 {mil.c}, sharpness {mil.detector.sharpness}"),
+        "mixed": as_result(mixed),
+        "mil": as_result(mil),
         "mixed+mil": stacked(both, mil, known, y, select, truth, head),
     }
     points = study_points(study, animal, results)
@@ -206,6 +225,32 @@ def decision(points: pd.DataFrame) -> str:
         lines.append(f"- {name}: q = {best['budget q']}, recall {recall} "
                      f"({recall - base:+.3f}; {'passes' if ok else 'does not pass'}).")  # fmt: skip
     lines.append(f"Built next: {max(passed)[1]}." if passed else "None passes: nothing ships.")
+    return "\n".join(lines)
+
+
+def rule_verdict(points: pd.DataFrame, shipped_name: str, label: str, candidates: Sequence[str],
+                 judge: Callable[[pd.Series, pd.Series], tuple[bool, str]],
+                 varying: str = "person") -> str:  # fmt: skip
+    """A rule's verdict: the shipped detector (`label` in words) and each candidate at its rule's
+    q, the candidate judged by `judge(point, shipped)` -> (passes, its gain in words); of those
+    that pass, the higher recall is built, a tie going to the earlier candidate."""
+    shipped = at_rule(points, shipped_name, varying)
+    lines = [f"Shipped {label}: q = {shipped['budget q']}, recall (3 of 5) "
+             f"{shipped['Flickr8k recall, 3 of 5']}, select union rate "
+             f"{shipped['select union rate']}."]  # fmt: skip
+    passed = []
+    for order, name in enumerate(candidates):
+        point = at_rule(points, name, varying)
+        if point is None:
+            lines.append(f"- {name}: no budget within the limit; it does not pass.")
+            continue
+        ok, gain = judge(point, shipped)
+        recall = point["Flickr8k recall, 3 of 5"]
+        passed += [(recall, -order, name)] if ok else []
+        verdict = "passes" if ok else "does not pass"
+        lines.append(f"- {name}: q = {point['budget q']}, recall {recall} ({gain}), "
+                     f"select union rate {point['select union rate']}: {verdict}.")  # fmt: skip
+    lines.append(f"Built next: {max(passed)[2]}." if passed else "None passes: nothing ships.")
     return "\n".join(lines)
 
 

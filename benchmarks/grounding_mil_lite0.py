@@ -18,12 +18,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pandas as pd
-from grounding_mil import as_result, at_rule, load_study, ranking_rows, study_points, write_report
+from grounding_mil import (
+    as_result,
+    load_study,
+    ranking_rows,
+    rule_verdict,
+    study_points,
+    write_report,
+)
 
 from scancap.caption.grounding import BOTH_REGIONS, MOBILENET, REGIONS
-from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import fit_concept
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import REPO_ROOT
 
 REPORT = REPO_ROOT / "reports" / "grounding_mil_lite0.md"
 MARGIN = 0.02  # the rule: recall (3 of 5) must beat the shipped detector's by more
@@ -39,31 +45,18 @@ INTRO = (
 
 def decision(points: pd.DataFrame) -> str:
     """The rule: more than MARGIN of recall, and no higher select union rate, than mil."""
-    shipped = at_rule(points, "mil")
-    base = shipped["Flickr8k recall, 3 of 5"]
-    lines = [f"Shipped MIL detector: q = {shipped['budget q']}, recall (3 of 5) {base}, "
-             f"select union rate {shipped['select union rate']}."]  # fmt: skip
-    passed = []
-    for name in CANDIDATES:
-        point = at_rule(points, name)
-        if point is None:
-            lines.append(f"- {name}: no budget within the limit; it does not pass.")
-            continue
-        recall, union = point["Flickr8k recall, 3 of 5"], point["select union rate"]
-        ok = recall - base > MARGIN and union <= shipped["select union rate"]
-        passed += [(recall, -CANDIDATES.index(name), name)] if ok else []
-        verdict = "passes" if ok else "does not pass"
-        lines.append(f"- {name}: q = {point['budget q']}, recall {recall} ({recall - base:+.3f}), "
-                     f"select union rate {union}: {verdict}.")  # fmt: skip
-    lines.append(f"Built next: {max(passed)[2]}." if passed else "None passes: nothing ships.")
-    return "\n".join(lines)
+
+    def judge(point: pd.Series, shipped: pd.Series) -> tuple[bool, str]:
+        gain = point["Flickr8k recall, 3 of 5"] - shipped["Flickr8k recall, 3 of 5"]
+        union_ok = point["select union rate"] <= shipped["select union rate"]
+        return gain > MARGIN and union_ok, f"{gain:+.3f}"
+
+    return rule_verdict(points, "mil", "MIL detector", CANDIDATES, judge)
 
 
 def main() -> None:
-    data, captioner = data_dir(), Captioner.load()
-    head = captioner.imagenet_head
-    study = load_study(captioner, data)
-    photos = (study.flickr, study.sources, study.select)
+    study = load_study()
+    photos, head = study.photos, study.head
     lite0_only = [replace(p, regions=p.lite0) for p in photos]  # Lite0's regions in MobileNetV2's
     animal = fit_concept("animal", *photos, head, MOBILENET)
     fits = {
@@ -71,10 +64,7 @@ def main() -> None:
         "mil-lite0": fit_concept("person", *lite0_only, head, REGIONS),
         "mil-both": fit_concept("person", *photos, head, BOTH_REGIONS),
     }
-    results = {
-        name: as_result(fit, f"L2 {fit.c}, sharpness {fit.detector.sharpness}")
-        for name, fit in fits.items()
-    }
+    results = {name: as_result(fit) for name, fit in fits.items()}
     points = study_points(study, animal, results)
     write_report(REPORT, TITLE, INTRO, ranking_rows(animal, results), points, decision(points))
 

@@ -20,9 +20,8 @@ from grounding_mil import as_result, at_rule, load_study, ranking_rows, study_po
 
 from scancap.caption import mil
 from scancap.caption.grounding import MOBILENET, REGIONS
-from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import fit_concept
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import REPO_ROOT
 
 REPORT = REPO_ROOT / "reports" / "grounding_mil_recipe.md"
 LONGER = mil.Recipe(epochs=24, initializer="zeros", l2_weights=(1e-3, 1e-2), sharpness=(4.0, 16.0))
@@ -54,19 +53,14 @@ def decision(points: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    data, captioner = data_dir(), Captioner.load()
-    head = captioner.imagenet_head
-    study = load_study(captioner, data)
-    photos = (study.flickr, study.sources, study.select)
+    study = load_study()
+    photos, head = study.photos, study.head
     animal = fit_concept("animal", *photos, head, MOBILENET)
     fits = {
         "mil": fit_concept("person", *photos, head, REGIONS),
         "mil-24": fit_concept("person", *photos, head, REGIONS, LONGER),
     }
-    results = {
-        name: as_result(fit, f"L2 {fit.c}, sharpness {fit.detector.sharpness}")
-        for name, fit in fits.items()
-    }
+    results = {name: as_result(fit) for name, fit in fits.items()}
     points = study_points(study, animal, results)
     ranking = ranking_rows(animal, results)
     write_report(REPORT, TITLE, INTRO, ranking, points, decision(points))

@@ -86,6 +86,7 @@ FLOWER_SOURCES = ("tf_flowers",)  # the select half's photos from elsewhere are 
 SAMPLES = REPO_ROOT / "samples"
 NEAR_DUPLICATE = 0.95  # cosine of pooled grids above which a training photo is a sample's copy
 CHUNK = 256  # images (or grids) at a time
+GRID_SHAPE = (49, 1280)  # a photo's regions, as the region detectors read them
 
 
 def caption_labels(
@@ -128,14 +129,17 @@ def not_near(features: np.ndarray, others: np.ndarray, limit: float = NEAR_DUPLI
 
 
 def file_features(
-    extract: Callable[[list[np.ndarray]], np.ndarray], paths: Sequence[Path]
+    extract: Callable[[list[np.ndarray]], np.ndarray],
+    paths: Sequence[Path],
+    shape: tuple[int, ...] = (1280,),
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """(N, 1280) features of image files, decoded a chunk at a time (not all in memory)."""
+    """(N, *shape) features of image files, decoded a chunk at a time (not all in memory)."""
     chunks = [
-        extract([load_image(path) for path in paths[i : i + CHUNK]])
+        extract([load_image(path) for path in paths[i : i + CHUNK]]).astype(dtype, copy=False)
         for i in range(0, len(paths), CHUNK)
     ]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 1280), np.float32)
+    return np.concatenate(chunks) if chunks else np.zeros((0, *shape), dtype)
 
 
 def pooled_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
@@ -146,23 +150,12 @@ def pooled_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
 def grid_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
     """(N, 49, 1280) MobileNetV2 grids of image files, in float16 (125 kB each), as the
     Flickr8k feature cache keeps them."""
-    return file_grids(captioner.grids, paths)
+    return file_features(captioner.grids, paths, GRID_SHAPE, np.float16)
 
 
 def lite0_photos(captioner: Captioner, paths: Sequence[Path]) -> np.ndarray:
     """(N, 49, 1280) EfficientNet-Lite0 grids of image files (the classifier's), in float16."""
-    return file_grids(captioner.lite0_grids, paths)
-
-
-def file_grids(
-    extract: Callable[[list[np.ndarray]], np.ndarray], paths: Sequence[Path]
-) -> np.ndarray:
-    """(N, 49, 1280) float16 grids of image files, decoded a chunk at a time."""
-    chunks = [
-        extract([load_image(p) for p in paths[i : i + CHUNK]]).astype(np.float16)
-        for i in range(0, len(paths), CHUNK)
-    ]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 49, 1280), np.float16)
+    return file_features(captioner.lite0_grids, paths, GRID_SHAPE, np.float16)
 
 
 def pooled_features(grids: np.ndarray, statistics: str = "mean") -> np.ndarray:
