@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from grounding_backbones import BUDGETS, UNION_LIMIT, all_five_name, fit, markdown
 
-from scancap.caption.data import FLICKR, build_feature_cache, load_captions, load_split
+from scancap.caption.data import load_captions, load_split
 from scancap.caption.grounding import (
     MOBILENET,
     REGIONS,
@@ -37,14 +37,12 @@ from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import (
     ConceptFit,
     LabelledPhotos,
-    caption_labels,
     fit_concept,
     imagenet_probabilities,
+    labelled_flickr,
     labelled_select,
     labelled_sources,
-    lite0_photos,
     operating_threshold,
-    pooled_features,
     training_labels,
 )
 from scancap.paths import REPO_ROOT, data_dir
@@ -151,11 +149,8 @@ def load_study() -> Study:
     data, captioner = data_dir(), Captioner.load()
     images = load_split("train", data)
     captions = load_captions(data)
-    labels = caption_labels(captions, images)
-    all_five = all_five_name(captions, images)
-    grids = build_feature_cache(images, None, data, progress=False).grids
-    paths = [data / FLICKR / "images" / i for i in images]
-    flickr = LabelledPhotos(pooled_features(grids), labels, lite0_photos(captioner, paths), grids)
+    flickr = labelled_flickr(captioner, images, captions, data, lite0=True)
+    labels, all_five = flickr.labels, all_five_name(captions, images)
     sources = labelled_sources(captioner, data, None, lite0=True)
     select = labelled_select(captioner, data, lite0=True)
     return Study(labels, all_five, flickr, sources, select, captions, images,

@@ -33,6 +33,7 @@ from scancap.caption.grounding import (
 )
 from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
+from scancap.caption.samples import SAMPLES, SUBJECTS, names_its_subject
 from scancap.caption.train_grounding import (
     DOG_KEPT,
     caption_labels,
@@ -42,9 +43,8 @@ from scancap.caption.train_grounding import (
     not_near,
 )
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import data_dir
 
-SAMPLES = REPO_ROOT / "samples"
 needs_grounding = pytest.mark.skipif(
     not (MODEL_DIR / "grounding.json").exists(), reason="no shipped grounding"
 )
@@ -194,16 +194,6 @@ def test_a_banned_word_never_appears_in_the_caption(captioner: Captioner) -> Non
     assert first not in [vocabulary[i] for i in best.tokens]
 
 
-SUBJECTS = {  # sample -> (words of which one must appear, concepts that must not)
-    "photo_200557981_f800fa1af9.jpg": ({"flower", "flowers", "sunflower", "sunflowers"}, "pa"),
-    "photo_2600382379_5791b0b35a_m.jpg": ({"flower", "flowers", "dandelion"}, "pa"),
-    "photo_4495885281_fe2a3b671d.jpg": ({"flower", "flowers", "rose", "roses"}, "pa"),
-    "photo_Building.png": ({"building", "buildings", "house", "church"}, "pa"),
-    "photo_David_Hilbert.png": ({"man"}, "a"),
-    "photo_Old_Tom_Morris.png": ({"man"}, "a"),
-}
-
-
 # The dandelion's bokeh reads as an animal (p = 0.6) and its flower score stays under the
 # threshold, so its caption names an animal (a dog, a bird since the dog gate): a known miss,
 # listed in the README's results.
@@ -226,14 +216,8 @@ KNOWN_MISSES = {"photo_2600382379_5791b0b35a_m.jpg"}
 def test_sample_captions_name_their_subject_and_invent_no_other(
     captioner: Captioner, name: str
 ) -> None:
-    required, forbidden = SUBJECTS[name]
     caption = captioner.describe_images([load_image(SAMPLES / name)])[0]
-    words = set(caption.words)
-    assert words & required, caption.text
-    if "p" in forbidden:
-        assert not words & PERSON_WORDS, caption.text
-    if "a" in forbidden:
-        assert not words & ANIMAL_WORDS, caption.text
+    assert names_its_subject(name, caption.words), caption.text
     assert caption.tags, "a grounded caption comes with tags"
 
 

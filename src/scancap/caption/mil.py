@@ -132,14 +132,25 @@ def fit_detector(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: fl
     return as_detector(fit_mil(regions, labels, l2, sharpness, seed, recipe), mean, scale)
 
 
+def fold_splits(labels: np.ndarray, folds: int, seed: int = 0,
+                copies: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Stratified splits of the photos whose labels these are, shuffled by `seed` (as
+    `train_grounding.out_of_fold` splits). With `copies` (training rows n..2n-1 are the degraded
+    copies of rows 0..n-1, in order), a copy trains with its photo and is never held out: no
+    photo is scored by a detector that saw its copy."""
+    n = len(labels)
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(n), labels)
+    return [(np.concatenate([fit, fit + n]) if copies else fit, held) for fit, held in splits]
+
+
 def out_of_fold(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-                folds: int, seed: int = 0, recipe: Recipe = SHIPPED) -> np.ndarray:  # fmt: skip
-    """Each photo's probability from the detector fit on the other folds (stratified, shuffled
-    by `seed`, as `train_grounding.out_of_fold` splits)."""
+                folds: int, seed: int = 0, recipe: Recipe = SHIPPED,
+                copies: bool = False) -> np.ndarray:  # fmt: skip
+    """Each photo's probability from the detector fit on the other folds (`fold_splits`; with
+    `copies`, `grids` holds the photos then their degraded copies, and only photos are scored)."""
+    trained = np.tile(labels, 2) if copies else labels
     p = np.zeros(len(labels))
-    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
-        np.zeros(len(labels)), labels
-    ):
-        detector = fit_detector(grids[fit], labels[fit], l2, sharpness, seed, recipe)
+    for fit, held in fold_splits(labels, folds, seed, copies):
+        detector = fit_detector(grids[fit], trained[fit], l2, sharpness, seed, recipe)
         p[held] = detector.probability(np.asarray(grids[held], np.float32))
     return p
