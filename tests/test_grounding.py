@@ -437,3 +437,48 @@ def test_the_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:
     missed = table.loc[("person", "neither")]
     assert missed["images"] == 1 and missed["caption changed"] == 1
     assert missed["CIDEr-D lost"] == pytest.approx(gap)
+
+
+def test_a_degraded_copy_is_soft_noisy_and_the_same_in_every_run() -> None:
+    from scancap.caption.train_grounding import degraded_copy
+
+    image = load_image(SAMPLES / "photo_Building.png")
+    before = image.copy()
+    copy = degraded_copy(image, "photo_Building.png")
+    np.testing.assert_array_equal(image, before)  # the photo itself is never modified
+    assert copy.dtype == np.uint8 and copy.shape == image.shape
+    np.testing.assert_array_equal(copy, degraded_copy(image, "photo_Building.png"))
+    assert not np.array_equal(copy, degraded_copy(image, "another.png"))  # drawn per photo
+    assert np.abs(copy.astype(float) - image).mean() > 1.0
+
+
+class CountingBackbones:
+    """A stand-in captioner whose grids say which image they came from (its mean pixel), and
+    which counts the images it reads."""
+
+    def __init__(self) -> None:
+        self.images_read = 0
+
+    def grids(self, images: list[np.ndarray]) -> np.ndarray:
+        self.images_read += len(images)
+        return np.stack([np.full((49, 1280), image.mean(), np.float32) for image in images])
+
+    lite0_grids = grids
+
+
+def test_degraded_grids_are_cached_per_photo_list_and_read_back(tmp_path: Path) -> None:
+    from scancap.caption.train_grounding import cached_degraded_grids, degraded_copy
+
+    paths = [SAMPLES / name for name in sorted(SUBJECTS)[:2]]
+    backbones = CountingBackbones()
+    mobilenet, lite0 = cached_degraded_grids(backbones, paths, True, tmp_path)
+    expected = degraded_copy(load_image(paths[1]), paths[1].name).mean()
+    assert mobilenet.shape == lite0.shape == (2, 49, 1280) and mobilenet.dtype == np.float16
+    np.testing.assert_allclose(mobilenet[1, 0, 0], expected, rtol=1e-3)
+    assert backbones.images_read == 4  # two copies, both backbones
+    again, _ = cached_degraded_grids(backbones, paths, True, tmp_path)
+    np.testing.assert_array_equal(again, mobilenet)
+    assert backbones.images_read == 4  # read back, not recomputed
+    cached_degraded_grids(backbones, paths[:1], True, tmp_path)  # another list: its own grids
+    assert backbones.images_read == 6
+    assert not list(tmp_path.rglob("*.partial"))

@@ -146,3 +146,19 @@ def test_the_shipped_person_detector_reads_both_backbones_regions_and_finds_smal
     images = [load_image(path) for path in paths]
     evidence = captioner.grounding.evidence(captioner.grids(images), captioner.lite0_grids(images))
     assert [e.person for e in evidence] == [True, True, False, False]
+
+
+def test_a_degraded_copy_trains_with_its_photo_and_is_never_held_out() -> None:
+    """With copies (rows n..2n-1 copy rows 0..n-1), every fold trains a photo and its copy
+    together and holds out photos only: no photo is scored by a detector that saw its copy."""
+    labels = np.repeat([1, 0], [30, 70])
+    n = len(labels)
+    plain = mil.fold_splits(labels, 5)
+    with_copies = mil.fold_splits(labels, 5, copies=True)
+    for (fit, held), (fit_both, held_both) in zip(plain, with_copies, strict=True):
+        np.testing.assert_array_equal(held, held_both)  # the same photos held out as before
+        assert held_both.max() < n  # never a copy
+        np.testing.assert_array_equal(np.sort(fit_both), np.sort(np.concatenate([fit, fit + n])))
+        assert not set(fit_both) & set(held_both + n)  # a held photo's copy is not trained on
+    held_out = np.concatenate([held for _, held in with_copies])
+    assert sorted(held_out) == list(range(n))  # each photo held out exactly once
