@@ -62,7 +62,9 @@ def rows_of(photos: LabelledPhotos, rows: np.ndarray) -> LabelledPhotos:
         photos.labels[rows],
         None if photos.lite0 is None else np.asarray(photos.lite0[rows]),
         np.asarray(photos.regions[rows]),
-        [path for path, keep in zip(photos.paths, rows, strict=True) if keep],
+        None
+        if photos.paths is None
+        else [p for p, keep in zip(photos.paths, rows, strict=True) if keep],
         None if photos.copies is None else rows_of(photos.copies, rows),
     )
 
@@ -205,7 +207,7 @@ def main() -> None:
     held_fired = fired(captioner, held, groundings)
     select_fired = fired(captioner, study.select, groundings)
     rows = [measured(held, study.select, held_fired, select_fired, n) for n in groundings]
-    table = pd.DataFrame(rows).round(3)
+    table = pd.DataFrame(rows)
     table.insert(1, "budget q", [budgets[n] for n in groundings])
     table.insert(
         2,
@@ -215,7 +217,7 @@ def main() -> None:
     samples = {name: sample_verdicts(captioner, g) for name, g in groundings.items()}
     labels = study.select.labels
     neither = int(((labels["person"] == 0) & (labels["animal"] == 0)).sum())
-    write_report(table, samples, decision(table, samples, neither), held)
+    write_report(table.round(3), samples, decision(table, samples, neither), held)
 
 
 def write_report(table: pd.DataFrame, samples: dict[str, dict[str, str]], verdict: str,

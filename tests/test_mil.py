@@ -51,12 +51,12 @@ def test_mil_finds_a_subject_in_one_region_that_the_pooled_mean_hides() -> None:
     means = pooled(grids)[:, 0]
     assert means[labels == 1].min() < means[labels == 0].max()  # the mean cannot separate them
     mean, scale = mil.region_moments(grids)
-    model = mil.fit_mil(mil.standardised(grids, mean, scale), labels, 1e-4, 4.0)
+    model = mil.fit_mil(grids, labels, 1e-4, 4.0, (mean, scale))
     detector = mil.as_detector(model, mean, scale)
     test = np.concatenate([one_region_grids(rng, 50, True), one_region_grids(rng, 50, False)])
     p = detector.probability(test)
     assert roc_auc_score(np.repeat([1, 0], 50), p) > 0.99
-    keras_logits = np.ravel(model.predict(mil.standardised(test, mean, scale), verbose=0))
+    keras_logits = np.ravel(model.predict((test - mean) / scale, verbose=0))
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-keras_logits)), rtol=1e-4, atol=1e-5)
 
 

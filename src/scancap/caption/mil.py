@@ -89,28 +89,43 @@ def region_moments(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), scale.astype(np.float32)
 
 
-def standardised(grids: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(N, 49, dim) float32 standardised regions of (N, 49, dim) grids, a chunk at a time."""
-    out = np.empty(grids.shape, np.float32)
-    for i in range(0, len(grids), CHUNK):
-        out[i : i + CHUNK] = (np.asarray(grids[i : i + CHUNK], np.float32) - mean) / scale
-    return out
+class StandardisedBatches(keras.utils.PyDataset):
+    """Shuffled batches of standardised float32 regions, made one batch at a time from
+    (float16, possibly memory-mapped) grids: with degraded copies the training set is too large
+    to hold standardised in float32 beside the framework's own copy of it."""
+
+    def __init__(self, grids: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                 moments: tuple[np.ndarray, np.ndarray], seed: int) -> None:  # fmt: skip
+        super().__init__()
+        self.grids, self.labels, self.weights, self.moments = grids, labels, weights, moments
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(labels))
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // BATCH_SIZE)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = np.sort(self.order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE])
+        mean, scale = self.moments
+        regions = (np.asarray(self.grids[rows], np.float32) - mean) / scale
+        return regions, self.labels[rows].astype(np.float32), self.weights[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.labels))
 
 
-def fit_mil(regions: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-            seed: int = 0, recipe: Recipe = SHIPPED) -> keras.Model:  # fmt: skip
-    """A MIL model on standardised regions, both classes weighing the same in the loss."""
+def fit_mil(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
+            moments: tuple[np.ndarray, np.ndarray], seed: int = 0,
+            recipe: Recipe = SHIPPED) -> keras.Model:  # fmt: skip
+    """A MIL model on the grids' regions standardised by `moments` (mean, scale), both classes
+    weighing the same in the loss."""
     keras.utils.set_random_seed(seed)
-    shape = regions.shape[1:]
-    model = mil_model(l2, sharpness, *shape, initializer=recipe.initializer)
+    model = mil_model(l2, sharpness, *grids.shape[1:], initializer=recipe.initializer)
     positives = float(np.mean(labels))
-    weights = {0: 0.5 / (1 - positives), 1: 0.5 / positives}
+    weights = np.where(labels == 1, 0.5 / positives, 0.5 / (1 - positives)).astype(np.float32)
     model.fit(
-        regions,
-        labels,
-        batch_size=BATCH_SIZE,
+        StandardisedBatches(grids, labels, weights, moments, seed),
         epochs=recipe.epochs,
-        class_weight=weights,
         verbose=0,
     )
     return model
@@ -128,8 +143,9 @@ def fit_detector(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: fl
                  seed: int = 0, recipe: Recipe = SHIPPED) -> Detector:  # fmt: skip
     """A MIL detector on (N, 49, dim) grids: standardised by their own region moments."""
     mean, scale = region_moments(grids)
-    regions = standardised(grids, mean, scale)
-    return as_detector(fit_mil(regions, labels, l2, sharpness, seed, recipe), mean, scale)
+    return as_detector(
+        fit_mil(grids, labels, l2, sharpness, (mean, scale), seed, recipe), mean, scale
+    )
 
 
 def fold_splits(labels: np.ndarray, folds: int, seed: int = 0,

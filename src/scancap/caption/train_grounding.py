@@ -494,18 +494,18 @@ def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, source
     trained = np.tile(y, 2) if copies else y
     regions_select = np.asarray(photo_regions(select, reads), np.float32)
     mean, scale = mil.region_moments(grids)
-    regions = mil.standardised(grids, mean, scale)  # once for every setting tried
     fits = {
         (l2, sharpness): replace(
             mil.as_detector(
-                mil.fit_mil(regions, trained, l2, sharpness, SEED, recipe), mean, scale
+                mil.fit_mil(grids, trained, l2, sharpness, (mean, scale), SEED, recipe),
+                mean,
+                scale,
             ),
             reads=reads,
         )
         for l2 in recipe.l2_weights
         for sharpness in recipe.sharpness
     }
-    del regions
     aucs = {key: roc_auc_score(truth, d.probability(regions_select)) for key, d in fits.items()}
     best = max(aucs, key=aucs.get)
     oof = mil.out_of_fold(grids, y, *best, FOLDS, SEED, recipe, copies)
