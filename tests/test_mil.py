@@ -72,9 +72,9 @@ def test_out_of_fold_probabilities_come_from_detectors_that_never_saw_the_photo(
     assert len(photo_of) == len(grids)
     fitted_on, fit = [], mil.fit_detector
 
-    def recording(train: np.ndarray, *args, **kwargs) -> Detector:
-        fitted_on.append({photo_of[value] for value in train[:, 1, 1]})
-        return fit(train, *args, **kwargs)
+    def recording(train: np.ndarray, *args, rows: np.ndarray, **kwargs) -> Detector:
+        fitted_on.append({photo_of[value] for value in train[rows, 1, 1]})
+        return fit(train, *args, rows=rows, **kwargs)
 
     monkeypatch.setattr(mil, "fit_detector", recording)
     p = mil.out_of_fold(grids, labels, 1e-4, 4.0, folds=4)
@@ -162,3 +162,15 @@ def test_a_degraded_copy_trains_with_its_photo_and_is_never_held_out() -> None:
         assert not set(fit_both) & set(held_both + n)  # a held photo's copy is not trained on
     held_out = np.concatenate([held for _, held in with_copies])
     assert sorted(held_out) == list(range(n))  # each photo held out exactly once
+
+
+def test_a_detector_fit_on_rows_is_the_one_fit_on_a_copy_of_them() -> None:
+    """Folds name their rows instead of copying the grids (memory): the detector is the same."""
+    rng = np.random.default_rng(2)
+    grids = np.concatenate([one_region_grids(rng, 150, True), one_region_grids(rng, 150, False)])
+    labels = np.repeat([1, 0], 150)
+    rows = rng.permutation(300)[:200]
+    on_rows = mil.fit_detector(grids.astype(np.float16), labels[rows], 1e-3, 4.0, rows=rows)
+    on_copy = mil.fit_detector(grids[rows].astype(np.float16), labels[rows], 1e-3, 4.0)
+    np.testing.assert_allclose(on_rows.mean, on_copy.mean, rtol=1e-5)
+    np.testing.assert_allclose(on_rows.coef, on_copy.coef, rtol=1e-4, atol=1e-6)

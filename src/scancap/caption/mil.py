@@ -76,11 +76,15 @@ def mil_model(l2: float, sharpness: float, regions: int = 49, dim: int = 1280,
     return model
 
 
-def region_moments(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation over every region of every photo."""
+def region_moments(
+    grids: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over every region of the grids' `rows` (all by
+    default), a chunk of photos at a time."""
+    rows = np.arange(len(grids)) if rows is None else np.sort(rows)
     total, squares, count = 0.0, 0.0, 0
-    for i in range(0, len(grids), CHUNK):
-        chunk = np.asarray(grids[i : i + CHUNK], np.float64).reshape(-1, grids.shape[-1])
+    for i in range(0, len(rows), CHUNK):
+        chunk = np.asarray(grids[rows[i : i + CHUNK]], np.float64).reshape(-1, grids.shape[-1])
         total = total + chunk.sum(axis=0)
         squares = squares + (chunk**2).sum(axis=0)
         count += len(chunk)
@@ -90,41 +94,45 @@ def region_moments(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class StandardisedBatches(keras.utils.PyDataset):
-    """Shuffled batches of standardised float32 regions, made one batch at a time from
-    (float16, possibly memory-mapped) grids: with degraded copies the training set is too large
-    to hold standardised in float32 beside the framework's own copy of it."""
+    """Shuffled batches of standardised float32 regions of the grids' `rows`, made one batch at
+    a time from the (float16, possibly memory-mapped) grids, which are never copied: with
+    degraded copies, the training set standardised in float32 beside Keras's copy of it, or a
+    copy per fold, ran out of 24 GB."""
 
-    def __init__(self, grids: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                 moments: tuple[np.ndarray, np.ndarray], seed: int) -> None:  # fmt: skip
+    def __init__(self, grids: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+                 weights: np.ndarray, moments: tuple[np.ndarray, np.ndarray],
+                 seed: int) -> None:  # fmt: skip
         super().__init__()
-        self.grids, self.labels, self.weights, self.moments = grids, labels, weights, moments
+        self.grids, self.rows, self.moments = grids, rows, moments
+        self.labels, self.weights = labels.astype(np.float32), weights
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(labels))
+        self.order = self.rng.permutation(len(rows))
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // BATCH_SIZE)
+        return -(-len(self.rows) // BATCH_SIZE)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = np.sort(self.order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE])
+        chosen = np.sort(self.order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE])
         mean, scale = self.moments
-        regions = (np.asarray(self.grids[rows], np.float32) - mean) / scale
-        return regions, self.labels[rows].astype(np.float32), self.weights[rows]
+        regions = (np.asarray(self.grids[self.rows[chosen]], np.float32) - mean) / scale
+        return regions, self.labels[chosen], self.weights[chosen]
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.labels))
+        self.order = self.rng.permutation(len(self.rows))
 
 
 def fit_mil(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-            moments: tuple[np.ndarray, np.ndarray], seed: int = 0,
-            recipe: Recipe = SHIPPED) -> keras.Model:  # fmt: skip
-    """A MIL model on the grids' regions standardised by `moments` (mean, scale), both classes
-    weighing the same in the loss."""
+            moments: tuple[np.ndarray, np.ndarray], seed: int = 0, recipe: Recipe = SHIPPED,
+            rows: np.ndarray | None = None) -> keras.Model:  # fmt: skip
+    """A MIL model on the regions of the grids' `rows` (all by default; `labels` are theirs),
+    standardised by `moments` (mean, scale), both classes weighing the same in the loss."""
     keras.utils.set_random_seed(seed)
+    rows = np.arange(len(grids)) if rows is None else rows
     model = mil_model(l2, sharpness, *grids.shape[1:], initializer=recipe.initializer)
     positives = float(np.mean(labels))
     weights = np.where(labels == 1, 0.5 / positives, 0.5 / (1 - positives)).astype(np.float32)
     model.fit(
-        StandardisedBatches(grids, labels, weights, moments, seed),
+        StandardisedBatches(grids, rows, labels, weights, moments, seed),
         epochs=recipe.epochs,
         verbose=0,
     )
@@ -140,12 +148,13 @@ def as_detector(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> Dete
 
 
 def fit_detector(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-                 seed: int = 0, recipe: Recipe = SHIPPED) -> Detector:  # fmt: skip
-    """A MIL detector on (N, 49, dim) grids: standardised by their own region moments."""
-    mean, scale = region_moments(grids)
-    return as_detector(
-        fit_mil(grids, labels, l2, sharpness, (mean, scale), seed, recipe), mean, scale
-    )
+                 seed: int = 0, recipe: Recipe = SHIPPED,
+                 rows: np.ndarray | None = None) -> Detector:  # fmt: skip
+    """A MIL detector on the (N, 49, dim) grids' `rows` (all by default; `labels` are theirs),
+    standardised by those rows' own region moments."""
+    mean, scale = region_moments(grids, rows)
+    model = fit_mil(grids, labels, l2, sharpness, (mean, scale), seed, recipe, rows)
+    return as_detector(model, mean, scale)
 
 
 def fold_splits(labels: np.ndarray, folds: int, seed: int = 0,
@@ -167,6 +176,6 @@ def out_of_fold(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: flo
     trained = np.tile(labels, 2) if copies else labels
     p = np.zeros(len(labels))
     for fit, held in fold_splits(labels, folds, seed, copies):
-        detector = fit_detector(grids[fit], trained[fit], l2, sharpness, seed, recipe)
+        detector = fit_detector(grids, trained[fit], l2, sharpness, seed, recipe, rows=fit)
         p[held] = detector.probability(np.asarray(grids[held], np.float32))
     return p
