@@ -19,13 +19,15 @@ are not read. Writes `reports/grounding_degraded.md`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from grounding_backbones import BUDGETS, UNION_LIMIT, markdown
-from grounding_mil import load_study
+from grounding_mil import Study, load_study
 
 from scancap.caption.grounding import DOG_GATE, Grounding
 from scancap.caption.model import Captioner
@@ -40,6 +42,7 @@ from scancap.caption.train_grounding import (
     LabelledPhotos,
     fit_concept,
     thresholded,
+    training_photos,
     with_degraded_copies,
 )
 from scancap.io import load_image
@@ -48,6 +51,7 @@ from scancap.pipeline.bench import CONDITIONS, SEED
 from scancap.quality import degrade
 
 REPORT = REPO_ROOT / "reports" / "grounding_degraded.md"
+TITLE = "Grounding detectors fit on degraded copies too (fifteenth change, selection step)"
 HELD_OUT = 1000  # Flickr8k train photos held out of both fits
 RECALL_GAIN = 0.05  # rule 1: mean degraded recall must rise by at least this
 CLEAN_LOSS = 0.02  # rule 2: clean recall may fall by no more than this, per concept
@@ -147,15 +151,16 @@ def sample_verdicts(captioner: Captioner, grounding: Grounding) -> dict[str, str
     return verdicts
 
 
-def decision(table: pd.DataFrame, samples: dict[str, dict[str, str]], neither: int) -> str:
-    """The rule's four conditions, each in words, and the verdict."""
-    clean, candidate = (table.set_index("candidate").loc[n] for n in ("clean", "degraded"))
+def verdict(table: pd.DataFrame, neither: int, name: str, gain_concepts: tuple[str, ...],
+            samples_check: tuple[bool, str]) -> str:  # fmt: skip
+    """A rule's four conditions for candidate `name` against `clean`, each in words, and the
+    verdict: rule 1 averages the degraded recall of `gain_concepts`; rule 4 is `samples_check`
+    (holds, in words)."""
+    clean, candidate = (table.set_index("candidate").loc[n] for n in ("clean", name))
     degraded = [v for v in VERSIONS if v != "clean"]
 
     def mean_degraded(row: pd.Series) -> float:
-        return float(
-            np.mean([row[f"{c} recall, {v}"] for c in ("person", "animal") for v in degraded])
-        )
+        return float(np.mean([row[f"{c} recall, {v}"] for c in gain_concepts for v in degraded]))
 
     gain = mean_degraded(candidate) - mean_degraded(clean)
     losses = {
@@ -164,9 +169,6 @@ def decision(table: pd.DataFrame, samples: dict[str, dict[str, str]], neither: i
     }
     union_clean = candidate["select union rate, clean"] - clean["select union rate, clean"]
     union_degraded = max(candidate[f"select union rate, {v}"] for v in degraded)
-    same_samples = all(
-        samples["degraded"][n].split(":")[0] == samples["clean"][n].split(":")[0] for n in SUBJECTS
-    )
     checks: list[tuple[bool, str]] = [
         (gain >= RECALL_GAIN, f"1. mean degraded recall {gain:+.3f} (at least +{RECALL_GAIN})"),
         (max(losses.values()) <= CLEAN_LOSS,
@@ -176,34 +178,85 @@ def decision(table: pd.DataFrame, samples: dict[str, dict[str, str]], neither: i
          f"3. clean select union rate {union_clean:+.3f} (at most one photo of {neither}, "
          f"+{1 / neither:.3f}); worst degraded {union_degraded:.3f} "
          f"(at most {DEGRADED_UNION_LIMIT})"),
-        (same_samples, "4. the samples keep their verdicts"),
+        samples_check,
     ]  # fmt: skip
     lines = [f"- {text}: {'holds' if ok else 'fails'}." for ok, text in checks]
     ships = all(ok for ok, _ in checks)
-    lines.append("Built next: degraded." if ships else "Not every condition holds: nothing ships.")
+    lines.append(f"Built next: {name}." if ships else "Not every condition holds: nothing ships.")
     return "\n".join(lines)
 
 
-def main() -> None:
+def decision(table: pd.DataFrame, samples: dict[str, dict[str, str]], neither: int) -> str:
+    """The fifteenth rule: both concepts' degraded recall, and the samples' verdicts kept."""
+    same_samples = all(
+        samples["degraded"][n].split(":")[0] == samples["clean"][n].split(":")[0] for n in SUBJECTS
+    )
+    check = (same_samples, "4. the samples keep their verdicts")
+    return verdict(table, neither, "degraded", ("person", "animal"), check)
+
+
+@dataclass
+class HeldOutStudy:
+    """The study with HELD_OUT Flickr8k train photos set apart: what the candidates train on
+    (with degraded copies, which a candidate may drop) and the held-out photos."""
+
+    study: Study
+    captioner: Captioner
+    flickr: LabelledPhotos  # the other train photos, with copies
+    sources: LabelledPhotos  # with copies
+    held: LabelledPhotos
+
+    def ground(self, fits: dict[str, ConceptFit]) -> tuple[float, Grounding]:
+        """A candidate's grounding at the operating-point rule, with the shipped dog gate."""
+        gate = self.captioner.grounding.detectors[DOG_GATE]
+        return operating_grounding(fits, self.sources, self.study.select, self.study.head, gate)
+
+
+def held_out_study() -> HeldOutStudy:
     study = load_study()
-    captioner, head = Captioner.load(), study.head
-    gate = captioner.grounding.detectors[DOG_GATE]
+    captioner = Captioner.load()
     rng = np.random.default_rng(0)
     held_mask = np.zeros(len(study.images), bool)
     held_mask[rng.choice(len(study.images), HELD_OUT, replace=False)] = True
     flickr = with_degraded_copies(captioner, study.flickr)  # all train: the shipped fit's cache
     sources = with_degraded_copies(captioner, study.sources)
-    fit_flickr, held = rows_of(flickr, ~held_mask), rows_of(study.flickr, held_mask)
-    plain: Callable[[LabelledPhotos], LabelledPhotos] = lambda p: replace(p, copies=None)  # noqa: E731
-    candidates = {
-        "clean": (plain(fit_flickr), plain(sources)),
-        "degraded": (fit_flickr, sources),
-    }
+    return HeldOutStudy(
+        study, captioner, rows_of(flickr, ~held_mask), sources, rows_of(study.flickr, held_mask)
+    )
+
+
+def fit_candidates(
+    base: HeldOutStudy, candidates: dict[str, frozenset[str]]
+) -> tuple[dict[str, Grounding], dict[str, float]]:
+    """Each candidate's grounding (the detectors it names train on degraded copies too) and
+    its budget q."""
     groundings, budgets = {}, {}
-    for name, (train, extra) in candidates.items():
-        fits = {c: fit_concept(c, train, extra, study.select, head) for c in CONCEPTS}
-        budgets[name], groundings[name] = operating_grounding(fits, extra, study.select, head, gate)
+    for name, degraded in candidates.items():
+        fits = {
+            concept: fit_concept(
+                concept,
+                *training_photos(concept, base.flickr, base.sources, degraded),
+                base.study.select,
+                base.study.head,
+            )
+            for concept in CONCEPTS
+        }
+        budgets[name], groundings[name] = base.ground(fits)
         print(name, "q", budgets[name], flush=True)
+    return groundings, budgets
+
+
+def main() -> None:
+    base = held_out_study()
+    candidates = {"clean": frozenset(), "degraded": frozenset(CONCEPTS)}
+    report(base, *fit_candidates(base, candidates), decision, REPORT, TITLE)
+
+
+def report(base: HeldOutStudy, groundings: dict[str, Grounding], budgets: dict[str, float],
+           judge: Callable, path: Path, title: str) -> None:  # fmt: skip
+    """Measure the candidates on the held-out photos, the select half and the samples, judge
+    them by the rule (`judge(table, samples, neither)`) and write the report."""
+    study, captioner, held = base.study, base.captioner, base.held
     held_fired = fired(captioner, held, groundings)
     select_fired = fired(captioner, study.select, groundings)
     rows = [measured(held, study.select, held_fired, select_fired, n) for n in groundings]
@@ -217,11 +270,12 @@ def main() -> None:
     samples = {name: sample_verdicts(captioner, g) for name, g in groundings.items()}
     labels = study.select.labels
     neither = int(((labels["person"] == 0) & (labels["animal"] == 0)).sum())
-    write_report(table.round(3), samples, decision(table, samples, neither), held)
+    verdict = judge(table, samples, neither)
+    write_report(path, title, table.round(3), samples, verdict, held)
 
 
-def write_report(table: pd.DataFrame, samples: dict[str, dict[str, str]], verdict: str,
-                 held: LabelledPhotos) -> None:  # fmt: skip
+def write_report(path: Path, title: str, table: pd.DataFrame, samples: dict[str, dict[str, str]],
+                 verdict: str, held: LabelledPhotos) -> None:  # fmt: skip
     persons, animals = (int((held.labels[c] == 1).sum()) for c in ("person", "animal"))
     recall = table[["candidate", *[c for c in table.columns if "recall" in c]]]
     union = table[
@@ -231,9 +285,9 @@ def write_report(table: pd.DataFrame, samples: dict[str, dict[str, str]], verdic
         [{"sample": n, **{c: samples[c][n] for c in samples}} for n in sorted(SUBJECTS)]
     )
     lines = [
-        "# Grounding detectors fit on degraded copies too (fifteenth change, selection step)",
+        f"# {title}",
         "",
-        __doc__.split("\n\n", 2)[2].strip(),
+        sys.modules["__main__"].__doc__.split("\n\n", 2)[2].strip(),
         "",
         f"## Recall on the {HELD_OUT} held-out Flickr8k train photos ({persons} with a person, "
         f"{animals} with an animal, by 3 of 5 captions)",
@@ -253,8 +307,8 @@ def write_report(table: pd.DataFrame, samples: dict[str, dict[str, str]], verdic
         verdict,
         "",
     ]
-    REPORT.write_text("\n".join(lines))
-    print(REPORT)
+    path.write_text("\n".join(lines))
+    print(path)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from scancap.caption.grounding import (
 )
 from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
-from scancap.caption.samples import SAMPLES, SUBJECTS, names_its_subject
+from scancap.caption.samples import KNOWN_MISSES, SAMPLES, SUBJECTS, names_its_subject
 from scancap.caption.train_grounding import (
     DOG_KEPT,
     caption_labels,
@@ -192,12 +192,6 @@ def test_a_banned_word_never_appears_in_the_caption(captioner: Captioner) -> Non
 
     best = beam_search(captioner.decoder, grids, captioner.vocab, 3, 1.0, constraint)[0][0]
     assert first not in [vocabulary[i] for i in best.tokens]
-
-
-# The dandelion's bokeh reads as an animal (p = 0.6) and its flower score stays under the
-# threshold, so its caption names an animal (a dog, a bird since the dog gate): a known miss,
-# listed in the README's results.
-KNOWN_MISSES = {"photo_2600382379_5791b0b35a_m.jpg"}
 
 
 @needs_grounding

@@ -18,6 +18,11 @@ SUBJECTS = {  # sample -> (words of which one must appear, concepts that must no
     "photo_Old_Tom_Morris.png": ({"man"}, "a"),
 }
 
+# The dandelion's bokeh reads as an animal and its flower score stays under the threshold, so
+# the shipped grounding names an animal (a bird since the dog gate): a known miss, listed in the
+# README's results and a strict xfail of the sample test.
+KNOWN_MISSES = {"photo_2600382379_5791b0b35a_m.jpg"}
+
 
 def names_its_subject(name: str, words: Iterable[str]) -> bool:
     """Whether a caption of the sample `name` names its subject and no person or animal that
