@@ -51,12 +51,12 @@ def test_mil_finds_a_subject_in_one_region_that_the_pooled_mean_hides() -> None:
     means = pooled(grids)[:, 0]
     assert means[labels == 1].min() < means[labels == 0].max()  # the mean cannot separate them
     mean, scale = mil.region_moments(grids)
-    model = mil.fit_mil(grids, labels, 1e-4, 4.0, (mean, scale))
+    model = mil.fit_mil(mil.standardised(grids, mean, scale), labels, 1e-4, 4.0)
     detector = mil.as_detector(model, mean, scale)
     test = np.concatenate([one_region_grids(rng, 50, True), one_region_grids(rng, 50, False)])
     p = detector.probability(test)
     assert roc_auc_score(np.repeat([1, 0], 50), p) > 0.99
-    keras_logits = np.ravel(model.predict((test - mean) / scale, verbose=0))
+    keras_logits = np.ravel(model.predict(mil.standardised(test, mean, scale), verbose=0))
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-keras_logits)), rtol=1e-4, atol=1e-5)
 
 
@@ -164,13 +164,16 @@ def test_a_degraded_copy_trains_with_its_photo_and_is_never_held_out() -> None:
     assert sorted(held_out) == list(range(n))  # each photo held out exactly once
 
 
-def test_a_detector_fit_on_rows_is_the_one_fit_on_a_copy_of_them() -> None:
-    """Folds name their rows instead of copying the grids (memory): the detector is the same."""
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_detector_fit_on_rows_is_the_one_fit_on_a_copy_of_them(stream: bool) -> None:
+    """Folds name their rows instead of copying the grids (memory): the detector is the same,
+    in memory or streamed."""
     rng = np.random.default_rng(2)
     grids = np.concatenate([one_region_grids(rng, 150, True), one_region_grids(rng, 150, False)])
     labels = np.repeat([1, 0], 150)
-    rows = rng.permutation(300)[:200]
-    on_rows = mil.fit_detector(grids.astype(np.float16), labels[rows], 1e-3, 4.0, rows=rows)
-    on_copy = mil.fit_detector(grids[rows].astype(np.float16), labels[rows], 1e-3, 4.0)
+    rows = np.sort(rng.permutation(300)[:200])
+    half = grids.astype(np.float16)
+    on_rows = mil.fit_detector(half, labels[rows], 1e-3, 4.0, rows=rows, stream=stream)
+    on_copy = mil.fit_detector(half[rows], labels[rows], 1e-3, 4.0, stream=stream)
     np.testing.assert_allclose(on_rows.mean, on_copy.mean, rtol=1e-5)
     np.testing.assert_allclose(on_rows.coef, on_copy.coef, rtol=1e-4, atol=1e-6)

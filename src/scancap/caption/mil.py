@@ -93,6 +93,19 @@ def region_moments(
     return mean.astype(np.float32), scale.astype(np.float32)
 
 
+def standardised(
+    grids: np.ndarray, mean: np.ndarray, scale: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, 49, dim) float32 standardised regions of the grids' `rows` (all by default), a
+    chunk at a time."""
+    rows = np.arange(len(grids)) if rows is None else rows
+    out = np.empty((len(rows), *grids.shape[1:]), np.float32)
+    for i in range(0, len(rows), CHUNK):
+        chunk = np.asarray(grids[rows[i : i + CHUNK]], np.float32)
+        out[i : i + CHUNK] = (chunk - mean) / scale
+    return out
+
+
 class StandardisedBatches(keras.utils.PyDataset):
     """Shuffled batches of standardised float32 regions of the grids' `rows`, made one batch at
     a time from the (float16, possibly memory-mapped) grids, which are never copied: with
@@ -121,11 +134,31 @@ class StandardisedBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.rows))
 
 
-def fit_mil(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-            moments: tuple[np.ndarray, np.ndarray], seed: int = 0, recipe: Recipe = SHIPPED,
-            rows: np.ndarray | None = None) -> keras.Model:  # fmt: skip
-    """A MIL model on the regions of the grids' `rows` (all by default; `labels` are theirs),
-    standardised by `moments` (mean, scale), both classes weighing the same in the loss."""
+def fit_mil(regions: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
+            seed: int = 0, recipe: Recipe = SHIPPED) -> keras.Model:  # fmt: skip
+    """A MIL model on standardised regions in memory, both classes weighing the same in the
+    loss (Keras shuffles the array: how the shipped detectors were fit)."""
+    keras.utils.set_random_seed(seed)
+    model = mil_model(l2, sharpness, *regions.shape[1:], initializer=recipe.initializer)
+    positives = float(np.mean(labels))
+    weights = {0: 0.5 / (1 - positives), 1: 0.5 / positives}
+    model.fit(
+        regions,
+        labels,
+        batch_size=BATCH_SIZE,
+        epochs=recipe.epochs,
+        class_weight=weights,
+        verbose=0,
+    )
+    return model
+
+
+def fit_mil_streamed(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
+                     moments: tuple[np.ndarray, np.ndarray], seed: int = 0,
+                     recipe: Recipe = SHIPPED,
+                     rows: np.ndarray | None = None) -> keras.Model:  # fmt: skip
+    """`fit_mil` on the regions of the grids' `rows` (all by default; `labels` are theirs),
+    standardised by `moments` (mean, scale) one batch at a time (`StandardisedBatches`)."""
     keras.utils.set_random_seed(seed)
     rows = np.arange(len(grids)) if rows is None else rows
     model = mil_model(l2, sharpness, *grids.shape[1:], initializer=recipe.initializer)
@@ -139,6 +172,22 @@ def fit_mil(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
     return model
 
 
+def fit_models(grids: np.ndarray, labels: np.ndarray, settings: list[tuple[float, float]],
+               moments: tuple[np.ndarray, np.ndarray], seed: int = 0, recipe: Recipe = SHIPPED,
+               rows: np.ndarray | None = None,
+               stream: bool = False) -> list[keras.Model]:  # fmt: skip
+    """One MIL model per (L2 weight, sharpness) setting on the grids' `rows`: standardised once
+    in memory, or with `stream` a batch at a time (degraded copies make the set too large to
+    hold in float32 beside Keras's copy of it)."""
+    if stream:
+        return [
+            fit_mil_streamed(grids, labels, l2, sharpness, moments, seed, recipe, rows)
+            for l2, sharpness in settings
+        ]
+    regions = standardised(grids, *moments, rows)
+    return [fit_mil(regions, labels, l2, sharpness, seed, recipe) for l2, sharpness in settings]
+
+
 def as_detector(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> Detector:
     """The trained model as a NumPy detector reading REGIONS (threshold set later; a detector on
     both backbones' regions says BOTH_REGIONS instead)."""
@@ -148,13 +197,13 @@ def as_detector(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> Dete
 
 
 def fit_detector(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: float,
-                 seed: int = 0, recipe: Recipe = SHIPPED,
-                 rows: np.ndarray | None = None) -> Detector:  # fmt: skip
+                 seed: int = 0, recipe: Recipe = SHIPPED, rows: np.ndarray | None = None,
+                 stream: bool = False) -> Detector:  # fmt: skip
     """A MIL detector on the (N, 49, dim) grids' `rows` (all by default; `labels` are theirs),
-    standardised by those rows' own region moments."""
-    mean, scale = region_moments(grids, rows)
-    model = fit_mil(grids, labels, l2, sharpness, (mean, scale), seed, recipe, rows)
-    return as_detector(model, mean, scale)
+    standardised by those rows' own region moments (`fit_models` says what `stream` does)."""
+    moments = region_moments(grids, rows)
+    model = fit_models(grids, labels, [(l2, sharpness)], moments, seed, recipe, rows, stream)[0]
+    return as_detector(model, *moments)
 
 
 def fold_splits(labels: np.ndarray, folds: int, seed: int = 0,
@@ -176,6 +225,8 @@ def out_of_fold(grids: np.ndarray, labels: np.ndarray, l2: float, sharpness: flo
     trained = np.tile(labels, 2) if copies else labels
     p = np.zeros(len(labels))
     for fit, held in fold_splits(labels, folds, seed, copies):
-        detector = fit_detector(grids, trained[fit], l2, sharpness, seed, recipe, rows=fit)
+        detector = fit_detector(
+            grids, trained[fit], l2, sharpness, seed, recipe, rows=fit, stream=copies
+        )
         p[held] = detector.probability(np.asarray(grids[held], np.float32))
     return p

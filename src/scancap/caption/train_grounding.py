@@ -511,18 +511,12 @@ def fit_regions(known: np.ndarray, y: np.ndarray, flickr: LabelledPhotos, source
     )
     trained = np.tile(y, 2) if copies else y
     regions_select = np.asarray(photo_regions(select, reads), np.float32)
-    mean, scale = mil.region_moments(grids)
+    moments = mil.region_moments(grids)
+    settings = [(l2, s) for l2 in recipe.l2_weights for s in recipe.sharpness]
+    models = mil.fit_models(grids, trained, settings, moments, SEED, recipe, stream=copies)
     fits = {
-        (l2, sharpness): replace(
-            mil.as_detector(
-                mil.fit_mil(grids, trained, l2, sharpness, (mean, scale), SEED, recipe),
-                mean,
-                scale,
-            ),
-            reads=reads,
-        )
-        for l2 in recipe.l2_weights
-        for sharpness in recipe.sharpness
+        setting: replace(mil.as_detector(model, *moments), reads=reads)
+        for setting, model in zip(settings, models, strict=True)
     }
     aucs = {key: roc_auc_score(truth, d.probability(regions_select)) for key, d in fits.items()}
     best = max(aucs, key=aucs.get)
