@@ -454,13 +454,13 @@ def fit_concept(
     if reads in REGION_READS:
         return fit_regions(known, y, flickr, sources, select, truth, recipe, reads)
 
-    def inputs(photos: LabelledPhotos, rows: np.ndarray | slice) -> np.ndarray:
-        lite0 = None if reads == MOBILENET else photos.lite0[rows]
-        return detector_features(concept, photos.features[rows], head, lite0, reads)
-
-    x, copies = training_rows(inputs, flickr, sources, known)
+    features, copies = training_rows(lambda p, rows: p.features[rows], flickr, sources, known)
+    lite0 = None
+    if reads != MOBILENET:
+        lite0, _ = training_rows(lambda p, rows: p.lite0[rows], flickr, sources, known)
+    x = detector_features(concept, features, head, lite0, reads)  # all rows at once, as shipped
     trained = np.tile(y, 2) if copies else y
-    x_select = inputs(select, slice(None))
+    x_select = detector_features(concept, select.features, head, select.lite0, reads)
     fits = [replace(fit_logistic(x, trained, c), reads=reads) for c in REGULARISATION]
     aucs = [roc_auc_score(truth, d.probability(x_select)) for d in fits]
     best = int(np.argmax(aucs))  # the regularisation that ranks select best
