@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import markdown
+from grounding_backbones import markdown, write_markdown
 
 from scancap.caption.data import FLICKR, load_captions, load_split
 from scancap.caption.metrics import hallucination_rates
@@ -97,20 +97,17 @@ def main() -> None:
             )
         print(row, flush=True)
         rows.append(row)
-    lines = [
-        "# The grounding detectors on degraded photos (Flickr8k dev)",
-        "",
-        __doc__.split("\n\n", 2)[2].strip(),
-        "",
-        *markdown(pd.DataFrame(rows)),
-        "",
+    invented = [
         "Grounded captions of the report half (175 hand-labelled photos) that invent a subject:",
         "",
         *markdown(hallucination_rows(captioner, data)),
-        "",
     ]
-    REPORT.write_text("\n".join(lines))
-    print(REPORT)
+    write_markdown(
+        REPORT,
+        "The grounding detectors on degraded photos (Flickr8k dev)",
+        __doc__.split("\n\n", 2)[2].strip(),
+        [(None, markdown(pd.DataFrame(rows))), (None, invented)],
+    )
 
 
 if __name__ == "__main__":

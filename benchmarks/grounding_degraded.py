@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import BUDGETS, UNION_LIMIT, markdown
+from grounding_backbones import BUDGETS, UNION_LIMIT, markdown, write_markdown
 from grounding_mil import Study, load_study
 
-from scancap.caption.grounding import DOG_GATE, Grounding
+from scancap.caption.grounding import DOG_GATE, Detector, Grounding
 from scancap.caption.model import Captioner
 from scancap.caption.samples import SAMPLES, SUBJECTS, names_its_subject
 from scancap.caption.train_grounding import (
@@ -75,7 +75,7 @@ def rows_of(photos: LabelledPhotos, rows: np.ndarray) -> LabelledPhotos:
 
 def operating_grounding(fits: dict[str, ConceptFit], sources: LabelledPhotos,
                         select: LabelledPhotos, head: tuple[np.ndarray, np.ndarray],
-                        gate: object) -> tuple[float, Grounding]:  # fmt: skip
+                        gate: Detector) -> tuple[float, Grounding]:  # fmt: skip
     """The candidate at its largest q whose clean select union rate is within the limit."""
     labels = select.labels
     neither = ((labels["person"] == 0) & (labels["animal"] == 0)).to_numpy()
@@ -214,7 +214,7 @@ class HeldOutStudy:
 
 def held_out_study() -> HeldOutStudy:
     study = load_study()
-    captioner = Captioner.load()
+    captioner = study.captioner
     rng = np.random.default_rng(0)
     held_mask = np.zeros(len(study.images), bool)
     held_mask[rng.choice(len(study.images), HELD_OUT, replace=False)] = True
@@ -284,31 +284,15 @@ def write_report(path: Path, title: str, table: pd.DataFrame, samples: dict[str,
     caption_rows = pd.DataFrame(
         [{"sample": n, **{c: samples[c][n] for c in samples}} for n in sorted(SUBJECTS)]
     )
-    lines = [
-        f"# {title}",
-        "",
-        sys.modules["__main__"].__doc__.split("\n\n", 2)[2].strip(),
-        "",
-        f"## Recall on the {HELD_OUT} held-out Flickr8k train photos ({persons} with a person, "
-        f"{animals} with an animal, by 3 of 5 captions)",
-        "",
-        *markdown(recall),
-        "",
-        "## Operating points and the select half's union rate",
-        "",
-        *markdown(union),
-        "",
-        "## The samples",
-        "",
-        *markdown(caption_rows),
-        "",
-        "## The rule's verdict",
-        "",
-        verdict,
-        "",
-    ]
-    path.write_text("\n".join(lines))
-    print(path)
+    sections = [
+        (f"Recall on the {HELD_OUT} held-out Flickr8k train photos ({persons} with a person, "
+         f"{animals} with an animal, by 3 of 5 captions)", markdown(recall)),
+        ("Operating points and the select half's union rate", markdown(union)),
+        ("The samples", markdown(caption_rows)),
+        ("The rule's verdict", [verdict]),
+    ]  # fmt: skip
+    intro = sys.modules["__main__"].__doc__.split("\n\n", 2)[2].strip()
+    write_markdown(path, title, intro, sections)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import BUDGETS, UNION_LIMIT, all_five_name, fit, markdown
+from grounding_backbones import BUDGETS, UNION_LIMIT, all_five_name, fit, markdown, write_markdown
 
 from scancap.caption.data import load_captions, load_split
 from scancap.caption.grounding import (
@@ -127,7 +127,7 @@ def operating_points(results: dict, fixed: dict, select: LabelledPhotos, sources
 class Study:
     """What every candidate is fit and judged on: Flickr8k train (labels by captions, and
     which photos all five captions call a person), the doctype sources and the select half,
-    with the shipped captioner's ImageNet head that detectors read."""
+    with the shipped captioner (whose ImageNet head the detectors read)."""
 
     labels: pd.DataFrame
     all_five: np.ndarray
@@ -136,7 +136,12 @@ class Study:
     select: LabelledPhotos
     captions: pd.DataFrame  # Flickr8k's
     images: list[str]  # the Flickr8k train photos, in the order of `labels`
-    head: tuple[np.ndarray, np.ndarray]
+    captioner: Captioner
+
+    @property
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """The captioner backbone's ImageNet head, which the detectors read."""
+        return self.captioner.imagenet_head
 
     @property
     def photos(self) -> tuple[LabelledPhotos, LabelledPhotos, LabelledPhotos]:
@@ -153,8 +158,7 @@ def load_study() -> Study:
     labels, all_five = flickr.labels, all_five_name(captions, images)
     sources = labelled_sources(captioner, data, None, lite0=True)
     select = labelled_select(captioner, data, lite0=True)
-    return Study(labels, all_five, flickr, sources, select, captions, images,
-                 captioner.imagenet_head)  # fmt: skip
+    return Study(labels, all_five, flickr, sources, select, captions, images, captioner)
 
 
 def ranking_rows(animal: ConceptFit, results: dict[str, dict]) -> pd.DataFrame:
@@ -255,26 +259,12 @@ def write_report(path: Path, title: str, intro: str, fits: pd.DataFrame, points:
     points = points.assign(
         **{"within the 5% union rule": points["select union rate"] <= UNION_LIMIT}
     )
-    lines = [
-        f"# {title}",
-        "",
-        intro,
-        "",
-        "## Ranking (select ROC-AUC)",
-        "",
-        *markdown(fits),
-        "",
-        "## Operating points (person and animal detectors at budget q)",
-        "",
-        *markdown(points),
-        "",
-        "## The rule's verdict",
-        "",
-        verdict,
-        "",
+    sections = [
+        ("Ranking (select ROC-AUC)", markdown(fits)),
+        ("Operating points (person and animal detectors at budget q)", markdown(points)),
+        ("The rule's verdict", [verdict]),
     ]
-    path.write_text("\n".join(lines))
-    print(path)
+    write_markdown(path, title, intro, sections)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from scancap.caption import mil
-from scancap.caption.data import FLICKR, build_feature_cache, load_captions, load_split
+from scancap.caption.data import (
+    FLICKR,
+    build_feature_cache,
+    default_cache_dir,
+    load_captions,
+    load_split,
+)
 from scancap.caption.grounding import (
     ANIMAL_WORDS,
     BOTH_REGIONS,
@@ -186,7 +192,7 @@ def cached_degraded_grids(
     settings = {"files": [path.parts[-2:] for path in paths], "blur": BLUR_RANGE,
                 "noise": NOISE_RANGE, "seed": SEED, "lite0": lite0}  # fmt: skip
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
-    folder = (cache_dir or REPO_ROOT / "cache") / "grounding_degraded" / key
+    folder = (cache_dir or default_cache_dir()) / "grounding_degraded" / key
     names = ["mobilenet.npy"] + (["lite0.npy"] if lite0 else [])
     if not all((folder / name).exists() for name in names):
         folder.mkdir(parents=True, exist_ok=True)
