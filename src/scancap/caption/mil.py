@@ -126,8 +126,7 @@ class StandardisedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chosen = np.sort(self.order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE])
-        mean, scale = self.moments
-        regions = (np.asarray(self.grids[self.rows[chosen]], np.float32) - mean) / scale
+        regions = standardised(self.grids, *self.moments, self.rows[chosen])
         return regions, self.labels[chosen], self.weights[chosen]
 
     def on_epoch_end(self) -> None:
