@@ -715,6 +715,9 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   are missed by the shipped one.
   Other animals than dogs get the few animal words Flickr8k taught ("a cat" for a tiger,
   "a sheep" for a camel), and a penguin can still be called a dog.
+  On noisy scans the animal detector fires on grain: a person or an animal is invented far
+  more often than on clean photos, as is and after restoration (`reports/grounding_blur.md`
+  measures it); a blurred photo loses many of its real people and animals to a thing caption.
   Attributes such as colours, gender and counts are often wrong. `scancap caption`
   skips what the classifier does not call a photo, unless `--all`.
 - **Licence**: Flickr8k is licensed for **research use only** (photos belong to their Flickr
