@@ -64,9 +64,10 @@ def caption_rows() -> pd.DataFrame:
     select = load_labelled("select")
     images = [load_image(data / path) for path in select["path"]]
     lite0 = captioner.lite0_grids(images) if captioner.needs_lite0 else None
+    grain = captioner.grain_of(images) if captioner.needs_grain else None
     grids = captioner.grids(images)
-    captions = captioner.describe(grids, beam=3, lite0=lite0)
-    evidence = captioner.grounding.evidence(grids, lite0)
+    captions = captioner.describe(grids, beam=3, lite0=lite0, grain=grain)
+    evidence = captioner.grounding.evidence(grids, lite0, grain)
     rows = select[["path", "person", "animal"]].assign(
         person_supported=[e.person for e in evidence],
         caption=[c.text for c in captions],

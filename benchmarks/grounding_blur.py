@@ -43,7 +43,8 @@ def detected(captioner: Captioner, images: list[np.ndarray]) -> pd.DataFrame:
     for i in range(0, len(images), CHUNK):
         chunk = images[i : i + CHUNK]
         lite0 = captioner.lite0_grids(chunk) if captioner.needs_lite0 else None
-        evidence = captioner.grounding.evidence(captioner.grids(chunk), lite0)
+        grain = captioner.grain_of(chunk) if captioner.needs_grain else None
+        evidence = captioner.grounding.evidence(captioner.grids(chunk), lite0, grain)
         rows += [{"person": e.person, "animal": e.animal} for e in evidence]
     return pd.DataFrame(rows)
 

@@ -255,11 +255,12 @@ if FAST:  # no feature cache in CI: the backbone runs on the few images here
 else:
     grids = caption_data.build_feature_cache(dev_images, data=DATA).grids
     decodings = caption_report.DECODINGS
-# a grounding whose detectors read the classifier's Lite0 features needs them too (section 7)
+# a grounding whose detectors read the classifier's Lite0 features needs them too, and the photos' grain (section 7)
 lite0 = train_grounding.lite0_photos(captioner, dev_paths) if captioner.needs_lite0 else None
+grain = train_grounding.grain_photos(captioner, dev_paths) if captioner.needs_grain else None
 refs = caption_data.references(captions, dev_images)
 print(f"length exponent α = {captioner.length_penalty}")
-evaluation = caption_report.evaluate(captioner, grids, dev_images, refs, decodings, progress=False, lite0=lite0)
+evaluation = caption_report.evaluate(captioner, grids, dev_images, refs, decodings, progress=False, lite0=lite0, grain=grain)
 metrics = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"]
 display(evaluation.scores[metrics].round(3))
 display(evaluation.scores[caption_report.STATISTICS].round(2))
@@ -361,7 +362,7 @@ display(pd.DataFrame(quality).round(3))
 
 # %%
 free_dev = captioner.describe(grids, 3, ground=False)
-evidence = captioner.grounding.evidence(np.asarray(grids, np.float32), lite0)
+evidence = captioner.grounding.evidence(np.asarray(grids, np.float32), lite0, grain)
 display(evaluate_grounding.loss_table(evidence, {"free": free_dev, "grounded": evaluation.captions["beam 3"]}, refs).round(4))
 
 # %% [markdown]

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from scancap.caption.model import (
 )
 from scancap.caption.scst import SCST_HISTORY_FILE
 from scancap.caption.train import HISTORY_FILE, RECORD_FILE, chosen_row, machine
-from scancap.caption.train_grounding import DOG_KEPT, lite0_photos
+from scancap.caption.train_grounding import DOG_KEPT, grain_photos, lite0_photos
 from scancap.figures import save
 from scancap.io import atomic_write_text, load_image
 from scancap.paths import data_dir, reports_dir
@@ -84,13 +84,14 @@ def evaluate(
     decodings: dict[str, int] = DECODINGS,
     progress: bool = True,
     lite0: np.ndarray | None = None,
+    grain: Sequence[float] | None = None,
 ) -> Evaluation:
     """Decode `grids` with each beam width and score against the references (PTB tokenizer);
-    `lite0`: the images' Lite0 grids, for a grounding whose detectors read them."""
+    `lite0` and `grain`: the images' Lite0 grids and grain σ̂, for a grounding that reads them."""
     captions, rows, per_image = {}, {}, None
     for name, beam in decodings.items():
         started = time.perf_counter()
-        captions[name] = captioner.describe(grids, beam=beam, lite0=lite0)
+        captions[name] = captioner.describe(grids, beam=beam, lite0=lite0, grain=grain)
         seconds = time.perf_counter() - started
         candidates = {image: c.text for image, c in zip(images, captions[name], strict=True)}
         rows[name], image_scores = caption_scores(refs, candidates)
@@ -328,7 +329,10 @@ def write_report(
     refs = references(captions, images)
     paths = [data / FLICKR / "images" / name for name in images]
     lite0 = lite0_photos(captioner, paths) if captioner.needs_lite0 else None
-    evaluation = evaluate(captioner, cache.grids, images, refs, progress=progress, lite0=lite0)
+    grain = grain_photos(captioner, paths) if captioner.needs_grain else None
+    evaluation = evaluate(
+        captioner, cache.grids, images, refs, progress=progress, lite0=lite0, grain=grain
+    )
 
     pixels = [load_image(data / FLICKR / "images" / name) for name in images[:256]]
     speed = measure_speed(captioner, pixels)
@@ -360,7 +364,7 @@ def write_report(
     if captioner.grounding is not None:
         dev_grounded = evaluation.captions[shipped]  # the shipped decoding is grounded
         study = grounding_study(
-            captioner, data, (cache.grids, lite0), dev_grounded, refs, SHIPPED_BEAM, limit
+            captioner, data, (cache.grids, lite0, grain), dev_grounded, refs, SHIPPED_BEAM, limit
         )
     grounded = (
         grounding_section(study)

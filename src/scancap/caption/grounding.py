@@ -27,6 +27,7 @@ other half (`reports/captioning.md`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,6 +36,7 @@ import numpy as np
 from scipy.special import expit, logsumexp, softmax
 
 GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner's folder
+GRAIN_LEVEL = "grain_level"  # its key for the σ̂ from which a photo counts as grainy
 IMAGENET_ANIMALS = slice(0, 398)  # ImageNet-1k classes 0-397 are all animals
 IMAGENET_DOGS = slice(151, 269)  # ... and 151-268 the dog breeds
 TAG_COUNT = 5
@@ -171,6 +173,7 @@ class Detector:
     threshold: float
     reads: str = MOBILENET  # which features: MOBILENET, WITH_LITE0, DOG_MASS or REGION_READS
     sharpness: float = 0.0  # of the soft maximum over regions (REGION_READS only)
+    grainy_threshold: float | None = None  # for grainy photos (`Grounding.grain_level`)
 
     def __post_init__(self) -> None:
         if self.reads_regions and not self.sharpness > 0:
@@ -184,8 +187,17 @@ class Detector:
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
         return expit(soft_maximum(z, self.sharpness) if self.reads_regions else z)
 
+    def thresholds(self, grainy: np.ndarray) -> np.ndarray:
+        """(N,) the threshold each photo is held to: the grainy one where `grainy` and the
+        detector has one. Its thresholds were set on clean photos, and grain raises its scores
+        on photos without its concept."""
+        if self.grainy_threshold is None:
+            return np.full(len(grainy), self.threshold)
+        return np.where(grainy, self.grainy_threshold, self.threshold)
+
     def to_json(self) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+        values = {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+        return {k: v for k, v in values.items() if v is not None}
 
     @classmethod
     def from_json(cls, values: dict) -> Detector:
@@ -196,6 +208,7 @@ class Detector:
             threshold=values["threshold"],
             reads=values.get("reads", MOBILENET),
             sharpness=values.get("sharpness", 0.0),
+            grainy_threshold=values.get("grainy_threshold"),
         )
 
 
@@ -342,17 +355,20 @@ class Evidence:
 
 class Grounding:
     """ImageNet concepts, presence detectors (person, animal, things) and the dog gate on the
-    backbone grid."""
+    backbone grid. A photo whose grain σ̂ (`scancap.quality.estimate_noise`, of the photo as it
+    came in) reaches `grain_level` is held to the detectors' grainy thresholds."""
 
     def __init__(
         self,
         imagenet_kernel: np.ndarray,
         imagenet_bias: np.ndarray,
         detectors: dict[str, Detector],
+        grain_level: float | None = None,
     ) -> None:
         self.kernel = np.asarray(imagenet_kernel, np.float32)
         self.bias = np.asarray(imagenet_bias, np.float32)
         self.detectors = detectors
+        self.grain_level = grain_level
         self.names = imagenet_names()
 
     def imagenet(self, features: np.ndarray) -> np.ndarray:
@@ -364,10 +380,30 @@ class Grounding:
         """Whether a detector reads EfficientNet-Lite0's grid (`evidence`'s `lite0`)."""
         return any(d.reads in LITE0_READS for d in self.detectors.values())
 
-    def evidence(self, grids: np.ndarray, lite0: np.ndarray | None = None) -> list[Evidence]:
+    @property
+    def reads_grain(self) -> bool:
+        """Whether `evidence` needs the photos' grain (a detector has a grainy threshold)."""
+        return self.grain_level is not None
+
+    def grainy(self, grain: Sequence[float] | None, count: int) -> np.ndarray:
+        """(count,) whether each photo's grain σ̂ reaches the grain level (none without one)."""
+        if not self.reads_grain:
+            return np.zeros(count, bool)
+        if grain is None:
+            raise ValueError("this grounding holds grainy photos to other thresholds: pass grain")
+        return np.asarray(grain, np.float64) >= self.grain_level
+
+    def evidence(
+        self,
+        grids: np.ndarray,
+        lite0: np.ndarray | None = None,
+        grain: Sequence[float] | None = None,
+    ) -> list[Evidence]:
         """Each photo's evidence from its MobileNetV2 grid and, where a detector reads it, the
-        (N, 49, 1280) Lite0 grid of the same photo (the classifier's backbone)."""
+        (N, 49, 1280) Lite0 grid of the same photo (the classifier's backbone); `grain`: each
+        photo's σ̂ as it came in, where `reads_grain`."""
         regions = as_regions(grids)
+        grainy = self.grainy(grain, len(regions))
         features = regions.mean(axis=1)
         probabilities = self.imagenet(features)
         p = {
@@ -376,24 +412,29 @@ class Grounding:
             )
             for name, detector in self.detectors.items()
         }
+        present = {name: p[name] >= self.detectors[name].thresholds(grainy) for name in p}
         top = np.argsort(-probabilities, axis=1)[:, :TAG_COUNT]
         return [
             Evidence(
                 {name: float(p[name][i]) for name in p},
-                {name: bool(p[name][i] >= self.detectors[name].threshold) for name in p},
+                {name: bool(present[name][i]) for name in p},
                 [(self.names[j], float(probabilities[i, j])) for j in top[i]],
             )
             for i in range(len(features))
         ]
 
     def save(self, folder: Path) -> None:
-        detectors = {name: d.to_json() for name, d in self.detectors.items()}
-        (folder / GROUNDING_FILE).write_text(json.dumps(detectors))
+        record = {name: d.to_json() for name, d in self.detectors.items()}
+        if self.grain_level is not None:
+            record[GRAIN_LEVEL] = self.grain_level
+        (folder / GROUNDING_FILE).write_text(json.dumps(record))
 
     @classmethod
     def load(cls, folder: Path, imagenet_head: tuple[np.ndarray, np.ndarray]) -> Grounding:
-        detectors = json.loads((folder / GROUNDING_FILE).read_text())
-        return cls(*imagenet_head, {k: Detector.from_json(v) for k, v in detectors.items()})
+        record = json.loads((folder / GROUNDING_FILE).read_text())
+        grain_level = record.pop(GRAIN_LEVEL, None)
+        detectors = {k: Detector.from_json(v) for k, v in record.items()}
+        return cls(*imagenet_head, detectors, grain_level)
 
 
 def detector_input(

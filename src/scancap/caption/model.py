@@ -26,6 +26,7 @@ from keras import layers, ops
 from scancap.backbones.inputs import to_model_input
 from scancap.caption.grounding import GROUNDING_FILE, GroundedDecoding, Grounding
 from scancap.paths import models_dir
+from scancap.quality import estimate_noise
 
 GRID_CELLS = 49  # 7x7 regions of the backbone's last grid at 224 px
 FEATURE_CHANNELS = 1280
@@ -657,6 +658,7 @@ class Captioner:
         batch_size: int = 100,
         ground: bool = True,
         lite0: np.ndarray | None = None,
+        grain: Sequence[float] | None = None,
     ) -> list[Caption]:
         """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps.
 
@@ -664,14 +666,16 @@ class Captioner:
         or an animal the photo does not support are forbidden, and each caption gets tags. A
         grounding whose detectors read Lite0 features (`needs_lite0`) also needs `lite0`, the
         photos' (N, 49, 1280) EfficientNet-Lite0 grids (`lite0_grids`; the pipeline has them
-        from the classifier).
+        from the classifier), and one that holds grainy photos to other thresholds
+        (`needs_grain`) needs `grain`, each photo's σ̂ as it came in (`grain_of`).
         """
         grounding = self.grounding if ground else None
         captions = []
         for first in range(0, len(grids), batch_size):
             batch = np.asarray(grids[first : first + batch_size], np.float32)
             part = None if lite0 is None else lite0[first : first + batch_size]
-            evidence = grounding.evidence(batch, part) if grounding else None
+            noise = None if grain is None else grain[first : first + batch_size]
+            evidence = grounding.evidence(batch, part, noise) if grounding else None
             constraint = GroundedDecoding(evidence, self.vocab.words) if evidence else None
             hypotheses = beam_search(
                 self.decoder, batch, self.vocab, beam, self.length_penalty, constraint
@@ -687,10 +691,22 @@ class Captioner:
                 captions.append(Caption(detokenize(words), best.score, words, maps, tags))
         return captions
 
+    @property
+    def needs_grain(self) -> bool:
+        """Whether grounded captions need the photos' grain (`describe`'s grain)."""
+        return self.grounding is not None and self.grounding.reads_grain
+
+    @staticmethod
+    def grain_of(images: Sequence[np.ndarray]) -> list[float]:
+        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it."""
+        return [estimate_noise(image, fast=True) for image in images]
+
     def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:
-        """`describe` for uint8 RGB images: their grids, and their Lite0 features if needed."""
+        """`describe` for uint8 RGB images: their grids, and their Lite0 features and grain if
+        needed."""
         lite0 = self.lite0_grids(images) if self.needs_lite0 else None
-        return self.describe(self.grids(images), beam, lite0=lite0)
+        grain = self.grain_of(images) if self.needs_grain else None
+        return self.describe(self.grids(images), beam, lite0=lite0, grain=grain)
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
         """(caption, normalised log-probability) per backbone grid, decoded freely: a grid

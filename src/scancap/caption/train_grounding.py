@@ -105,6 +105,8 @@ DEGRADED_COPIES: frozenset[str] = frozenset()
 BLUR_RANGE = (0.0, 2.0)  # a degraded copy's Gaussian blur σ_b in pixels, drawn per photo
 NOISE_RANGE = (0.0, 30.0)  # then its Gaussian noise σ on the 0-255 scale, drawn per photo
 GRID_SHAPE = (49, 1280)  # a photo's regions, as the region detectors read them
+GRAINY = ("person", "animal")  # the subject detectors that get a threshold for grainy photos
+GRAIN_REFERENCE = 1000  # first Flickr8k train photos: the largest σ̂ among them is the grain level
 
 
 def caption_labels(
@@ -312,7 +314,52 @@ def train_grounding(
         concept: fit_concept(concept, *training_photos(concept, flickr, sources), select, head)
         for concept in CONCEPTS
     }
-    return Grounding(*head, detectors | thresholded(fits, sources, select, BUDGETS))
+    grounding = Grounding(*head, detectors | thresholded(fits, sources, select, BUDGETS))
+    level = grain_level(captioner, flickr.paths[:GRAIN_REFERENCE])
+    return with_grainy_thresholds(grounding, captioner, select, level, BUDGETS)
+
+
+def grain_level(captioner: Captioner, clean_paths: Sequence[Path]) -> float:
+    """The largest grain σ̂ among clean in-domain photos: from it, a photo counts as grainy
+    (a clean Flickr8k photo never does)."""
+    return float(grain_photos(captioner, clean_paths).max())
+
+
+def grain_photos(captioner: Captioner, paths: Sequence[Path], degraded: bool = False) -> np.ndarray:
+    """(N,) grain σ̂ of image files, or of their degraded copies."""
+
+    def grain(path: Path) -> float:
+        image = load_image(path)
+        return captioner.grain_of([degraded_copy(image, path.name) if degraded else image])[0]
+
+    return np.array([grain(path) for path in paths])
+
+
+def with_grainy_thresholds(grounding: Grounding, captioner: Captioner, select: LabelledPhotos,
+                           level: float, budgets: dict[str, float]) -> Grounding:  # fmt: skip
+    """The grounding with a grainy threshold for each GRAINY detector: the higher of its
+    threshold and the lowest with at most its budget of false positives among the select
+    half's photos, as they are and as degraded copies, whose σ̂ reaches `level`. The clean
+    thresholds were set on photos as they are, and grain raises the scores of photos without
+    the concept (animals above all)."""
+    copy_grids, copy_lite0 = degraded_grids(captioner, select.paths, select.lite0 is not None)
+    versions = [
+        (select.regions, select.lite0, grain_photos(captioner, select.paths)),
+        (copy_grids, copy_lite0, grain_photos(captioner, select.paths, degraded=True)),
+    ]
+    probabilities, grainy = [], []
+    for grids, lite0, grain in versions:
+        evidence = grounding.evidence(np.asarray(grids, np.float32), lite0)
+        probabilities.append(pd.DataFrame([e.probabilities for e in evidence]))
+        grainy.append(grain >= level)
+    p, grainy = pd.concat(probabilities, ignore_index=True), np.concatenate(grainy)
+    detectors = dict(grounding.detectors)
+    for concept in GRAINY:
+        negative = np.tile(select.labels[concept].to_numpy() == 0, len(versions))
+        lowest = lowest_threshold(p[concept].to_numpy()[grainy & negative], budgets[concept])
+        detector = detectors[concept]
+        detectors[concept] = replace(detector, grainy_threshold=max(detector.threshold, lowest))
+    return Grounding(grounding.kernel, grounding.bias, detectors, level)
 
 
 def training_photos(

@@ -262,7 +262,7 @@ class Pipeline:
             result.restored, record = outcome
             result.set_restoration(record)
         if batch.photos:
-            self.caption([result for result, _ in batch.photos], batch.lite0)
+            self.caption(batch.photos, batch.lite0)
         for result, job in batch.reading:
             page = job.result()
             if isinstance(page, str):  # the page stays sorted; its row says why it has no text
@@ -271,18 +271,32 @@ class Pipeline:
                 result.set_text(page)
         return [result for result, _ in batch.items]
 
-    def caption(self, to_caption: list[Result], lite0: np.ndarray | None) -> None:
-        """Caption the restored photos (unchanged ones are their own restoration). `lite0`: the
-        classifier's Lite0 grids of the photos as they came in, for a grounding whose detectors
-        read them (`Captioner.needs_lite0`): the shipped person detector does."""
+    def caption(self, photos: list[tuple[Result, np.ndarray]], lite0: np.ndarray | None) -> None:
+        """Caption the restored photos (unchanged ones are their own restoration); `photos`
+        pairs each result with the photo as it came in. `lite0`: the classifier's Lite0 grids of
+        the photos as they came in, for a grounding whose detectors read them
+        (`Captioner.needs_lite0`): the shipped person detector does."""
         start = time.perf_counter()
+        to_caption = [result for result, _ in photos]
         grids = self.captioner.grids([result.restored for result in to_caption])
-        captions = self.captioner.describe(grids, beam=self.config.beam, lite0=lite0)
+        grain = (
+            [self.grain_as_it_came(*photo) for photo in photos]
+            if self.captioner.needs_grain
+            else None
+        )
+        captions = self.captioner.describe(grids, self.config.beam, lite0=lite0, grain=grain)
         per_image = (time.perf_counter() - start) / len(to_caption)
         for result, caption in zip(to_caption, captions, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
             result.tags = format_tags(caption.tags)
             result.seconds_caption = round(per_image, 4)
+
+    def grain_as_it_came(self, result: Result, image: np.ndarray) -> float:
+        """The photo's grain σ̂ before restoration: restoration's own measure where it took one
+        (`auto` measures more patches than the captioner would)."""
+        if result.noise_before is not None:
+            return result.noise_before
+        return self.captioner.grain_of([image])[0]
 
     # --- one image, for the API and the service --------------------------------------------------
 
