@@ -44,6 +44,7 @@ from scancap.caption.train_grounding import (
 )
 from scancap.io import load_image
 from scancap.paths import data_dir
+from scancap.quality import degrade
 
 needs_grounding = pytest.mark.skipif(
     not (MODEL_DIR / "grounding.json").exists(), reason="no shipped grounding"
@@ -166,6 +167,80 @@ def test_a_detector_reading_lite0_needs_its_features_and_keeps_them_when_saved(
     loaded = Grounding.load(tmp_path, (np.zeros((width, 1000)), np.zeros(1000)))
     assert loaded.detectors["person"].reads == WITH_LITE0
     assert [e.person for e in loaded.evidence(grids, lite0)] == [False, True]
+
+
+def test_a_grainy_photo_is_held_to_the_grainy_threshold_which_is_saved(tmp_path: Path) -> None:
+    """Two photos with the same score: the clean one reaches the threshold, the grainy one does
+    not reach the grainy threshold; a grounding with a grain level needs the grain, and
+    grounding.json keeps both the level and the thresholds."""
+    width = 1280
+    person = Detector(
+        np.zeros(width), np.ones(width), np.zeros(width), 0.0, 0.4, grainy_threshold=0.6
+    )
+    head = (np.zeros((width, 1000)), np.zeros(1000))
+    grounding = Grounding(*head, {"person": person}, grain_level=5.0)
+    grids = np.zeros((2, 49, width), np.float32)  # p(person) = 0.5 for both
+    assert grounding.reads_grain
+    with pytest.raises(ValueError, match="grain"):
+        grounding.evidence(grids)
+    assert [e.person for e in grounding.evidence(grids, grain=[4.9, 5.0])] == [True, False]
+    grounding.save(tmp_path)
+    loaded = Grounding.load(tmp_path, head)
+    assert loaded.grain_level == 5.0 and loaded.detectors["person"].grainy_threshold == 0.6
+    assert [e.person for e in loaded.evidence(grids, grain=[0.0, 30.0])] == [True, False]
+
+
+def test_a_grounding_without_a_grain_level_reads_no_grain(tmp_path: Path) -> None:
+    """grounding.json written before grain mattered loads with clean thresholds only."""
+    width = 1280
+    person = Detector(np.zeros(width), np.ones(width), np.zeros(width), 0.0, 0.4)
+    head = (np.zeros((width, 1000)), np.zeros(1000))
+    Grounding(*head, {"person": person}).save(tmp_path)
+    assert "grain" not in (tmp_path / "grounding.json").read_text()
+    loaded = Grounding.load(tmp_path, head)
+    assert not loaded.reads_grain
+    assert [e.person for e in loaded.evidence(np.zeros((1, 49, width), np.float32))] == [True]
+
+
+@needs_grounding
+def test_the_grain_level_separates_clean_flickr_photos_from_noisy_copies(
+    captioner: Captioner,
+) -> None:
+    """The shipped grain level lies above the Flickr8k samples as they are and below the same
+    photos with scan noise σ = 25; only the subject detectors get a grainy threshold, never
+    below the clean one."""
+    grounding = captioner.grounding
+    assert grounding.reads_grain
+    photos = [load_image(path) for path in sorted(SAMPLES.glob("photo_[0-9]*.jpg"))]
+    noisy = [degrade(photo, 25.0, 0.0, seed=0) for photo in photos]
+    assert len(photos) == 3
+    assert max(captioner.grain_of(photos)) < grounding.grain_level < min(captioner.grain_of(noisy))
+    grainy = {name for name, d in grounding.detectors.items() if d.grainy_threshold is not None}
+    assert grainy == {"person", "animal"}
+    assert all(
+        grounding.detectors[n].grainy_threshold >= grounding.detectors[n].threshold for n in grainy
+    )
+
+
+@needs_grounding
+def test_describe_images_measures_the_grain_of_a_noisy_photo(captioner: Captioner) -> None:
+    """A noisy copy of a photo is captioned as `describe` captions it with its own grain, which
+    reaches the grain level (so the grainy thresholds apply), and not as a clean photo would be
+    unless their evidence agrees."""
+    photo = load_image(SAMPLES / "photo_2600382379_5791b0b35a_m.jpg")
+    noisy = degrade(photo, 25.0, 0.0, seed=0)
+    grids, lite0 = captioner.grids([noisy]), captioner.lite0_grids([noisy])
+    [grain] = captioner.grain_of([noisy])
+    assert grain >= captioner.grounding.grain_level
+    [caption] = captioner.describe_images([noisy])
+    [direct] = captioner.describe(grids, lite0=lite0, grain=[grain])
+    assert caption.text == direct.text
+    [held] = captioner.grounding.evidence(grids, lite0, [grain])
+    [clean_bar] = captioner.grounding.evidence(grids, lite0, [0.0])
+    for name in ("person", "animal"):
+        detector = captioner.grounding.detectors[name]
+        assert held.present[name] == (held.probabilities[name] >= detector.grainy_threshold)
+        assert clean_bar.present[name] == (held.probabilities[name] >= detector.threshold)
 
 
 def test_the_captioner_computes_lite0_grids_as_the_classifier_does(
@@ -397,6 +472,8 @@ def test_train_grounding_cli_fits_every_detector_on_a_few_images(
     assert list(grounding.detectors) == [DOG_GATE, "person", "animal", "flower"]
     assert grounding.detectors[DOG_GATE].reads == DOG_MASS
     assert all(0 < d.threshold < 1 for d in grounding.detectors.values())
+    assert grounding.grain_level > 0  # the largest σ̂ of its Flickr8k photos
+    assert grounding.detectors["animal"].grainy_threshold >= grounding.detectors["animal"].threshold
 
 
 def test_the_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:

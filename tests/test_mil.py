@@ -144,7 +144,10 @@ def test_the_shipped_person_detector_reads_both_backbones_regions_and_finds_smal
     if not all(path.exists() for path in paths):
         pytest.skip(f"the labelled photos are not in {data_dir()}")
     images = [load_image(path) for path in paths]
-    evidence = captioner.grounding.evidence(captioner.grids(images), captioner.lite0_grids(images))
+    grain = captioner.grain_of(images)
+    evidence = captioner.grounding.evidence(
+        captioner.grids(images), captioner.lite0_grids(images), grain
+    )
     assert [e.person for e in evidence] == [True, True, False, False]
 
 

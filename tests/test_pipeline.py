@@ -220,7 +220,8 @@ def test_the_python_api_analyses_files_and_arrays(pipeline: Pipeline, tmp_path: 
 def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> None:
     """The captioner describes what restoration returned: the photo itself when restoration
     leaves it as it is, its denoised pixels when it does not. Grounding's person detector
-    reads the classifier's Lite0 view of the photo as it came in, as it was trained."""
+    reads the classifier's Lite0 view of the photo as it came in, as it was trained, and the
+    detectors' thresholds follow the grain of the photo as it came in."""
     clean = np.asarray(data.chelsea())  # clean and sharp: restoration leaves it as it is
     noise = np.random.default_rng(0).normal(0, 15, clean.shape)
     noisy = np.clip(clean + noise, 0, 255).astype(np.uint8)
@@ -230,8 +231,11 @@ def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> 
     captioner = pipeline.captioner
     for result, original in ((untouched, clean), (denoised, noisy)):
         grids = captioner.grids([result.restored])
-        direct = captioner.describe(
-            grids, beam=pipeline.config.beam, lite0=captioner.lite0_grids([original])
+        direct = captioner.describe(  # restoration measured the grain as the captioner does
+            grids,
+            beam=pipeline.config.beam,
+            lite0=captioner.lite0_grids([original]),
+            grain=captioner.grain_of([original]),
         )
         assert result.caption == direct[0].text
         assert result.tags == format_tags(direct[0].tags)

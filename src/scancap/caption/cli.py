@@ -162,9 +162,13 @@ def cmd_train_grounding(args: argparse.Namespace) -> int:
     grounding.save(out)
     if not args.quiet:
         thresholds = ", ".join(
-            f"p({name}) >= {d.threshold:.3f}" for name, d in grounding.detectors.items()
+            f"p({name}) >= {d.threshold:.3f}"
+            + (f" ({d.grainy_threshold:.3f} if grainy)" if d.grainy_threshold is not None else "")
+            for name, d in grounding.detectors.items()
         )
         print(f"saved {out / 'grounding.json'}: {thresholds}")
+        if grounding.reads_grain:
+            print(f"a photo is grainy from σ̂ = {grounding.grain_level:.2f} (0-255)")
     return 0
 
 
