@@ -6,12 +6,14 @@ A diagnostic, not a selection step: the pipeline's degradation study (`reports/p
 found that blur costs grounded captions more CIDEr-D than it cost free ones. Here the shipped
 person and animal detectors read the 1,000 Flickr8k dev photos clean and under each condition of
 that study (the same seeded degradations, `scancap.pipeline.bench.CONDITIONS`), both backbones
-on the degraded photo, and their recall is counted on the photos that at least 3 of 5 captions
-call a person (or an animal). The second table captions the `report` half of the hand-labelled
-set (which chose nothing) with grounding, clean, under each condition (seeded the same way) and
-after the pipeline's default restoration of each degraded photo (`auto-fast`, as `scancap run`
-restores photos before it captions them), and counts the captions that invent a person or an
-animal (CHAIR-style, 95% bootstrap intervals). Writes `reports/grounding_blur.md`.
+on the degraded photo, held to the grainy thresholds where its grain σ̂ reaches the grain level
+(`reports/grounding_grain.md`), and their recall is counted on the photos that at least 3 of 5
+captions call a person (or an animal). The second table captions the `report` half of the
+hand-labelled set (which chose nothing) with grounding, clean, under each condition (seeded the
+same way) and after the pipeline's default restoration of each degraded photo (`auto-fast`), as
+`scancap run` captions: the decoder's MobileNetV2 reads the restored photo, the Lite0 regions
+and the grain σ̂ are those of the photo as it came in. It counts the captions that invent a
+person or an animal (CHAIR-style, 95% bootstrap intervals). Writes `reports/grounding_blur.md`.
 """
 
 from __future__ import annotations
@@ -56,20 +58,35 @@ def degraded_versions(clean: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
     }
 
 
+def pipeline_captions(
+    captioner: Captioner, inputs: list[np.ndarray], seen: list[np.ndarray]
+) -> list[str]:
+    """Grounded captions of `seen` (the photos as restored, or as they are) read with the Lite0
+    grids and the grain of `inputs` (the photos as they came in), as `scancap run` captions."""
+    lite0 = captioner.lite0_grids(inputs) if captioner.needs_lite0 else None
+    grain = captioner.grain_of(inputs) if captioner.needs_grain else None
+    return [c.text for c in captioner.describe(captioner.grids(seen), lite0=lite0, grain=grain)]
+
+
 def hallucination_rows(captioner: Captioner, data: Path) -> pd.DataFrame:
-    """Grounded captions of the report half, per condition: the share that invents a person, an
-    animal, or either (on the photos without them), with its interval."""
+    """Grounded captions of the report half, per condition, as they are and after restoration:
+    the share that invents a person, an animal, or either (on the photos without them), with
+    its interval."""
     labelled = load_labelled("report")
     clean = [load_image(data / path) for path in labelled["path"]]
     versions = degraded_versions(clean)
-    restored = {
-        f"{name}, restored ({RESTORE_MODE})": [restore_image(i, RESTORE_MODE)[0] for i in images]
+    cases = [(name, images, images) for name, images in versions.items()] + [
+        (
+            f"{name}, restored ({RESTORE_MODE})",
+            images,
+            [restore_image(i, RESTORE_MODE)[0] for i in images],
+        )
         for name, images in versions.items()
         if name != "clean"
-    }
+    ]
     rows = []
-    for condition, images in (versions | restored).items():
-        texts = [c.text for c in captioner.describe_images(images)]
+    for condition, inputs, seen in cases:
+        texts = pipeline_captions(captioner, inputs, seen)
         rates = hallucination_rates(texts, labelled["person"], labelled["animal"])
         row = {"condition": condition}
         for rate in rates.itertuples():
