@@ -399,7 +399,7 @@ clean_bar = captioner.describe(grainy_grids, 3, lite0=grainy_lite0, grain=[0.0] 
 held = captioner.describe(grainy_grids, 3, lite0=grainy_lite0, grain=grain)
 caption_figures.caption_grid(
     grainy,
-    [f"σ̂ = {g:.1f}\nclean thresholds: {a.text}\ngrainy thresholds: {b.text}" for g, a, b in zip(grain, clean_bar, held, strict=True)],
+    [f"estimated noise σ = {g:.1f}\nclean thresholds: {a.text}\ngrainy thresholds: {b.text}" for g, a, b in zip(grain, clean_bar, held, strict=True)],
 );
 
 # %% [markdown]
