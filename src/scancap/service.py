@@ -180,7 +180,7 @@ def warm_up(pipeline: Pipeline) -> None:
     lite0 = None
     if pipeline.captioner.needs_lite0:  # whatever the photo was sorted as
         _, lite0 = pipeline.classifier.predict_with_features([photo])
-    pipeline.caption([Result("warm-up", restored=photo)], lite0)
+    pipeline.caption([(Result("warm-up", restored=photo), photo)], lite0)
 
 
 def _answer(result: Result, include_image: bool) -> dict[str, Any]:
