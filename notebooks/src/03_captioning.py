@@ -391,7 +391,8 @@ display(evaluate_grounding.loss_table(coco_evidence, coco, {path.name: coco_refs
 print(f"grain level σ̂ = {captioner.grounding.grain_level:.2f}; grainy thresholds: " + ", ".join(
     f"p({name}) >= {d.grainy_threshold:.3f} (clean {d.threshold:.3f})"
     for name, d in captioner.grounding.detectors.items() if d.grainy_threshold is not None))
-neither = examples[(examples["person"] == 0) & (examples["animal"] == 0)].head(4 if FAST else 8)
+report_half = train_grounding.load_labelled("report")
+neither = report_half[(report_half["person"] == 0) & (report_half["animal"] == 0)].head(4 if FAST else 8)
 grainy = [degrade(load_image(DATA / path), 25.0, 0.0, seed=0) for path in neither["path"]]
 grain = captioner.grain_of(grainy)
 grainy_grids, grainy_lite0 = captioner.grids(grainy), captioner.lite0_grids(grainy)
