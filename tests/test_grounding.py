@@ -223,6 +223,21 @@ def test_the_grain_level_separates_clean_flickr_photos_from_noisy_copies(
 
 
 @needs_grounding
+def test_a_photo_too_small_to_measure_its_grain_is_captioned_with_the_clean_thresholds(
+    captioner: Captioner,
+) -> None:
+    """A strip two pixels wide has no grain estimate; its caption does not fail for it."""
+    strip = load_image(SAMPLES / "photo_200557981_f800fa1af9.jpg")[:, :2]
+    [grain] = captioner.grain_of([strip])
+    assert np.isnan(grain)
+    [caption] = captioner.describe_images([strip])
+    [clean] = captioner.describe(
+        captioner.grids([strip]), lite0=captioner.lite0_grids([strip]), grain=[0.0]
+    )
+    assert caption.text == clean.text
+
+
+@needs_grounding
 def test_describe_images_measures_the_grain_of_a_noisy_photo(captioner: Captioner) -> None:
     """A noisy copy of a photo is captioned as `describe` captions it with its own grain, which
     reaches the grain level (so the grainy thresholds apply), and not as a clean photo would be

@@ -118,6 +118,13 @@ class Vocabulary:
         return cls(record["words"], record["max_len"])
 
 
+def _grain(image: np.ndarray) -> float:
+    try:
+        return estimate_noise(image, fast=True)
+    except ValueError:  # fewer pixels than the estimator's patches
+        return float("nan")
+
+
 # --- the model ------------------------------------------------------------------------------------
 
 
@@ -698,8 +705,9 @@ class Captioner:
 
     @staticmethod
     def grain_of(images: Sequence[np.ndarray]) -> list[float]:
-        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it."""
-        return [estimate_noise(image, fast=True) for image in images]
+        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it; NaN for an
+        image too small to measure (it is held to the clean thresholds)."""
+        return [_grain(image) for image in images]
 
     def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:
         """`describe` for uint8 RGB images: their grids, and their Lite0 features and grain if
