@@ -24,7 +24,7 @@ from grounding_backbones import markdown, write_markdown
 
 from scancap.caption.grounding import Grounding
 from scancap.caption.model import Captioner
-from scancap.caption.train_grounding import degraded_copy, load_labelled
+from scancap.caption.train_grounding import degraded_copy, grain_photos, load_labelled
 from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir
 
@@ -87,8 +87,8 @@ def grainy_sources(captioner: Captioner, grounding: Grounding) -> tuple[str, lis
     """How often real photos, as they are, reach the grain level: per source of both halves
     of the hand-labelled set (only their σ̂ is read, not their labels)."""
     labelled = pd.concat([load_labelled("select"), load_labelled("report")], ignore_index=True)
-    grain = [captioner.grain_of([load_image(data_dir() / p)])[0] for p in labelled["path"]]
-    frame = labelled.assign(grainy=np.asarray(grain) >= grounding.grain_level, grain=grain)
+    grain = grain_photos(captioner, [data_dir() / path for path in labelled["path"]])
+    frame = labelled.assign(grainy=grain >= grounding.grain_level, grain=grain)
     table = frame.groupby("source").agg(
         photos=("grainy", "size"), grainy=("grainy", "sum"), median_grain=("grain", "median")
     )
