@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,7 +45,7 @@ from scancap.caption.train_grounding import (
 )
 from scancap.io import load_image
 from scancap.paths import data_dir
-from scancap.quality import degrade
+from scancap.quality import degrade, estimate_noise
 
 needs_grounding = pytest.mark.skipif(
     not (MODEL_DIR / "grounding.json").exists(), reason="no shipped grounding"
@@ -223,18 +224,35 @@ def test_the_grain_level_separates_clean_flickr_photos_from_noisy_copies(
 
 
 @needs_grounding
-def test_a_photo_too_small_to_measure_its_grain_is_captioned_with_the_clean_thresholds(
+def test_a_strip_two_pixels_wide_is_captioned_with_its_grain_measured(
     captioner: Captioner,
 ) -> None:
-    """A strip two pixels wide has no grain estimate; its caption does not fail for it."""
+    """Grain is measured on the 224 x 224 view the backbones read, so even a strip two pixels
+    wide has a finite σ̂, and its caption is the one `describe` gives with it."""
     strip = load_image(SAMPLES / "photo_200557981_f800fa1af9.jpg")[:, :2]
     [grain] = captioner.grain_of([strip])
-    assert np.isnan(grain)
+    assert np.isfinite(grain)
     [caption] = captioner.describe_images([strip])
-    [clean] = captioner.describe(
-        captioner.grids([strip]), lite0=captioner.lite0_grids([strip]), grain=[0.0]
+    [direct] = captioner.describe(
+        captioner.grids([strip]), lite0=captioner.lite0_grids([strip]), grain=[grain]
     )
-    assert caption.text == clean.text
+    assert caption.text == direct.text
+
+
+@needs_grounding
+def test_fine_grain_of_a_large_scan_that_the_backbones_average_away_is_not_grainy(
+    captioner: Captioner,
+) -> None:
+    """A photo enlarged to scan size with σ = 6 grain added (as the throughput benchmark makes
+    its scans) measures grainy at full size, but the backbones' resize averages the grain
+    away: it is held to the clean thresholds. At its own size the same grain counts."""
+    photo = load_image(SAMPLES / "photo_2600382379_5791b0b35a_m.jpg")
+    large = cv2.resize(photo, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)
+    level = captioner.grounding.grain_level
+    assert estimate_noise(degrade(large, 6.0, 0.0, seed=0), fast=True) >= level
+    [scan] = captioner.grain_of([degrade(large, 6.0, 0.0, seed=0)])
+    [small] = captioner.grain_of([degrade(photo, 6.0, 0.0, seed=0)])
+    assert scan < level <= small
 
 
 @needs_grounding

@@ -119,10 +119,9 @@ class Vocabulary:
 
 
 def _grain(image: np.ndarray) -> float:
-    try:
-        return estimate_noise(image, fast=True)
-    except ValueError:  # fewer pixels than the estimator's patches
-        return float("nan")
+    """σ̂ (0-255) of the photo as the backbones read it: their resize averages pixels, so grain
+    that a large scan shows at full size may not reach the detectors at all."""
+    return estimate_noise(to_model_input(image) * np.float32(255.0), fast=True)
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -705,8 +704,8 @@ class Captioner:
 
     @staticmethod
     def grain_of(images: Sequence[np.ndarray]) -> list[float]:
-        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it; NaN for an
-        image too small to measure (it is held to the clean thresholds)."""
+        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it but on the
+        224 x 224 view the backbones read (`to_model_input`)."""
         return [_grain(image) for image in images]
 
     def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:

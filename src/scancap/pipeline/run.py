@@ -279,24 +279,14 @@ class Pipeline:
         start = time.perf_counter()
         to_caption = [result for result, _ in photos]
         grids = self.captioner.grids([result.restored for result in to_caption])
-        grain = (
-            [self.grain_as_it_came(*photo) for photo in photos]
-            if self.captioner.needs_grain
-            else None
-        )
+        as_they_came = [image for _, image in photos]
+        grain = self.captioner.grain_of(as_they_came) if self.captioner.needs_grain else None
         captions = self.captioner.describe(grids, self.config.beam, lite0=lite0, grain=grain)
         per_image = (time.perf_counter() - start) / len(to_caption)
         for result, caption in zip(to_caption, captions, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
             result.tags = format_tags(caption.tags)
             result.seconds_caption = round(per_image, 4)
-
-    def grain_as_it_came(self, result: Result, image: np.ndarray) -> float:
-        """The photo's grain σ̂ before restoration: restoration's own measure where it took one
-        (`auto` measures more patches than the captioner would)."""
-        if result.noise_before is not None:
-            return result.noise_before
-        return self.captioner.grain_of([image])[0]
 
     # --- one image, for the API and the service --------------------------------------------------
 
