@@ -231,7 +231,7 @@ def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> 
     captioner = pipeline.captioner
     for result, original in ((untouched, clean), (denoised, noisy)):
         grids = captioner.grids([result.restored])
-        direct = captioner.describe(  # restoration measured the grain as the captioner does
+        direct = captioner.describe(
             grids,
             beam=pipeline.config.beam,
             lite0=captioner.lite0_grids([original]),

@@ -20,6 +20,20 @@ def to_model_input(image: np.ndarray, size: int = 224) -> np.ndarray:
     return resized.astype(np.float32) / 255.0
 
 
+def averaged_to_model_scale(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """An (H, W[, C]) image as float32 (its own range) with each side longer than `size` shrunk
+    to `size` by pixel averaging, as `to_model_input` shrinks a large photo; shorter sides stay.
+
+    What is left of a photo's grain at the backbones' input: averaging removes it, whereas
+    enlarging only spreads it (a CNN still sees it) while smoothing what estimators read.
+    """
+    height, width = image.shape[:2]
+    image = np.asarray(image, np.float32)
+    if height <= size and width <= size:
+        return image
+    return cv2.resize(image, (min(width, size), min(height, size)), interpolation=cv2.INTER_AREA)
+
+
 def imagenet_top_k(model: keras.Model, image: np.ndarray, k: int = 5) -> list[int]:
     """Indices of the k highest ImageNet logits for one uint8 RGB image, best first."""
     batch = to_model_input(image, size=model.input_shape[1])[None]

@@ -708,8 +708,10 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   no person or animal they do not support, and no dog where ImageNet's dog breeds hold almost
   no probability (a dog gate set so that {kept} of Flickr8k's captioned dogs pass it). A photo
   with neither opens with a thing or a scene. A photo grainier than any Flickr8k training photo
-  (its σ̂ as it came in) is held to higher person and animal thresholds, set on grainy copies
-  of the select half. Each caption comes with tags. Out-of-domain
+  (its σ̂ as it came in, measured after the pixel averaging of the backbones' resize: the fine
+  grain of a large scan, which it averages away, does not count) is held to higher person and
+  animal thresholds, set on grainy copies of the select half. Each caption comes with tags.
+  Out-of-domain
   hallucination and COCO-mini scores: `reports/captioning.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
   grounded captions are safer but often clumsy ("black and white leaves are standing on a

@@ -356,7 +356,8 @@ class Evidence:
 class Grounding:
     """ImageNet concepts, presence detectors (person, animal, things) and the dog gate on the
     backbone grid. A photo whose grain σ̂ (`scancap.quality.estimate_noise`, of the photo as it
-    came in) reaches `grain_level` is held to the detectors' grainy thresholds."""
+    came in, after the pixel averaging of the backbones' resize) reaches `grain_level` is held
+    to the detectors' grainy thresholds."""
 
     def __init__(
         self,
@@ -401,7 +402,7 @@ class Grounding:
     ) -> list[Evidence]:
         """Each photo's evidence from its MobileNetV2 grid and, where a detector reads it, the
         (N, 49, 1280) Lite0 grid of the same photo (the classifier's backbone); `grain`: each
-        photo's σ̂ as it came in, where `reads_grain`."""
+        photo's σ̂ as it came in (`Captioner.grain_of`), where `reads_grain`."""
         regions = as_regions(grids)
         grainy = self.grainy(grain, len(regions))
         features = regions.mean(axis=1)

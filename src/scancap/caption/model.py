@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from scancap.backbones.inputs import to_model_input
+from scancap.backbones.inputs import averaged_to_model_scale, to_model_input
 from scancap.caption.grounding import GROUNDING_FILE, GroundedDecoding, Grounding
 from scancap.paths import models_dir
 from scancap.quality import estimate_noise
@@ -119,9 +119,12 @@ class Vocabulary:
 
 
 def _grain(image: np.ndarray) -> float:
-    """σ̂ (0-255) of the photo as the backbones read it: their resize averages pixels, so grain
-    that a large scan shows at full size may not reach the detectors at all."""
-    return estimate_noise(to_model_input(image) * np.float32(255.0), fast=True)
+    """σ̂ (0-255) of the grain that reaches the backbones: their resize averages the pixels of a
+    large photo, so grain that a large scan shows at full size may not reach the detectors."""
+    try:
+        return estimate_noise(averaged_to_model_scale(image), fast=True)
+    except ValueError:  # fewer pixels than the estimator's patches
+        return float("nan")
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -704,8 +707,9 @@ class Captioner:
 
     @staticmethod
     def grain_of(images: Sequence[np.ndarray]) -> list[float]:
-        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it but on the
-        224 x 224 view the backbones read (`to_model_input`)."""
+        """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it, after the
+        pixel averaging the backbones' resize applies (`averaged_to_model_scale`); NaN for an
+        image too small to measure (it is held to the clean thresholds)."""
         return [_grain(image) for image in images]
 
     def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:
