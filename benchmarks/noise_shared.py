@@ -70,6 +70,7 @@ def measure(photos: list[np.ndarray]) -> pd.DataFrame:
             f"denoised (σ̂ ≥ {floor:g})": f"{(sigma >= floor).mean():.2f}",
             "PSNR as is (dB)": mean_psnr(before),
             "PSNR after auto-fast (dB)": mean_psnr(after),
+            "gain (dB)": f"{np.mean(after) - np.mean(before):+.2f}" if condition != "clean" else "",
         })  # fmt: skip
     return pd.DataFrame(rows)
 
