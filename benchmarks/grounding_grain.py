@@ -112,7 +112,7 @@ def grainy_sources(captioner: Captioner, grounding: Grounding) -> tuple[str, lis
 
 def grainy_large_scans(captioner: Captioner, grounding: Grounding) -> tuple[str, list[str]]:
     """How many large scans with fine grain reach the grain level, σ̂ measured at full size
-    (as the eighteenth change did) and on the view the backbones read (as shipped now)."""
+    (as the eighteenth change did) and after the backbones' pixel averaging (as shipped now)."""
     photos = map(load_image, sorted((data_dir() / "restoration" / "Kodak24").glob("*.png")))
     scans = [
         degrade(cv2.resize(photo, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC), SCAN_GRAIN,

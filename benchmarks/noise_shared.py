@@ -81,9 +81,14 @@ def mean_psnr(values: list[float]) -> str:
     return f"{np.mean(values):.2f}" if not identical else f"{identical} identical"
 
 
-def main() -> None:
+def colour_photos() -> list[np.ndarray]:
+    """The restoration benchmarks' colour photos (Kodak24, then CBSD68)."""
     folders = [data_dir() / "restoration" / name for name in ("Kodak24", "CBSD68")]
-    photos = [load_image(path) for folder in folders for path in sorted(folder.glob("*.png"))]
+    return [load_image(path) for folder in folders for path in sorted(folder.glob("*.png"))]
+
+
+def main() -> None:
+    photos = colour_photos()
     intro = (
         f"{len(photos)} colour photos (Kodak24 and CBSD68), noise seeded per photo; σ̂ is"
         " `estimate_noise` (as `auto` measures), the denoised share counts σ̂ at or above"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from grounding_backbones import markdown, write_markdown
-from noise_shared import CONDITIONS
+from noise_shared import CONDITIONS, colour_photos
 from scipy.special import gammaincinv
 
 from scancap.caption.data import FLICKR, load_split
@@ -84,8 +84,7 @@ def summary(name: str, shipped: np.ndarray, proposed: np.ndarray) -> dict[str, s
 
 
 def main() -> None:
-    folders = [data_dir() / "restoration" / name for name in ("Kodak24", "CBSD68")]
-    photos = [load_image(path) for folder in folders for path in sorted(folder.glob("*.png"))]
+    photos = colour_photos()
     rows = []
     for condition, make in CONDITIONS.items():
         inputs = [make(photo, seed) for seed, photo in enumerate(photos)]

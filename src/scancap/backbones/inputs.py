@@ -28,10 +28,15 @@ def averaged_to_model_scale(image: np.ndarray, size: int = 224) -> np.ndarray:
     enlarging only spreads it (a CNN still sees it) while smoothing what estimators read.
     """
     height, width = image.shape[:2]
-    image = np.asarray(image, np.float32)
     if height <= size and width <= size:
-        return image
-    return cv2.resize(image, (min(width, size), min(height, size)), interpolation=cv2.INTER_AREA)
+        return np.asarray(image, np.float32)
+    shape = (min(width, size), min(height, size))
+    # A channel at a time: a float copy of a whole 50-megapixel scan would take 600 MB.
+    planes = [
+        cv2.resize(plane.astype(np.float32), shape, interpolation=cv2.INTER_AREA)
+        for plane in np.moveaxis(np.atleast_3d(image), -1, 0)
+    ]
+    return np.stack(planes, axis=-1) if image.ndim == 3 else planes[0]
 
 
 def imagenet_top_k(model: keras.Model, image: np.ndarray, k: int = 5) -> list[int]:
