@@ -55,6 +55,40 @@ def test_threshold_falls_back_to_the_top_score_when_the_target_is_out_of_reach()
     assert classify.choose_threshold(scores, labels) == 0.9
 
 
+@pytest.mark.parametrize("ties", [False, True])
+def test_metrics_equal_scikit_learns_on_random_draws(ties: bool) -> None:
+    """The NumPy metrics (fast enough for a thousand bootstrap rounds) are scikit-learn's,
+    with its zero-division conventions and tied scores, on small draws like a bootstrap's."""
+    from sklearn import metrics as sk
+
+    from scancap.classify.metrics import PHOTO, binary_metrics, subtype_metrics
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        size = int(rng.integers(1, 30))
+        labels, p_photo = rng.integers(0, 5, size), rng.random(size)
+        p_photo = np.round(p_photo, 1) if ties else p_photo
+        probabilities, threshold = rng.random((size, 5)), float(rng.random())
+        truth, called, predicted = labels == PHOTO, p_photo >= threshold, probabilities.argmax(1)
+        expected = {
+            "accuracy": sk.accuracy_score(truth, called),
+            "precision": sk.precision_score(truth, called, zero_division=1.0),
+            "recall": sk.recall_score(truth, called, zero_division=0.0),
+            "f1": sk.f1_score(truth, called, zero_division=0.0),
+            "subtype_accuracy": sk.accuracy_score(labels, predicted),
+            "subtype_macro_f1": sk.f1_score(
+                labels, predicted, labels=range(5), average="macro", zero_division=0.0
+            ),
+        }
+        if 0 < truth.sum() < size:
+            expected["roc_auc"] = sk.roc_auc_score(truth, p_photo)
+            expected["average_precision"] = sk.average_precision_score(truth, p_photo)
+        measured = binary_metrics(labels, p_photo, threshold) | subtype_metrics(
+            labels, probabilities
+        )
+        assert {k: measured[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+
+
 def test_non_photos_are_routed_to_a_non_photo_subtype() -> None:
     calibration = classify.Calibration(temperature=1.0, threshold=0.9)
     photo_logits = np.array([0.0, 5.0])  # p = 0.5 (below threshold), 0.993

@@ -498,7 +498,7 @@ def test_train_grounding_cli_fits_every_detector_on_a_few_images(
     from scancap.cli import main
 
     out, cache = tmp_path / "grounding", tmp_path / "cache"
-    args = ["train", "grounding", "--limit", "30", "--out", str(out), "--cache", str(cache)]
+    args = ["train", "grounding", "--limit", "15", "--out", str(out), "--cache", str(cache)]
     assert main([*args, "--quiet"]) == 0
     grounding = Grounding.load(out, captioner.imagenet_head)
     assert list(grounding.detectors) == [DOG_GATE, "person", "animal", "flower"]

@@ -262,7 +262,9 @@ def register_cli(
     grounding.add_argument(
         "--model", type=Path, help="captioner folder whose backbone is used (models/captioner)"
     )
-    add_data_options(grounding, "only the first N Flickr8k train and N tf_flowers images")
+    add_data_options(
+        grounding, "smoke test: the first N Flickr8k train photos, N per source, N per label set"
+    )
     grounding.set_defaults(handler=cmd_train_grounding)
 
     evaluate = evaluate_targets.add_parser(

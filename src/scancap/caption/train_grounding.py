@@ -304,7 +304,8 @@ def train_grounding(
     images = load_split("train", data, limit)
     captions = load_captions(data)
     flickr = labelled_flickr(captioner, images, captions, data, cache_dir, progress)
-    sources, select = labelled_sources(captioner, data, limit), labelled_select(captioner, data)
+    sources = labelled_sources(captioner, data, limit)
+    select = labelled_select(captioner, data, limit)
     dogs = caption_labels(captions, images, {DOG_GATE: DOG_WORDS})[DOG_GATE] == 1
     detectors = {DOG_GATE: dog_gate(flickr.features[dogs.to_numpy()], head)}
     if DEGRADED_COPIES:
@@ -465,10 +466,15 @@ def labelled_sources(
     )
 
 
-def labelled_select(captioner: Captioner, data: Path, lite0: bool = NEEDS_LITE0) -> LabelledPhotos:
-    """The select half of the hand-labelled set (a tf_flowers photo shows flowers)."""
+def labelled_select(
+    captioner: Captioner, data: Path, limit: int | None = None, lite0: bool = NEEDS_LITE0
+) -> LabelledPhotos:
+    """The select half of the hand-labelled set (a tf_flowers photo shows flowers); `limit`
+    keeps that many photos of each combination of concepts, for smoke tests."""
     select = load_labelled("select")
     select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))
+    if limit:
+        select = select.groupby(list(CONCEPTS)).head(limit).reset_index(drop=True)
     paths = [data / p for p in select["path"]]
     grids = grid_photos(captioner, paths)
     return LabelledPhotos(

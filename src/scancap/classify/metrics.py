@@ -6,14 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
+from scipy.stats import rankdata
 
 from scancap.classify.data import LABELS, PHOTO
 
@@ -23,32 +16,60 @@ BOOTSTRAP_ROUNDS = 1000
 
 
 def binary_metrics(labels: np.ndarray, p_photo: np.ndarray, threshold: float) -> dict[str, float]:
-    """Decision metrics at `threshold` and ranking metrics (threshold-free) for photo vs not."""
-    labels = np.asarray(labels)
+    """Decision metrics at `threshold` and ranking metrics (threshold-free) for photo vs not.
+
+    Plain NumPy, equal to scikit-learn's scores (same zero-division conventions): a bootstrap
+    calls this a thousand times per split, where scikit-learn's input checks dominate.
+    """
+    labels, p_photo = np.asarray(labels), np.asarray(p_photo, np.float64)
     truth = labels == PHOTO
-    called = np.asarray(p_photo) >= threshold
-    both_classes = 0 < truth.sum() < len(truth)
+    called = p_photo >= threshold
+    hits, positives, calls = int((truth & called).sum()), int(truth.sum()), int(called.sum())
+    both_classes = 0 < positives < len(truth)
     paintings = labels == PAINTING
     return {
-        "accuracy": accuracy_score(truth, called),
-        "precision": precision_score(truth, called, zero_division=1.0),
-        "recall": recall_score(truth, called, zero_division=0.0),
-        "f1": f1_score(truth, called, zero_division=0.0),
-        "roc_auc": roc_auc_score(truth, p_photo) if both_classes else np.nan,
-        "average_precision": average_precision_score(truth, p_photo) if both_classes else np.nan,
+        "accuracy": float((truth == called).mean()),
+        "precision": hits / calls if calls else 1.0,
+        "recall": hits / positives if positives else 0.0,
+        "f1": 2 * hits / (positives + calls) if positives + calls else 0.0,
+        "roc_auc": roc_auc(truth, p_photo) if both_classes else np.nan,
+        "average_precision": average_precision(truth, p_photo) if both_classes else np.nan,
         "painting_as_photo": called[paintings].mean() if paintings.any() else np.nan,
         "non_photo_as_photo": called[~truth].mean() if (~truth).any() else np.nan,
     }
 
 
+def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney statistic (ties count one half)."""
+    positives = int(truth.sum())
+    negatives = len(truth) - positives
+    rank_sum = rankdata(scores)[truth].sum()
+    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Σ (Rₖ - Rₖ₋₁) Pₖ over the distinct scores, highest first (scikit-learn's definition)."""
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hits = scores[order], np.cumsum(truth[order])
+    last_of_tie = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    true_positives = hits[last_of_tie]
+    precision = true_positives / (last_of_tie + 1)
+    recall_steps = np.diff(np.r_[0, true_positives]) / true_positives[-1]
+    return float(np.sum(recall_steps * precision))
+
+
 def subtype_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """5-class accuracy and macro F1 of the raw subtype argmax."""
+    """5-class accuracy and macro F1 (over all five labels, 0 where a label is never seen
+    nor predicted) of the raw subtype argmax."""
+    labels = np.asarray(labels)
     predicted = np.asarray(probabilities).argmax(axis=1)
+    classes = np.arange(len(LABELS))[:, None]
+    hits = ((labels == predicted) & (labels == classes)).sum(axis=1)
+    sizes = (labels == classes).sum(axis=1) + (predicted == classes).sum(axis=1)
+    f1 = np.divide(2 * hits, sizes, out=np.zeros(len(LABELS)), where=sizes > 0)
     return {
-        "subtype_accuracy": accuracy_score(labels, predicted),
-        "subtype_macro_f1": f1_score(
-            labels, predicted, labels=range(len(LABELS)), average="macro", zero_division=0.0
-        ),
+        "subtype_accuracy": float((labels == predicted).mean()),
+        "subtype_macro_f1": float(f1.mean()),
     }
 
 
