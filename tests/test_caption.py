@@ -121,15 +121,12 @@ def test_ensemble_of_one_decoder_twice_decodes_like_the_decoder() -> None:
         np.testing.assert_allclose([h.score for h in single], [h.score for h in double], rtol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def smoke_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-def test_training_smoke_on_50_images(tmp_path: Path, smoke_cache: Path) -> None:
+def test_training_smoke_on_50_images_then_an_ensemble_of_two(tmp_path: Path) -> None:
+    """Both phases on 50 images, then `train captioner-ensemble` with that model and a second
+    seed (one test, so that the trained model is shared whichever worker runs it)."""
     from scancap.caption.train import train_captioner
 
-    out = tmp_path / "captioner"
+    out, smoke_cache = tmp_path / "captioner", tmp_path / "cache"
     record = train_captioner(
         out, cache_dir=smoke_cache, limit=50, epochs=1, scst_epochs=1, progress=False
     )
@@ -148,24 +145,18 @@ def test_training_smoke_on_50_images(tmp_path: Path, smoke_cache: Path) -> None:
     captions = captioner.caption_features(grids, beam=2)
     assert len(captions) == 2 and all(isinstance(text, str) for text, _ in captions)
 
-
-def test_train_captioner_ensemble_cli_ships_two_members(tmp_path: Path, smoke_cache: Path) -> None:
-    from scancap.caption.train import train_captioner
-
-    members = [tmp_path / "seed-1", tmp_path / "seed-2"]
-    for seed, member in enumerate(members, start=1):
-        train_captioner(
-            member, cache_dir=smoke_cache, limit=50, epochs=1, scst_epochs=0, seed=seed,
-            progress=False,
-        )  # fmt: skip
-    out = tmp_path / "ensemble"
-    argv = ["train", "captioner-ensemble", *map(str, members), "--out", str(out)]
+    second = tmp_path / "seed-2"
+    train_captioner(
+        second, cache_dir=smoke_cache, limit=50, epochs=1, scst_epochs=0, seed=2, progress=False
+    )
+    ensemble = tmp_path / "ensemble"
+    argv = ["train", "captioner-ensemble", str(out), str(second), "--out", str(ensemble)]
     assert main([*argv, "--limit", "50", "--cache", str(smoke_cache), "--quiet"]) == 0
-    decoding = json.loads((out / "decoding.json").read_text())
+    decoding = json.loads((ensemble / "decoding.json").read_text())
     assert decoding["members"] == ["member-1", "member-2"]
-    assert (out / "member-2" / "decoder.weights.h5").exists()
-    assert not (out / "decoder.weights.h5").exists()
-    captioner = Captioner.load(out)
+    assert (ensemble / "member-2" / "decoder.weights.h5").exists()
+    assert not (ensemble / "decoder.weights.h5").exists()
+    captioner = Captioner.load(ensemble)
     assert len(captioner.decoder.models) == 2
     assert captioner.length_penalty == decoding["length_penalty"]
     [(caption, score)] = captioner.caption_images([load_image(SAMPLE_PHOTO)], beam=2)
