@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.special import gammaincinv
 from skimage.measure import blur_effect
 from skimage.metrics import structural_similarity
 from skimage.restoration import estimate_sigma
@@ -106,20 +107,79 @@ def _noise_eigenvalue_mean(ascending: np.ndarray) -> float:
     return float(means[balanced[-1]] if balanced.size else ascending[0])
 
 
-def estimate_noise(image: np.ndarray, fast: bool = False) -> float:
-    """scancap's noise estimate σ̂ (0-255): the smaller of the PCA and wavelet estimates.
+def estimate_noise(image: np.ndarray, fast: bool = False, shared: bool = True) -> float:
+    """scancap's noise estimate σ̂ (0-255) per channel.
 
-    Both are accurate on noise over smooth content and both read strong texture as
-    noise, each on different textures, so the smaller one rarely mistakes a clean
-    textured image for a noisy one. A grey image stored as RGB is measured as grey.
-    `fast` uses fewer patches and the wavelet estimate of the luma only.
+    Per channel, the smaller of the PCA and wavelet estimates: both are accurate on noise over
+    smooth content and both read strong texture as noise, each on different textures, so the
+    smaller one rarely mistakes a clean textured image for a noisy one. Both read the colour
+    patches, whose smallest eigenvalues are the chroma's: noise the three channels share (grey
+    film grain, and what a JPEG keeps of a scan's noise) hides there. With `shared`, a colour
+    image's σ̂ is the larger of that and the weak-texture estimate of its luma, which sees it
+    (reports/noise_shared.md). A grey image stored as RGB is measured as grey. `fast` uses
+    fewer patches for the PCA and the wavelet estimate of the luma only.
     """
     image = np.asarray(image)
     if image.ndim == 3 and _channels_equal(image):
         image = image[..., 0]
     if fast:
-        return min(noise_sigma_pca(image, max_patches=3000), _luma_noise_sigma(image))
-    return min(noise_sigma_pca(image), noise_sigma_wavelet(image))
+        sigma = min(noise_sigma_pca(image, max_patches=3000), _luma_noise_sigma(image))
+    else:
+        sigma = min(noise_sigma_pca(image), noise_sigma_wavelet(image))
+    if shared and image.ndim == 3:
+        # 10,000 patches on the fast path too: few flat patches bias the smallest eigenvalue low
+        sigma = max(sigma, noise_sigma_weak_texture(image))
+    return sigma
+
+
+WEAK_TEXTURE_QUANTILE = 0.99  # share of pure-noise patches kept by the texture test
+
+
+def noise_sigma_weak_texture(
+    image: np.ndarray, patch_size: int = 7, max_patches: int = 10000, seed: int = 0
+) -> float:
+    """Noise σ (0-255) of the luma, from its weakly textured patches.
+
+    Liu, Tanaka and Okutomi (2013): keep the patches whose gradient energy a noise of the
+    current σ would explain (a gamma quantile), take σ² as the smallest eigenvalue of their
+    covariance, and repeat. Flat patches carry the noise without the texture. The patches are
+    sampled from the image and converted to luma one by one, so a large scan is never copied.
+    """
+    patches = _patch_matrix(np.asarray(image), patch_size, max_patches, seed)
+    if patches.shape[1] != patch_size * patch_size:  # colour: channel-major rows
+        luma = np.asarray(LUMA_WEIGHTS, np.float32)
+        patches = np.einsum("nck,c->nk", patches.reshape(len(patches), 3, -1), luma)
+    patches = patches.astype(np.float64)
+    derivatives = _difference_operators(patch_size)
+    energy = ((patches @ derivatives.T) ** 2).sum(axis=1)
+    pixels = patch_size * patch_size
+    # For pure noise of variance v, energy / v follows a gamma law of shape pixels / 2 and
+    # scale 2 tr(DᵀD) / pixels: its quantile is the texture threshold.
+    scale = 2.0 * np.trace(derivatives.T @ derivatives) / pixels
+    threshold = gammaincinv(pixels / 2, WEAK_TEXTURE_QUANTILE) * scale
+    variance = _smallest_eigenvalue(patches)
+    for _ in range(5):
+        flat = energy < variance * threshold
+        if flat.sum() < 2 * pixels:
+            break
+        variance = _smallest_eigenvalue(patches[flat])
+    return float(np.sqrt(variance))
+
+
+def _difference_operators(size: int) -> np.ndarray:
+    """Horizontal and vertical forward differences of a flattened size x size patch, stacked."""
+    index = np.arange(size * size).reshape(size, size)
+    pairs = [(index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :])]
+    first = np.concatenate([a.ravel() for a, _ in pairs])
+    second = np.concatenate([b.ravel() for _, b in pairs])
+    operators = np.zeros((len(first), size * size))
+    operators[np.arange(len(first)), first] = -1.0
+    operators[np.arange(len(first)), second] = 1.0
+    return operators
+
+
+def _smallest_eigenvalue(patches: np.ndarray) -> float:
+    return max(float(np.linalg.eigvalsh(np.cov(patches, rowvar=False))[0]), 0.0)
 
 
 def _luma_noise_sigma(image: np.ndarray) -> float:

@@ -120,9 +120,10 @@ class Vocabulary:
 
 def _grain(image: np.ndarray) -> float:
     """σ̂ (0-255) of the grain that reaches the backbones: their resize averages the pixels of a
-    large photo, so grain that a large scan shows at full size may not reach the detectors."""
+    large photo, so grain that a large scan shows at full size may not reach the detectors.
+    Per channel only (`shared=False`): the grain level and grainy thresholds were set with it."""
     try:
-        return estimate_noise(averaged_to_model_scale(image), fast=True)
+        return estimate_noise(averaged_to_model_scale(image), fast=True, shared=False)
     except ValueError:  # fewer pixels than the estimator's patches
         return float("nan")
 
