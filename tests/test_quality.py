@@ -75,3 +75,36 @@ def test_degrade_is_seeded_and_uint8(astronaut: np.ndarray) -> None:
     assert first.dtype == np.uint8 and first.shape == astronaut.shape
     assert np.array_equal(first, quality.degrade(astronaut, 15, 1.0, seed=7))
     assert not np.array_equal(first, quality.degrade(astronaut, 15, 1.0, seed=8))
+
+
+def grey_grain(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Noise the three channels share, as film grain and a JPEG's kept noise are."""
+    noise = np.random.default_rng(seed).normal(0.0, sigma, image.shape[:2])[..., None]
+    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
+
+
+def as_jpeg(image: np.ndarray, quality_setting: int = 90) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return iio.imread(iio.imwrite("<bytes>", image, extension=".jpg", quality=quality_setting))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_grain_the_channels_share_is_measured(fast: bool) -> None:
+    """The per-channel estimate reads the chroma, where shared grain hides (σ̂ about 1 for
+    σ = 15): the shipped estimate sees it, and what a JPEG kept of per-channel noise too."""
+    for image in (data.astronaut(), data.coffee(), data.chelsea()):
+        shared = grey_grain(image, 15.0, seed=1)
+        assert quality.estimate_noise(shared, fast, shared=False) < 4.0
+        assert quality.estimate_noise(shared, fast) == pytest.approx(15.0, rel=0.3)
+        jpeg = as_jpeg(quality.degrade(image, noise_sigma=15, seed=2))
+        assert quality.estimate_noise(jpeg, fast) > 2 * quality.estimate_noise(jpeg, shared=False)
+        assert quality.estimate_noise(jpeg, fast) >= 5.0
+
+
+def test_the_weak_texture_estimate_reads_the_luma_of_sampled_patches() -> None:
+    """Sampling colour patches and taking their luma is measuring the luma image (no copy)."""
+    noisy = grey_grain(data.coffee(), 10.0, seed=0)
+    on_colour = quality.noise_sigma_weak_texture(noisy)
+    assert on_colour == pytest.approx(quality.noise_sigma_weak_texture(quality.to_gray(noisy)))
+    assert on_colour == pytest.approx(10.0, rel=0.2)
