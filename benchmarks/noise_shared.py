@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 from grounding_backbones import markdown, write_markdown
@@ -36,23 +35,14 @@ SIGMA = 15.0
 JPEG_QUALITY = 90
 
 
-def shared_noise(image: np.ndarray, seed: int) -> np.ndarray:
-    """σ = SIGMA noise, the same on the three channels (grey grain)."""
-    noise = np.random.default_rng(seed).normal(0.0, SIGMA, image.shape[:2])[..., None]
-    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
-
-
-def jpeg(image: np.ndarray) -> np.ndarray:
-    """The image saved as JPEG and read back (Pillow's default 4:2:0 chroma subsampling)."""
-    return iio.imread(iio.imwrite("<bytes>", image, extension=".jpg", quality=JPEG_QUALITY))
-
-
 CONDITIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "clean": lambda image, seed: image,
-    f"σ = {SIGMA:g} per channel": lambda image, seed: degrade(image, SIGMA, 0.0, seed=seed),
-    f"σ = {SIGMA:g} shared by the channels": shared_noise,
-    f"σ = {SIGMA:g} per channel, then JPEG {JPEG_QUALITY}": lambda image, seed: jpeg(
-        degrade(image, SIGMA, 0.0, seed=seed)
+    f"σ = {SIGMA:g} per channel": lambda image, seed: degrade(image, SIGMA, seed=seed),
+    f"σ = {SIGMA:g} shared by the channels": lambda image, seed: degrade(
+        image, SIGMA, seed=seed, shared=True
+    ),
+    f"σ = {SIGMA:g} per channel, then JPEG {JPEG_QUALITY}": lambda image, seed: degrade(
+        image, SIGMA, seed=seed, jpeg_quality=JPEG_QUALITY
     ),
 }
 

@@ -78,18 +78,6 @@ def test_degrade_is_seeded_and_uint8(astronaut: np.ndarray) -> None:
     assert not np.array_equal(first, quality.degrade(astronaut, 15, 1.0, seed=8))
 
 
-def grey_grain(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
-    """Noise the three channels share, as film grain and a JPEG's kept noise are."""
-    noise = np.random.default_rng(seed).normal(0.0, sigma, image.shape[:2])[..., None]
-    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
-
-
-def as_jpeg(image: np.ndarray, quality_setting: int = 90) -> np.ndarray:
-    import imageio.v3 as iio
-
-    return iio.imread(iio.imwrite("<bytes>", image, extension=".jpg", quality=quality_setting))
-
-
 @pytest.mark.parametrize("fast", [False, True])
 def test_grain_the_channels_share_is_measured(fast: bool) -> None:
     """The per-channel estimate reads the chroma, where shared grain hides (σ̂ about 2 for
@@ -97,17 +85,17 @@ def test_grain_the_channels_share_is_measured(fast: bool) -> None:
     the most: about 6), and what a JPEG kept of per-channel noise too."""
     floor = AutoPolicy().noise_floor
     for image in (data.astronaut(), data.coffee(), data.chelsea()):
-        shared = grey_grain(image, 15.0, seed=1)
+        shared = quality.degrade(image, 15.0, seed=1, shared=True)
         assert quality.estimate_noise(shared, fast, shared=False) < floor
         assert 2 * floor < quality.estimate_noise(shared, fast) <= 15.0
-        jpeg = as_jpeg(quality.degrade(image, noise_sigma=15, seed=2))
+        jpeg = quality.degrade(image, 15.0, seed=2, jpeg_quality=90)
         assert quality.estimate_noise(jpeg, fast, shared=False) < floor
         assert floor < quality.estimate_noise(jpeg, fast) <= 15.0
 
 
 def test_the_weak_texture_estimate_reads_the_luma_of_sampled_patches() -> None:
     """Sampling colour patches and taking their luma is measuring the luma image (no copy)."""
-    noisy = grey_grain(data.coffee(), 10.0, seed=0)
+    noisy = quality.degrade(data.coffee(), 10.0, shared=True)
     on_colour = quality.noise_sigma_weak_texture(noisy)
     assert on_colour == pytest.approx(quality.noise_sigma_weak_texture(quality.to_gray(noisy)))
     assert 6.0 < on_colour <= 10.0  # flat patches are few: the smallest eigenvalue reads low

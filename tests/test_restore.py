@@ -199,12 +199,8 @@ def test_restore_workers_keep_blas_on_one_thread_while_any_run_and_restore_it_af
 def test_auto_fast_denoises_grey_grain_and_a_noisy_jpeg(coffee: np.ndarray) -> None:
     """Grain the channels share and noise kept by JPEG were left as they came before
     (reports/noise_shared.md); both are denoised now and come out closer to the clean photo."""
-    from test_quality import as_jpeg, grey_grain
-
-    for noisy in (
-        grey_grain(coffee, 15.0, seed=4),
-        as_jpeg(quality.degrade(coffee, noise_sigma=15)),
-    ):
+    shared = quality.degrade(coffee, 15.0, seed=4, shared=True)
+    for noisy in (shared, quality.degrade(coffee, 15.0, jpeg_quality=90)):
         output, record = restore.restore_image(noisy, "auto-fast")
         assert record.denoiser == "bilateral"
         assert quality.psnr(coffee, output) > quality.psnr(coffee, noisy) + 1.0

@@ -68,6 +68,11 @@ print("study subset:", [stem for stem, _ in images])
 #   low-dimensional subspace, so the smallest eigenvalues of their covariance are noise
 #   variance. Cross-checked with the classic wavelet MAD (Donoho); scancap keeps the
 #   smaller, because texture inflates each of them on different images.
+# - **noise the channels share** — film grain is mostly grey, and a JPEG keeps mostly the grey
+#   part of a scan's noise. In 7×7×3 colour patches grey noise leaves only chroma in the
+#   smallest eigenvalues, so the PCA estimate misses it. For colour images scancap also takes
+#   the weak-texture estimate of the luma (Liu, Tanaka & Okutomi 2013: the smallest eigenvalue
+#   over the patches whose gradients noise alone explains) and keeps the larger (below).
 # - **edge blur** — at strong (Canny) edges, the ratio of the gradient to the gradient of a
 #   copy re-blurred by σ₀=1 gives the edge width: σ = σ₀/√(R²−1) (Zhuo & Sim 2011).
 # - the original notebook's **variance of the Laplacian** and scikit-image's **blur
@@ -77,6 +82,22 @@ print("study subset:", [stem for stem, _ in images])
 # %%
 estimates = benchmark.estimator_table(images)
 display(estimates)
+
+# %% [markdown]
+# The same σ = 15 noise drawn per channel, shared by the channels, and per channel then
+# stored as JPEG 90: σ̂ of the per-channel estimate alone (`shared=False`), σ̂ as scancap
+# measures, and what `auto-fast` gains (`reports/noise_shared.md` measures all 92 colour photos).
+
+# %%
+kinds = {"per channel": {}, "shared": {"shared": True}, "per channel, JPEG 90": {"jpeg_quality": 90}}
+rows = []
+for kind, options in kinds.items():
+    noisy_copy = quality.degrade(images[0][1], 15.0, seed=0, **options)
+    restored_copy, _ = restore.restore_image(noisy_copy, "auto-fast")
+    rows.append({"noise": kind, "σ̂ per channel only": quality.estimate_noise(noisy_copy, shared=False),
+                 "σ̂ (scancap)": quality.estimate_noise(noisy_copy),
+                 "auto-fast gain (dB)": quality.psnr(images[0][1], restored_copy) - quality.psnr(images[0][1], noisy_copy)})
+display(pd.DataFrame(rows).round(2))
 
 # %%
 clean = images[0][1]

@@ -8,6 +8,7 @@ All functions take uint8 or float images on the 0-255 scale unless stated.
 from __future__ import annotations
 
 import cv2
+import imageio.v3 as iio
 import numpy as np
 from scipy.special import gammaincinv
 from skimage.measure import blur_effect
@@ -245,15 +246,29 @@ def _gradient_magnitude(gray: np.ndarray) -> np.ndarray:
 
 
 def degrade(
-    image: np.ndarray, noise_sigma: float = 0.0, blur_sigma: float = 0.0, seed: int = 0
+    image: np.ndarray,
+    noise_sigma: float = 0.0,
+    blur_sigma: float = 0.0,
+    seed: int = 0,
+    shared: bool = False,
+    jpeg_quality: int | None = None,
 ) -> np.ndarray:
     """Synthetic degradation for full-reference evaluation: Gaussian blur, then noise.
 
-    The result is clipped and rounded to uint8, as a real scan would be stored.
+    The noise is drawn per channel, or once and `shared` by a colour image's channels (grey
+    film grain). The result is clipped and rounded to uint8, as a real scan would be stored,
+    and with `jpeg_quality` saved as JPEG and read back (4:2:0 chroma subsampling), which
+    keeps mostly the grey part of the noise.
     """
     degraded = to_float255(image)
     if blur_sigma > 0:
         degraded = cv2.GaussianBlur(degraded, (0, 0), blur_sigma, borderType=cv2.BORDER_REFLECT)
     if noise_sigma > 0:
-        degraded = degraded + np.random.default_rng(seed).normal(0.0, noise_sigma, degraded.shape)
-    return np.clip(np.rint(degraded), 0, 255).astype(np.uint8)
+        shape = degraded.shape[:2] if shared else degraded.shape
+        noise = np.random.default_rng(seed).normal(0.0, noise_sigma, shape)
+        degraded = degraded + (noise[..., None] if shared and degraded.ndim == 3 else noise)
+    degraded = np.clip(np.rint(degraded), 0, 255).astype(np.uint8)
+    if jpeg_quality is None:
+        return degraded
+    encoded = iio.imwrite("<bytes>", degraded, extension=".jpg", quality=jpeg_quality)
+    return iio.imread(encoded)
