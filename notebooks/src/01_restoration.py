@@ -87,6 +87,8 @@ display(estimates)
 # The same σ = 15 noise drawn per channel, shared by the channels, and per channel then
 # stored as JPEG 90: σ̂ of the per-channel estimate alone (`shared=False`), σ̂ as scancap
 # measures, and what `auto-fast` gains (`reports/noise_shared.md` measures all 92 colour photos).
+# The weak-texture estimate sees such noise but under-reads it on textured photos like this
+# one, so `auto-fast` removes only part of it: a known limit, smaller on average over the 92.
 
 # %%
 kinds = {"per channel": {}, "shared": {"shared": True}, "per channel, JPEG 90": {"jpeg_quality": 90}}
