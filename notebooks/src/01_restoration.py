@@ -12,7 +12,7 @@
 # which writes `reports/restoration.md`.
 #
 # Run headless: `python notebooks/build.py 01 --execute` (full) or with `--fast`
-# (`SCANCAP_FAST=1`: two images, fewer settings; used by the test suite).
+# (`SCANCAP_FAST=1`: one image, fewer settings; used by the test suite).
 
 # %%
 import os
@@ -28,7 +28,7 @@ from scancap.restore import benchmark
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
 DATA = data_dir()
-N_IMAGES = 2 if FAST else 8
+N_IMAGES = 1 if FAST else 8
 pd.set_option("display.width", 160)
 print(f"data: {DATA}  fast mode: {FAST}  images per study: {N_IMAGES}")
 

@@ -201,7 +201,7 @@ with TestClient(create_app(pipeline)) as client:
 # committed full result is shown.
 
 # %%
-small = restoration_caption_study(limit=8 if FAST else 40)
+small = restoration_caption_study(limit=4 if FAST else 40)
 display(small.drop(columns=["images"]).round(3))
 
 # %%
