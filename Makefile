@@ -53,10 +53,15 @@ tesseract:
 demo: setup
 	$(BIN)/scancap run samples --out $(OUT)
 
+# The suite runs two workers on the two cores, each (and what it starts) on one thread:
+# TensorFlow's and BLAS's own thread pools would otherwise oversubscribe the cores.
+ONE_THREAD_EACH := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
+  TF_NUM_INTEROP_THREADS=1
+
 test: setup
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
-	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest -q -n 2  # both cores: about 4 min
+	SCANCAP_DATA=$(abspath $(DATA)) $(ONE_THREAD_EACH) $(BIN)/python -m pytest -q -n 2
 
 # The notebooks in JupyterLab, from the project's environment (installs the `lab` extra once).
 lab: setup
