@@ -30,34 +30,26 @@ REPORT = REPO_ROOT / "reports" / "noise_weak_texture.md"
 FLICKR_PHOTOS = 300
 
 
-def candidate(image: np.ndarray) -> float:
-    """The larger of scancap's per-channel estimate and the weak-texture estimate of the luma
-    (shipped on 2026-11-30 as `estimate_noise`'s `shared` part, which this diagnostic held)."""
-    return estimate_noise(image)
+def summary(name: str, images: list[np.ndarray]) -> dict[str, str]:
+    """σ̂ per channel only (`shared=False`) and as shipped (the candidate), spread over images."""
 
-
-def summary(name: str, shipped: np.ndarray, proposed: np.ndarray) -> dict[str, str]:
-    def spread(values: np.ndarray) -> str:
+    def spread(shared: bool) -> str:
+        values = np.array([estimate_noise(image, shared=shared) for image in images])
         low, mid, high = np.percentile(values, [10, 50, 90])
         return f"{mid:.2f} [{low:.2f}, {high:.2f}], max {values.max():.2f}"
 
-    return {"photos": name, "estimate_noise": spread(shipped), "candidate": spread(proposed)}
+    return {"photos": name, "estimate_noise": spread(False), "candidate": spread(True)}
 
 
 def main() -> None:
     photos = colour_photos()
-    rows = []
-    for condition, make in CONDITIONS.items():
-        inputs = [make(photo, seed) for seed, photo in enumerate(photos)]
-        shipped = np.array([estimate_noise(image, shared=False) for image in inputs])
-        rows.append(summary(condition, shipped, np.array([candidate(i) for i in inputs])))
+    rows = [
+        summary(condition, [make(photo, seed) for seed, photo in enumerate(photos)])
+        for condition, make in CONDITIONS.items()
+    ]
     names = load_split("train", data_dir())[:FLICKR_PHOTOS]
     flickr = [load_image(data_dir() / FLICKR / "images" / name) for name in names]
-    rows.append(summary(
-        f"first {FLICKR_PHOTOS} Flickr8k train photos, as they are",
-        np.array([estimate_noise(image, shared=False) for image in flickr]),
-        np.array([candidate(image) for image in flickr]),
-    ))  # fmt: skip
+    rows.append(summary(f"first {FLICKR_PHOTOS} Flickr8k train photos, as they are", flickr))
     intro = (
         f"σ̂ (0-255): median [10th, 90th percentile], max. {len(photos)} colour photos (Kodak24,"
         " CBSD68) under `noise_shared.py`'s conditions, and Flickr8k train photos as they are."

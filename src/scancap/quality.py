@@ -7,6 +7,8 @@ All functions take uint8 or float images on the 0-255 scale unless stated.
 
 from __future__ import annotations
 
+from functools import cache
+
 import cv2
 import imageio.v3 as iio
 import numpy as np
@@ -151,24 +153,22 @@ def noise_sigma_weak_texture(
         luma = np.asarray(LUMA_WEIGHTS, np.float32)
         patches = np.einsum("nck,c->nk", patches.reshape(len(patches), 3, -1), luma)
     patches = patches.astype(np.float64)
-    derivatives = _difference_operators(patch_size)
+    derivatives, threshold = _texture_test(patch_size)
     energy = ((patches @ derivatives.T) ** 2).sum(axis=1)
-    pixels = patch_size * patch_size
-    # For pure noise of variance v, energy / v follows a gamma law of shape pixels / 2 and
-    # scale 2 tr(DᵀD) / pixels: its quantile is the texture threshold.
-    scale = 2.0 * np.trace(derivatives.T @ derivatives) / pixels
-    threshold = gammaincinv(pixels / 2, WEAK_TEXTURE_QUANTILE) * scale
     variance = _smallest_eigenvalue(patches)
     for _ in range(5):
         flat = energy < variance * threshold
-        if flat.sum() < 2 * pixels:
+        if flat.sum() < 2 * patches.shape[1]:
             break
         variance = _smallest_eigenvalue(patches[flat])
     return float(np.sqrt(variance))
 
 
-def _difference_operators(size: int) -> np.ndarray:
-    """Horizontal and vertical forward differences of a flattened size x size patch, stacked."""
+@cache
+def _texture_test(size: int) -> tuple[np.ndarray, float]:
+    """The forward differences of a flattened size x size patch (horizontal and vertical,
+    stacked) and the gradient-energy threshold per unit of noise variance: once per size, as
+    every photo the pipeline restores is measured with them."""
     index = np.arange(size * size).reshape(size, size)
     pairs = [(index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :])]
     first = np.concatenate([a.ravel() for a, _ in pairs])
@@ -176,7 +176,11 @@ def _difference_operators(size: int) -> np.ndarray:
     operators = np.zeros((len(first), size * size))
     operators[np.arange(len(first)), first] = -1.0
     operators[np.arange(len(first)), second] = 1.0
-    return operators
+    # For pure noise of variance v, energy / v follows a gamma law of shape pixels / 2 and
+    # scale 2 tr(DᵀD) / pixels: its quantile is the texture threshold.
+    pixels = size * size
+    scale = 2.0 * np.trace(operators.T @ operators) / pixels
+    return operators, float(gammaincinv(pixels / 2, WEAK_TEXTURE_QUANTILE) * scale)
 
 
 def _smallest_eigenvalue(patches: np.ndarray) -> float:
