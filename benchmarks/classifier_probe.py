@@ -22,7 +22,9 @@ Probes (`reports/classification_experiments.md` has the rule they were read by):
 - `dro:ETA`: group DRO by reweighting: three refits, each raising the weight of every source
   by exp(ETA x its mean training loss / the worst source's);
 - `scale:SIZE`: the same features from Lite0 run on the image resized to SIZE instead of 224
-  (finer texture: brush strokes, film grain); `scales:SIZE`: both sets side by side.
+  (finer texture: brush strokes, film grain); `scales:SIZE`: both sets side by side;
+- `gram`: beside the features, the Gram matrices of four texture layers (GRAM_LAYERS), the
+  style representation of neural style transfer: channel correlations over positions.
 
 Writes reports/classification_loso/probes.csv (accuracy per held-out source and probe; probes
 run before and not now are kept) and probes.md. Extra features are cached under cache/probe/.
@@ -66,16 +68,17 @@ from classifier_loso import with_extra_photos  # noqa: E402
 
 OUT = reports_dir() / "classification_loso"
 PROBES = ("base", "texture", "mobilenet", "content:30:4", "stylised", "dro:0.5", "dro:1",
-          "scale:320", "scales:320")  # fmt: skip
+          "scale:320", "scales:320", "gram")  # fmt: skip
 C = 0.01
 # Each probe kind and how many ":"-separated values follow its name.
 ARGUMENTS = {"base": 0, "texture": 0, "mobilenet": 0, "stylised": 0, "content": 2, "dro": 1,
-             "scale": 1, "scales": 1}  # fmt: skip
+             "scale": 1, "scales": 1, "gram": 0}  # fmt: skip
 TEXTURE_COLUMNS = slice(0, 960)  # flat_features puts the texture statistics first
 STYLISED_PER_SOURCE = 100
 DRO_ROUNDS = 3
 SEED = 0
 PAINTING = LABELS.index("painting")
+GRAM_LAYERS = ("stem_relu", "block_2_out", "block_4_out", "block_7_out")  # 32, 24, 40, 80 channels
 
 
 class Probe:
@@ -141,6 +144,28 @@ def lite0_features(size: int) -> Callable[[list[str]], np.ndarray]:
         return np.concatenate(rows).astype(np.float32)
 
     return compute
+
+
+def gram_features(paths: list[str]) -> np.ndarray:
+    """(N, 4888) upper triangles of the Gram matrices G = FᵀF / positions of GRAM_LAYERS,
+    Lite0 at 224 as shipped (Gatys, Ecker and Bethge 2016: style apart from content)."""
+    import keras
+
+    from scancap.backbones.efficientnet_lite import load_lite0
+
+    backbone = load_lite0()
+    model = keras.Model(backbone.input, [backbone.get_layer(n).output for n in GRAM_LAYERS])
+    rows = []
+    for i in range(0, len(paths), 32):
+        batch = np.stack([to_model_input(load_image(data_dir() / p)) for p in paths[i : i + 32]])
+        grams = []
+        for grid in model.predict_on_batch(batch):
+            flat = np.asarray(grid, np.float32).reshape(len(batch), -1, grid.shape[-1])
+            gram = np.einsum("npc,npd->ncd", flat, flat) / flat.shape[1]
+            upper = np.triu_indices(grid.shape[-1])
+            grams.append(gram[:, upper[0], upper[1]])
+        rows.append(np.hstack(grams))
+    return np.concatenate(rows).astype(np.float32)
 
 
 def stylised(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -211,6 +236,8 @@ def run_probe(probe: Probe, name: str, extras: dict[str, object]) -> pd.Series:
     x = {"texture": probe.x[:, TEXTURE_COLUMNS], "mobilenet": extras.get("mobilenet")}.get(kind)
     if kind in ("scale", "scales"):
         x = extras[f"{kind}:{args[0]}"]
+    if kind == "gram":
+        x = extras["gram"]
     x = probe.x if x is None else x
     accuracy = {}
     for held_out in sorted(probe.index["source"].unique()):
@@ -284,6 +311,9 @@ def main() -> None:
     if "mobilenet" in args.probes:
         mobilenet = cached("mobilenet", list(probe.index["path"]), mobilenet_features)
         extras["mobilenet"] = np.hstack([probe.x, mobilenet])
+    if "gram" in args.probes:
+        grams = cached("gram", list(probe.index["path"]), gram_features)
+        extras["gram"] = np.hstack([probe.x, grams])
     if "stylised" in args.probes:
         extras["stylised"] = stylised_photos(probe)
     for size in {int(name.split(":")[1]) for name in args.probes if name.startswith("scale")}:
