@@ -39,13 +39,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import keras
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from scancap.backbones.efficientnet_lite import LITE0_PATH, build_lite0, set_lite0_weights
+from scancap.backbones.efficientnet_lite import (
+    LITE0_PATH,
+    build_lite0,
+    load_lite0,
+    set_lite0_weights,
+)
 from scancap.backbones.inputs import to_model_input
 from scancap.classify.data import (
     LABELS,
@@ -149,10 +155,6 @@ def lite0_features(size: int) -> Callable[[list[str]], np.ndarray]:
 def gram_features(paths: list[str]) -> np.ndarray:
     """(N, 4888) upper triangles of the Gram matrices G = FᵀF / positions of GRAM_LAYERS,
     Lite0 at 224 as shipped (Gatys, Ecker and Bethge 2016: style apart from content)."""
-    import keras
-
-    from scancap.backbones.efficientnet_lite import load_lite0
-
     backbone = load_lite0()
     model = keras.Model(backbone.input, [backbone.get_layer(n).output for n in GRAM_LAYERS])
     rows = []
