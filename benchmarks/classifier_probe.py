@@ -235,11 +235,13 @@ def dro_refits(
 def run_probe(probe: Probe, name: str, extras: dict[str, object]) -> pd.Series:
     """Accuracy on each held-out source of the named probe."""
     kind, *args = name.split(":")
-    x = {"texture": probe.x[:, TEXTURE_COLUMNS], "mobilenet": extras.get("mobilenet")}.get(kind)
+    x = {
+        "texture": probe.x[:, TEXTURE_COLUMNS],
+        "mobilenet": extras.get("mobilenet"),
+        "gram": extras.get("gram"),
+    }.get(kind)
     if kind in ("scale", "scales"):
         x = extras[f"{kind}:{args[0]}"]
-    if kind == "gram":
-        x = extras["gram"]
     x = probe.x if x is None else x
     accuracy = {}
     for held_out in sorted(probe.index["source"].unique()):

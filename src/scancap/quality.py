@@ -176,6 +176,7 @@ def _texture_test(size: int) -> tuple[np.ndarray, float]:
     operators = np.zeros((len(first), size * size))
     operators[np.arange(len(first)), first] = -1.0
     operators[np.arange(len(first)), second] = 1.0
+    operators.setflags(write=False)  # cached: shared by every call
     # For pure noise of variance v, energy / v follows a gamma law of shape pixels / 2 and
     # scale 2 tr(DᵀD) / pixels: its quantile is the texture threshold.
     pixels = size * size
