@@ -217,6 +217,19 @@ def test_the_python_api_analyses_files_and_arrays(pipeline: Pipeline, tmp_path: 
     assert missing.status == "error" and "file not found" in missing.error
 
 
+def test_a_second_pipeline_in_the_process_shares_the_backbones_and_answers_the_same(
+    pipeline: Pipeline,
+) -> None:
+    """Loading the backbones and tracing them takes seconds: a notebook or a script that loads
+    a pipeline again reuses them, and its answers do not change."""
+    with Pipeline.load() as second:
+        assert second.captioner.backbone is pipeline.captioner.backbone
+        assert second.classifier.frozen is pipeline.classifier.frozen
+        first, again = pipeline.analyze(data.chelsea()), second.analyze(data.chelsea())
+    assert again.p_photo == pytest.approx(first.p_photo, abs=1e-6)
+    assert (again.caption, again.tags) == (first.caption, first.tags)
+
+
 def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> None:
     """The captioner describes what restoration returned: the photo itself when restoration
     leaves it as it is, its denoised pixels when it does not. Grounding's person detector

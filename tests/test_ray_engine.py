@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from filelock import FileLock
 from test_report import script_argument
 
 from scancap.cli import main
@@ -102,16 +103,34 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 _stop_node(node)
 
 
-def _batch(folder: Path) -> Path:
-    """The samples, a 3-page PDF, a corrupt file and a text file named like an image."""
+def _batch(tree: Path) -> None:
+    """In `tree/box` (one folder down: names keep their folder), the samples, a 3-page PDF, a
+    corrupt file and a text file named like an image."""
     from test_pages import write_pdf
 
-    batch = folder / "batch"
+    batch = tree / "box"
     shutil.copytree(SAMPLES, batch, ignore=shutil.ignore_patterns("*.md", "*.txt"))
     write_pdf(batch / "scan.pdf")
     (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     (batch / "notes.png").write_text("meeting notes, not an image\n")
-    return batch
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Path]:
+    """The batch (`_batch`) and its run by the local engine, which both Ray runs must equal:
+    made once per session by whichever test worker asks first (the others wait for it)."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # each worker's temporary folder sits in the session's
+        shared = shared.parent
+    folder = shared / "ray-reference"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            _batch(folder / "tree")
+            local = ["run", str(folder / "tree"), "--out", str(folder / "local"), "--pdf-dpi"]
+            assert main([*local, "100", "--quiet"]) == 1  # the two bad files
+            (folder / "done").touch()
+    return {"tree": folder / "tree", "local": folder / "local"}
 
 
 def _parts(out: Path) -> int:
@@ -121,15 +140,10 @@ def _parts(out: Path) -> int:
 @needs_ray
 @pytest.mark.slow
 def test_a_two_node_cluster_gives_the_local_manifest_and_survives_a_lost_node(
-    cluster: dict, tmp_path: Path
+    cluster: dict, reference: dict[str, Path], tmp_path: Path
 ) -> None:
-    batch = _batch(tmp_path)
-    local = tmp_path / "local"
-    local_run = ["run", str(batch), "--out", str(local), "--pdf-dpi", "100", "--quiet"]
-    assert main(local_run) == 1  # two bad files
-
-    out = tmp_path / "ray"
-    command = [sys.executable, "-m", "scancap.cli", "run", str(batch), "--out", str(out),
+    out, tree = tmp_path / "ray", reference["tree"]
+    command = [sys.executable, "-m", "scancap.cli", "run", str(tree), "--out", str(out),
                "--engine", "ray", "--address", cluster["address"], "--batch-size", "2",
                "--pdf-dpi", "100", "--quiet"]  # fmt: skip
     first = subprocess.Popen(command, env=cluster["env"], stdout=subprocess.PIPE,
@@ -149,10 +163,11 @@ def test_a_two_node_cluster_gives_the_local_manifest_and_survives_a_lost_node(
     assert "Traceback" not in rerun.stderr
     assert "raylet" not in rerun.stdout + rerun.stderr
 
+    local = reference["local"]
     expected = pd.read_parquet(local / "manifest.parquet").drop(columns=TIMINGS)
     manifest = pd.read_parquet(out / "manifest.parquet").drop(columns=TIMINGS)
     assert manifest["path"].is_unique and len(manifest) == len(expected)
-    assert {f"scan.pdf#page={n}" for n in (1, 2, 3)} <= set(manifest["path"])
+    assert {f"box/scan.pdf#page={n}" for n in (1, 2, 3)} <= set(manifest["path"])
     pd.testing.assert_frame_equal(manifest, expected, check_exact=False, rtol=1e-3)
     (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
     assert index["path"] == list(expected["path"])
@@ -205,15 +220,14 @@ def object_store(tmp_path: Path) -> Iterator[dict]:
 @needs_ray
 @pytest.mark.slow
 def test_inputs_and_outputs_on_an_object_store_give_the_local_results(
-    object_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    object_store: dict,
+    reference: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pyarrow.fs as pafs
 
-    tree = tmp_path / "tree"  # the batch one folder down: names keep their folder
-    tree.mkdir()
-    shutil.move(_batch(tmp_path), tree / "box")
-    local = tmp_path / "local"
-    assert main(["run", str(tree), "--out", str(local), "--pdf-dpi", "100", "--quiet"]) == 1
+    tree, local = reference["tree"], reference["local"]
     env, uri = object_store["env"], object_store["uri"]
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"):
         monkeypatch.setenv(name, env[name])  # uploads without them are stored garbled by moto

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import keras
@@ -577,6 +577,31 @@ def member_dirs(model_dir: Path, decoding: dict | None = None) -> list[Path]:
     return [model_dir / name for name in members] or [model_dir]
 
 
+@cache
+def shared_backbone() -> tuple[keras.Model, tuple[np.ndarray, np.ndarray]]:
+    """MobileNetV2's grid extractor and its ImageNet head (kernel, bias), loaded once per
+    process and shared by every Captioner: loading and tracing it takes seconds, and
+    captioning only reads it (training reads cached grids)."""
+    from scancap.backbones.mobilenet_v2 import CLASSIFIER_LAYER, FEATURE_LAYER, load_backbone
+
+    full = load_backbone(include_top=True)
+    kernel, bias = full.get_layer(CLASSIFIER_LAYER).get_weights()
+    grids = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output)
+    grids.compile(jit_compile=False)  # XLA is slower on this CPU
+    return grids, (kernel, bias)
+
+
+@cache
+def shared_lite0() -> keras.Model:
+    """EfficientNet-Lite0 as the classifier computes its top grid, loaded once per process and
+    shared by every Captioner (grounding's person detector reads it; nothing trains it)."""
+    from scancap.backbones.efficientnet_lite import load_lite0
+
+    model = load_lite0()
+    model.compile(jit_compile=False)  # XLA is slower on this CPU
+    return model
+
+
 def extract_grids(backbone, images: list[np.ndarray], batch_size: int = 32) -> Iterator[np.ndarray]:
     """(n, 49, 1280) float32 grids of uint8 RGB images, one batch at a time."""
     for first in range(0, len(images), batch_size):
@@ -630,17 +655,7 @@ class Captioner:
     def backbone(self) -> keras.Model:
         """The grid extractor; its ImageNet head (pooled grid -> 1,000 logits) is kept aside."""
         if self._backbone is None:
-            from scancap.backbones.mobilenet_v2 import (
-                CLASSIFIER_LAYER,
-                FEATURE_LAYER,
-                load_backbone,
-            )
-
-            full = load_backbone(include_top=True)
-            kernel, bias = full.get_layer(CLASSIFIER_LAYER).get_weights()
-            self._imagenet_head = (kernel, bias)
-            self._backbone = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output)
-            self._backbone.compile(jit_compile=False)  # XLA is slower on this CPU
+            self._backbone, self._imagenet_head = shared_backbone()
         return self._backbone
 
     @property
@@ -738,10 +753,7 @@ class Captioner:
         """(N, 49, 1280) EfficientNet-Lite0 top grids of uint8 RGB images, as the classifier
         computes them (its backbone loads on first use: `scancap caption` has no classifier)."""
         if self._lite0 is None:
-            from scancap.backbones.efficientnet_lite import load_lite0
-
-            self._lite0 = load_lite0()
-            self._lite0.compile(jit_compile=False)  # XLA is slower on this CPU
+            self._lite0 = shared_lite0()
         chunks = [
             self._lite0.predict_on_batch(
                 np.stack([to_model_input(image) for image in images[i : i + batch_size]])
