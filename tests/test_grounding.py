@@ -254,32 +254,6 @@ def test_fine_grain_of_a_large_scan_that_the_backbones_average_away_is_not_grain
     assert scan < level <= small
 
 
-def test_an_animal_imagenet_is_sure_of_is_supported_whatever_the_detector_says(
-    tmp_path: Path,
-) -> None:
-    """The animal-mass gate: of two photos the animal detector rejects alike, the one whose
-    ImageNet probability lies on animal classes beyond the gate supports an animal, with that
-    mass as its p(animal); the person detector is untouched, and grounding.json keeps the gate."""
-    width = 1280
-    kernel = np.zeros((width, 1000), np.float32)
-    kernel[0, 0], kernel[1, 500] = 20.0, 20.0  # feature 0 says "tench" (an animal), 1 "cliff dwelling"
-    animal = Detector(np.zeros(width + 1), np.ones(width + 1), np.zeros(width + 1), -5.0, 0.5)
-    person = Detector(np.zeros(width), np.ones(width), np.zeros(width), -5.0, 0.5)
-    head = (kernel, np.zeros(1000))
-    grounding = Grounding(*head, {"animal": animal, "person": person}, animal_mass=0.7)
-    grids = np.zeros((2, 49, width), np.float32)
-    grids[0, :, 0], grids[1, :, 1] = 1.0, 1.0
-    fish, cliff = grounding.evidence(grids)
-    assert fish.animal and not cliff.animal and not fish.person
-    assert fish.probabilities["animal"] > 0.7 > cliff.probabilities["animal"]
-    grounding.save(tmp_path)
-    loaded = Grounding.load(tmp_path, head)
-    assert loaded.animal_mass == 0.7
-    assert [e.animal for e in loaded.evidence(grids)] == [True, False]
-    Grounding(*head, {"animal": animal}).save(tmp_path)  # written before the gate: no gate
-    assert Grounding.load(tmp_path, head).animal_mass is None
-
-
 @needs_grounding
 def test_describe_images_measures_the_grain_of_a_noisy_photo(captioner: Captioner) -> None:
     """A noisy copy of a photo is captioned as `describe` captions it with its own grain, which
@@ -515,19 +489,6 @@ def test_the_tiger_is_not_called_a_dog(captioner: Captioner) -> None:
     assert not set(caption.words) & DOG_WORDS, caption.text
 
 
-@needs_grounding
-def test_a_cat_the_animal_detector_misses_is_captioned_as_an_animal(captioner: Captioner) -> None:
-    """scikit-image's cat: ImageNet puts nearly all its probability on cat classes, the animal
-    detector (which learned animals from Flickr8k's dogs) gives it little; the gate lets the
-    caption open with an animal, and no dog or person is invented."""
-    from skimage import data
-
-    [caption] = captioner.describe_images([data.chelsea()])
-    assert mentions(caption.text, ANIMAL_WORDS - DOG_WORDS), caption.text
-    assert not mentions(caption.text, DOG_WORDS | PERSON_WORDS), caption.text
-    assert "animal" in [tag["tag"] for tag in caption.tags]
-
-
 @pytest.mark.slow
 @needs_grounding
 @pytest.mark.skipif(not (data_dir() / "flickr8k").exists(), reason="needs the shared data set")
@@ -545,7 +506,6 @@ def test_train_grounding_cli_fits_every_detector_on_a_few_images(
     assert all(0 < d.threshold < 1 for d in grounding.detectors.values())
     assert grounding.grain_level > 0  # the largest σ̂ of its Flickr8k photos
     assert grounding.detectors["animal"].grainy_threshold >= grounding.detectors["animal"].threshold
-    assert 0.5 <= grounding.animal_mass <= 1  # a majority of ImageNet's probability at least
 
 
 def test_the_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:

@@ -50,7 +50,6 @@ class GroundingStudy:
     coco_losses: pd.DataFrame  # the same on COCO-mini
     grain_level: float | None = None  # σ̂ from which a photo is held to the grainy thresholds
     grainy_thresholds: dict[str, float] = field(default_factory=dict)
-    animal_mass: float | None = None  # ImageNet animal mass that supports an animal alone
 
 
 def load_coco_mini(data: Path) -> tuple[list[Path], dict[str, list[str]]]:
@@ -156,7 +155,6 @@ def grounding_study(
             for n, d in grounding.detectors.items()
             if d.grainy_threshold is not None
         },
-        grounding.animal_mass,
     )
 
 
@@ -335,26 +333,6 @@ def grain_text(study: GroundingStudy) -> str:
     )
 
 
-def animal_mass_text(study: GroundingStudy) -> str:
-    """The animal-mass gate in words, if the grounding has one."""
-    if study.animal_mass is None:
-        return ""
-    return (
-        " A photo on whose 398 animal classes ImageNet's head puts at least"
-        f" {study.animal_mass:.3f} of its probability supports an animal whatever the animal"
-        " detector says: the head knows the cats, zebras and penguins that a detector which"
-        " learned animals from Flickr8k's dogs misses. The gate is the lowest such mass, and at"
-        " least a majority, that no animal-free photo of the select half reaches unless the"
-        " animal detector already supports it."
-    )
-
-
-def gates_text(study: GroundingStudy) -> str:
-    """The dog gate, the grainy thresholds and the animal-mass gate, each if the grounding has
-    it."""
-    return dog_gate_text(study.thresholds) + grain_text(study) + animal_mass_text(study)
-
-
 def grounding_section(study: GroundingStudy) -> str:
     thresholds = ", ".join(
         f"p({k}) >= {v:.3f}" for k, v in study.thresholds.items() if k != DOG_GATE
@@ -374,7 +352,7 @@ stayed at most 5% (`reports/grounding_mil.md`). A photo that supports neither a 
 nor an animal must open with a thing or a scene: a flower's own nouns when the flower detector
 fires, else the nouns of its likeliest ImageNet concept when that has p ≥ 0.3 and is listed (a
 locomotive gives "train"), else any thing noun. Such a caption says no action that only a
-person or an animal performs.{gates_text(study)}
+person or an animal performs.{dog_gate_text(study.thresholds)}{grain_text(study)}
 Rule, data and labels: `reports/captioning_experiments.md`, `benchmarks/labels/`.
 
 | target | required | measured | met |

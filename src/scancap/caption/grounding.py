@@ -37,7 +37,6 @@ from scipy.special import expit, logsumexp, softmax
 
 GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner's folder
 GRAIN_LEVEL = "grain_level"  # its key for the σ̂ from which a photo counts as grainy
-ANIMAL_MASS = "animal_mass"  # its key for the ImageNet animal mass that supports an animal
 IMAGENET_ANIMALS = slice(0, 398)  # ImageNet-1k classes 0-397 are all animals
 IMAGENET_DOGS = slice(151, 269)  # ... and 151-268 the dog breeds
 TAG_COUNT = 5
@@ -358,10 +357,7 @@ class Grounding:
     """ImageNet concepts, presence detectors (person, animal, things) and the dog gate on the
     backbone grid. A photo whose grain σ̂ (`scancap.quality.estimate_noise`, of the photo as it
     came in, after the pixel averaging of the backbones' resize) reaches `grain_level` is held
-    to the detectors' grainy thresholds. A photo whose ImageNet animal mass reaches
-    `animal_mass` supports an animal whatever the animal detector says: the head knows the
-    cats, tigers and penguins that a detector which learned animals from Flickr8k's dogs
-    misses."""
+    to the detectors' grainy thresholds."""
 
     def __init__(
         self,
@@ -369,13 +365,11 @@ class Grounding:
         imagenet_bias: np.ndarray,
         detectors: dict[str, Detector],
         grain_level: float | None = None,
-        animal_mass: float | None = None,
     ) -> None:
         self.kernel = np.asarray(imagenet_kernel, np.float32)
         self.bias = np.asarray(imagenet_bias, np.float32)
         self.detectors = detectors
         self.grain_level = grain_level
-        self.animal_mass = animal_mass
         self.names = imagenet_names()
 
     def imagenet(self, features: np.ndarray) -> np.ndarray:
@@ -420,11 +414,6 @@ class Grounding:
             for name, detector in self.detectors.items()
         }
         present = {name: p[name] >= self.detectors[name].thresholds(grainy) for name in p}
-        if self.animal_mass is not None and "animal" in p:
-            mass = animal_mass(probabilities)
-            gated = mass >= self.animal_mass
-            present["animal"] = present["animal"] | gated
-            p["animal"] = np.where(gated, np.maximum(p["animal"], mass), p["animal"])
         top = np.argsort(-probabilities, axis=1)[:, :TAG_COUNT]
         return [
             Evidence(
@@ -439,17 +428,14 @@ class Grounding:
         record = {name: d.to_json() for name, d in self.detectors.items()}
         if self.grain_level is not None:
             record[GRAIN_LEVEL] = self.grain_level
-        if self.animal_mass is not None:
-            record[ANIMAL_MASS] = self.animal_mass
         (folder / GROUNDING_FILE).write_text(json.dumps(record))
 
     @classmethod
     def load(cls, folder: Path, imagenet_head: tuple[np.ndarray, np.ndarray]) -> Grounding:
         record = json.loads((folder / GROUNDING_FILE).read_text())
         grain_level = record.pop(GRAIN_LEVEL, None)
-        mass = record.pop(ANIMAL_MASS, None)
         detectors = {k: Detector.from_json(v) for k, v in record.items()}
-        return cls(*imagenet_head, detectors, grain_level, mass)
+        return cls(*imagenet_head, detectors, grain_level)
 
 
 def detector_input(
@@ -501,12 +487,8 @@ def side_by_side(mobilenet: np.ndarray, lite0: np.ndarray) -> np.ndarray:
 def animal_features(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Pooled features and the log-odds of ImageNet's animal mass: the 398 animal classes
     know tigers and penguins, which no Flickr8k caption mentions."""
-    return np.concatenate([features, log_odds(animal_mass(probabilities))[:, None]], axis=1)
-
-
-def animal_mass(probabilities: np.ndarray) -> np.ndarray:
-    """ImageNet's probability summed over its 398 animal classes."""
-    return probabilities[:, IMAGENET_ANIMALS].sum(axis=1)
+    mass = probabilities[:, IMAGENET_ANIMALS].sum(axis=1)
+    return np.concatenate([features, log_odds(mass)[:, None]], axis=1)
 
 
 def dog_breed_mass(probabilities: np.ndarray) -> np.ndarray:

@@ -57,7 +57,6 @@ from scancap.caption.grounding import (
     THING_CONCEPTS,
     Detector,
     Grounding,
-    animal_mass,
     detector_input,
     dog_breed_mass,
     mentions,
@@ -108,7 +107,6 @@ NOISE_RANGE = (0.0, 30.0)  # then its Gaussian noise σ on the 0-255 scale, draw
 GRID_SHAPE = (49, 1280)  # a photo's regions, as the region detectors read them
 GRAINY = ("person", "animal")  # the subject detectors that get a threshold for grainy photos
 GRAIN_REFERENCE = 1000  # first Flickr8k train photos: the largest σ̂ among them is the grain level
-ANIMAL_MASS_FLOOR = 0.5  # the animal-mass gate needs a majority of ImageNet's probability
 
 
 def caption_labels(
@@ -319,26 +317,7 @@ def train_grounding(
     }
     grounding = Grounding(*head, detectors | thresholded(fits, sources, select, BUDGETS))
     level = grain_level(captioner, flickr.paths[:GRAIN_REFERENCE])
-    grounding = with_grainy_thresholds(grounding, captioner, select, level, BUDGETS)
-    return with_animal_mass_gate(grounding, captioner, select)
-
-
-def with_animal_mass_gate(
-    grounding: Grounding, captioner: Captioner, select: LabelledPhotos
-) -> Grounding:
-    """The grounding with its animal-mass gate: the lowest ImageNet animal mass, at least
-    ANIMAL_MASS_FLOOR, that no animal-free photo of the select half reaches unless the animal
-    detector already supports it (grainy thresholds included), so the gate adds no false
-    animal there."""
-    grids = np.asarray(select.regions, np.float32)
-    grain = grain_photos(captioner, select.paths)
-    detected = np.array([e.animal for e in grounding.evidence(grids, select.lite0, grain)])
-    mass = animal_mass(grounding.imagenet(pooled(grids)))
-    added = mass[(select.labels["animal"].to_numpy() == 0) & ~detected]
-    gate = max(ANIMAL_MASS_FLOOR, float(np.nextafter(added.max(), 1.0)) if added.size else 0.0)
-    return Grounding(
-        grounding.kernel, grounding.bias, grounding.detectors, grounding.grain_level, gate
-    )
+    return with_grainy_thresholds(grounding, captioner, select, level, BUDGETS)
 
 
 def grain_level(captioner: Captioner, clean_paths: Sequence[Path]) -> float:
