@@ -19,8 +19,13 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from scancap.backbones.mobilenet_v2 import load_backbone
-from scancap.caption.model import FEATURE_CHANNELS, GRID_CELLS, Vocabulary, extract_grids
+from scancap.caption.model import (
+    FEATURE_CHANNELS,
+    GRID_CELLS,
+    Vocabulary,
+    extract_grids,
+    shared_backbone,
+)
 from scancap.io import load_image
 from scancap.paths import REPO_ROOT, data_dir
 
@@ -98,7 +103,7 @@ def build_feature_cache(
             (len(images), GRID_CELLS, FEATURE_CHANNELS),
         )
         (folder / "images.txt").write_text("\n".join(images) + "\n")
-        backbone = load_backbone(include_top=False)
+        backbone, _ = shared_backbone()  # the grid model that captioning reads
         bar = tqdm(
             total=len(images), initial=done, desc="features", unit="img", disable=not progress
         )

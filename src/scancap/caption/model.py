@@ -580,8 +580,8 @@ def member_dirs(model_dir: Path, decoding: dict | None = None) -> list[Path]:
 @cache
 def shared_backbone() -> tuple[keras.Model, tuple[np.ndarray, np.ndarray]]:
     """MobileNetV2's grid extractor and its ImageNet head (kernel, bias), loaded once per
-    process and shared by every Captioner: loading and tracing it takes seconds, and
-    captioning only reads it (training reads cached grids)."""
+    process and shared by every Captioner and by the feature cache: loading and tracing it
+    takes seconds, and nothing trains it (training reads cached grids)."""
     from scancap.backbones.mobilenet_v2 import CLASSIFIER_LAYER, FEATURE_LAYER, load_backbone
 
     full = load_backbone(include_top=True)
