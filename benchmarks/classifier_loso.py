@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scancap.classify import loso
 from scancap.classify.data import (
     LABELS,
     FeatureCache,
@@ -39,7 +38,8 @@ from scancap.classify.data import (
 from scancap.classify.metrics import format_interval, markdown_table
 from scancap.classify.train import LOSO_RECIPE, SOURCE_WEIGHTINGS
 from scancap.io import atomic_write_text
-from scancap.paths import reports_dir
+from scancap_lab.classify import loso
+from scancap_lab.paths import reports_dir
 
 OUT = reports_dir() / "classification_loso"
 

@@ -5,7 +5,7 @@
 A diagnostic, not a selection step: the pipeline's degradation study (`reports/pipeline.md`)
 found that blur costs grounded captions more CIDEr-D than it cost free ones. Here the shipped
 person and animal detectors read the 1,000 Flickr8k dev photos clean and under each condition of
-that study (the same seeded degradations, `scancap.pipeline.bench.CONDITIONS`), both backbones
+that study (the same seeded degradations, `scancap_lab.pipeline.bench.CONDITIONS`), both backbones
 on the degraded photo, held to the grainy thresholds where its grain σ̂ reaches the grain level
 (`reports/grounding_grain.md`), and their recall is counted on the photos that at least 3 of 5
 captions call a person (or an animal). The second table captions the `report` half of the
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import markdown, write_markdown
 
 from scancap.caption.data import FLICKR, load_captions, load_split
 from scancap.caption.metrics import hallucination_rates
@@ -30,10 +29,12 @@ from scancap.caption.model import Captioner
 from scancap.caption.train_grounding import CHUNK, caption_labels, load_labelled
 from scancap.config import RunConfig
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir
-from scancap.pipeline.bench import CONDITIONS, SEED
+from scancap.paths import data_dir
 from scancap.quality import degrade
 from scancap.restore.auto import restore_image
+from scancap_lab.markdown import markdown, write_markdown
+from scancap_lab.paths import CAPTION_LABELS, REPO_ROOT
+from scancap_lab.pipeline.bench import CONDITIONS, SEED
 
 REPORT = REPO_ROOT / "reports" / "grounding_blur.md"
 RESTORE_MODE = RunConfig().restore_mode  # what `scancap run` does before it captions
@@ -72,7 +73,7 @@ def hallucination_rows(captioner: Captioner, data: Path) -> pd.DataFrame:
     """Grounded captions of the report half, per condition, as they are and after restoration:
     the share that invents a person, an animal, or either (on the photos without them), with
     its interval."""
-    labelled = load_labelled("report")
+    labelled = load_labelled("report", CAPTION_LABELS)
     clean = [load_image(data / path) for path in labelled["path"]]
     versions = degraded_versions(clean)
     cases = [(name, images, images) for name, images in versions.items()] + [

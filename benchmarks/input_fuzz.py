@@ -10,7 +10,6 @@ the slowest load. A crash or a hang would stop this script: it is the check that
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,12 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fuzz_inputs import write_all  # noqa: E402
-
-from scancap.batch import load_or_error  # noqa: E402
-from scancap.pages import list_pages  # noqa: E402
-from scancap.paths import reports_dir  # noqa: E402
+from scancap.batch import load_or_error
+from scancap.pages import list_pages
+from scancap_lab.fuzz_inputs import write_all
+from scancap_lab.paths import reports_dir
 
 
 def fuzz(seed: int, folder: Path) -> list[dict[str, object]]:

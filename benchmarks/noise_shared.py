@@ -19,16 +19,20 @@ until 2026-11-30 (per channel only: `shared=False`), which documented the limit,
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from unittest import mock
 
 import numpy as np
 import pandas as pd
-from grounding_backbones import markdown, write_markdown
-from noise_estimate_changes import restored
 
+from scancap import quality
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import data_dir
 from scancap.quality import PSNR_CAP_DB, degrade, estimate_noise, psnr
+from scancap.restore import restore_image
 from scancap.restore.auto import AutoPolicy
+from scancap_lab.markdown import markdown, write_markdown
+from scancap_lab.paths import REPO_ROOT
 
 REPORT = REPO_ROOT / "reports" / "noise_shared.md"
 SIGMA = 15.0
@@ -45,6 +49,12 @@ CONDITIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
         image, SIGMA, seed=seed, jpeg_quality=JPEG_QUALITY
     ),
 }
+
+
+def restored(image: np.ndarray, mode: str, shared: bool) -> np.ndarray:
+    """`mode`'s output with the estimate as it was (shared=False) or as shipped."""
+    with mock.patch.object(quality, "estimate_noise", partial(estimate_noise, shared=shared)):
+        return restore_image(image, mode)[0]
 
 
 def measure(photos: list[np.ndarray], shared: bool) -> pd.DataFrame:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ocr.py [--workers 2]
 
 Pages: public-domain English and French prose (benchmarks/data/ocr_prose.json, with sources)
-rendered on A4 at 300 dpi in four fonts (`scancap.ocr.synthetic`), then degraded like scans:
+rendered on A4 at 300 dpi in four fonts (`scancap_lab.ocr.synthetic`), then degraded like scans:
 Gaussian noise, blur, a 3° skew, JPEG at quality 30, uneven lighting on yellowed paper, and all
 of them at once ("scan"). Each page is read with each preprocessing of `scancap.ocr.engine`.
 
@@ -34,8 +34,8 @@ import pandas as pd
 
 from scancap import __version__
 from scancap.ocr.engine import PREPROCESSING, read_page, tesseract_problem
-from scancap.ocr.synthetic import DEGRADATIONS, FONTS, degrade, error_rates, render_page
-from scancap.paths import reports_dir
+from scancap_lab.ocr.synthetic import DEGRADATIONS, FONTS, degrade, error_rates, render_page
+from scancap_lab.paths import reports_dir
 
 PROSE = Path(__file__).resolve().parent / "data" / "ocr_prose.json"
 TIE = 0.001  # 0.1 percentage points of CER
@@ -182,7 +182,7 @@ def write_report(select: pd.DataFrame, report: pd.DataFrame, chosen: str, means:
         "Pages: public-domain English and French prose (`benchmarks/data/ocr_prose.json`, with "
         "sources) rendered on A4 at 300 dpi in four fonts "
         f"({', '.join(FONTS)}), filled to the bottom margin (about 2,500 characters a page), "
-        "then degraded like scans (`scancap.ocr.synthetic.degrade`): noise σ = 12 grey levels, "
+        "then degraded like scans (`scancap_lab.ocr.synthetic.degrade`): noise σ = 12 grey levels, "
         "Gaussian blur σ = 1.2 px, a 3° skew, JPEG quality 30, light falling to 55% across "
         'yellowed paper, and all of these at once with a skew drawn from ±3° ("scan"). '
         "Languages eng+fra, as `scancap run` reads them. Error rates are edit distances over "

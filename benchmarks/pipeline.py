@@ -34,8 +34,9 @@ from PIL import Image
 
 from scancap.config import DEFAULT_PIXEL_BUDGET
 from scancap.io import DEFAULT_MAX_PIXELS, atomic_write_text
-from scancap.paths import data_dir, reports_dir
-from scancap.pipeline.bench import (
+from scancap.paths import data_dir
+from scancap_lab.paths import reports_dir
+from scancap_lab.pipeline.bench import (
     CONDITIONS,
     SCAN_MEGAPIXELS,
     SEED,
@@ -229,7 +230,7 @@ def measure_scans(count: int, megapixels: float | None = None) -> dict:
 
 
 def run_study(limit: int | None) -> pd.DataFrame:
-    from scancap.pipeline.bench import restoration_caption_study
+    from scancap_lab.pipeline.bench import restoration_caption_study
 
     table = restoration_caption_study(limit=limit)
     table["seconds"] = round(table.attrs["seconds"], 1)
@@ -540,7 +541,7 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         atomic_write_text(RESULTS / "study.csv", run_study(args.limit).to_csv(index=False))
     elif args.part == "robustness":
-        from scancap.pipeline.bench import photo_recall_under_degradation
+        from scancap_lab.pipeline.bench import photo_recall_under_degradation
 
         table = photo_recall_under_degradation(limit=args.limit)
         RESULTS.mkdir(parents=True, exist_ok=True)

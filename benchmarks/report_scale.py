@@ -25,12 +25,10 @@ from pathlib import Path
 import numpy as np
 from skimage import data
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser import MISSING, chromium_available, headless_chromium  # noqa: E402
-
-from scancap import __version__  # noqa: E402
-from scancap.paths import reports_dir  # noqa: E402
-from scancap.pipeline.report import REPORT_FILE, write_report, write_thumbnails  # noqa: E402
+from scancap import __version__
+from scancap.pipeline.report import REPORT_FILE, write_report, write_thumbnails
+from scancap_lab.browser import MISSING, chromium_available, headless_chromium
+from scancap_lab.paths import reports_dir
 
 OPEN_TARGET_SECONDS = 2.0
 WORDS = [

@@ -3,7 +3,7 @@
     python benchmarks/restoration.py [--data DIR] [--limit N] [--bm3d-images N]
 
 Seeded synthetic degradations of CBSD68, Kodak24 (colour) and Set12 (grey); every
-method of scancap.restore.benchmark; auto on RNI6 (real noise, no reference) with crops.
+method of scancap_lab.restore.benchmark; auto on RNI6 (real noise, no reference) with crops.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from scancap import figures, restore
+from scancap import restore
 from scancap.io import atomic_write_text, load_image
-from scancap.paths import data_dir, reports_dir
-from scancap.restore import benchmark
+from scancap.paths import data_dir
+from scancap_lab import figures
+from scancap_lab.paths import reports_dir
+from scancap_lab.restore import benchmark
 
 HEADLINE = [
     "identity",

@@ -40,8 +40,9 @@ from pipeline import PeakRss, markdown, timed_run, verdict  # noqa: E402
 
 from scancap import __version__  # noqa: E402
 from scancap.io import atomic_write_text  # noqa: E402
-from scancap.paths import data_dir, reports_dir  # noqa: E402
-from scancap.pipeline.bench import SEED, make_photo_set  # noqa: E402
+from scancap.paths import data_dir  # noqa: E402
+from scancap_lab.paths import reports_dir  # noqa: E402
+from scancap_lab.pipeline.bench import SEED, make_photo_set  # noqa: E402
 
 HOST = "127.0.0.1"  # never another interface: the benchmark must not expose the service
 TARGET_CLIENTS, TARGET_SHARE, TARGET_P95_S = 16, 0.70, 3.0

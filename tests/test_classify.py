@@ -14,7 +14,8 @@ from scipy.special import expit
 from scancap.classify import data as doctype
 from scancap.classify import model as classify
 from scancap.cli import main
-from scancap.paths import REPO_ROOT, data_dir, models_dir
+from scancap.paths import data_dir, models_dir
+from scancap_lab.paths import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "samples"
 SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
@@ -316,7 +317,7 @@ def test_clean_view_weighting_balances_clean_and_augmented_views() -> None:
 def test_unseen_source_check_reads_every_listed_image(classifier: classify.Classifier) -> None:
     """Every image of the unseen-source table still ships where it is looked for, is decoded
     (PNG with alpha, grey, palette, JPEG) and is scored against its label."""
-    from scancap.classify.evaluate import UNSEEN_NON_PHOTOS, UNSEEN_PHOTOS, unseen_table
+    from scancap_lab.classify.evaluate import UNSEEN_NON_PHOTOS, UNSEEN_PHOTOS, unseen_table
 
     table = unseen_table(classifier, data_dir())
     listed = sum(len(files) for files in (*UNSEEN_PHOTOS.values(), *UNSEEN_NON_PHOTOS.values()))
@@ -332,7 +333,7 @@ def test_unseen_source_check_reads_every_listed_image(classifier: classify.Class
 def test_photos_from_new_sources_are_called_photos(classifier: classify.Classifier) -> None:
     """The 104 benchmark photos (colour and grey) are each scored, and nine in ten at least
     are called photos; the last row adds the three sources up."""
-    from scancap.classify.evaluate import NEW_SOURCE_PHOTOS, new_source_photo_recall
+    from scancap_lab.classify.evaluate import NEW_SOURCE_PHOTOS, new_source_photo_recall
 
     table = new_source_photo_recall(classifier, data_dir())
     assert list(table["source"]) == [*NEW_SOURCE_PHOTOS, "all three"]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from scancap.classify import data as doctype
-from scancap.classify import loso
 from scancap.classify.train import LOSO_RECIPE, source_weights
 from scancap.paths import data_dir
+from scancap_lab.classify import loso
 
 needs_data = pytest.mark.skipif(
     not (data_dir() / doctype.MANIFEST).exists(), reason="needs the shared doctype data set"

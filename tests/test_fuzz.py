@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fuzz_inputs import must_fail, write_all
 
 from scancap.batch import load_or_error
 from scancap.cli import main
 from scancap.io import ImageLoadError
 from scancap.pages import list_pages
+from scancap_lab.fuzz_inputs import must_fail, write_all
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "photo_Building.png"
 TIME_LIMIT = 5.0  # seconds per input: the header checks must refuse before decoding

@@ -34,7 +34,6 @@ from scancap.caption.grounding import (
 )
 from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
-from scancap.caption.samples import KNOWN_MISSES, SAMPLES, SUBJECTS, names_its_subject
 from scancap.caption.train_grounding import (
     DOG_KEPT,
     caption_labels,
@@ -46,6 +45,8 @@ from scancap.caption.train_grounding import (
 from scancap.io import load_image
 from scancap.paths import data_dir
 from scancap.quality import degrade, estimate_noise
+from scancap_lab.caption.samples import KNOWN_MISSES, SAMPLES, SUBJECTS, names_its_subject
+from scancap_lab.paths import CAPTION_LABELS
 
 needs_grounding = pytest.mark.skipif(
     not (MODEL_DIR / "grounding.json").exists(), reason="no shipped grounding"
@@ -498,7 +499,8 @@ def test_train_grounding_cli_fits_every_detector_on_a_few_images(
     from scancap.cli import main
 
     out, cache = tmp_path / "grounding", tmp_path / "cache"
-    args = ["train", "grounding", "--limit", "15", "--out", str(out), "--cache", str(cache)]
+    args = ["train", "grounding", "--limit", "15", "--out", str(out), "--cache", str(cache),
+            "--labels", str(CAPTION_LABELS), "--exclude-near", str(SAMPLES)]  # fmt: skip
     assert main([*args, "--quiet"]) == 0
     grounding = Grounding.load(out, captioner.imagenet_head)
     assert list(grounding.detectors) == [DOG_GATE, "person", "animal", "flower"]
@@ -510,8 +512,8 @@ def test_train_grounding_cli_fits_every_detector_on_a_few_images(
 
 def test_the_loss_table_splits_the_corpus_gap_by_subject_and_support() -> None:
     """Each group's "CIDEr-D lost" adds up to the corpus gap between free and grounded."""
-    from scancap.caption.evaluate_grounding import loss_table, subject_named
     from scancap.caption.model import Caption
+    from scancap_lab.caption.evaluate_grounding import loss_table, subject_named
 
     refs = {
         "people": ["a man rides a bike", "a man on a bike", "a man cycling", "a bike", "a road"],

@@ -20,7 +20,7 @@ from scancap.cli import main
 from scancap.ocr import engine, reader
 from scancap.ocr.engine import OcrError, detect_language, prepare, read_page, tesseract_problem
 from scancap.ocr.preprocess import estimate_skew
-from scancap.ocr.synthetic import degrade, error_rates, render_page
+from scancap_lab.ocr.synthetic import degrade, error_rates, render_page
 
 PROSE_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "ocr_prose.json"
 PROSE = {passage["id"]: passage for passage in json.loads(PROSE_FILE.read_text())}

@@ -7,7 +7,7 @@
 # without being told how noisy or blurred an image is.
 #
 # Everything here calls the `scancap` package (`scancap.restore`, `scancap.quality`,
-# `scancap.restore.benchmark`, `scancap.figures`); the notebook holds no image-processing code.
+# `scancap_lab.restore.benchmark`, `scancap_lab.figures`); the notebook holds no image-processing code.
 # The full benchmark (all images, every method, timings) is `benchmarks/restoration.py`,
 # which writes `reports/restoration.md`.
 #
@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from scancap import figures, quality, restore
-from scancap.paths import data_dir, reports_dir
-from scancap.restore import benchmark
+from scancap import quality, restore
+from scancap.paths import data_dir
+from scancap_lab import figures
+from scancap_lab.paths import reports_dir
+from scancap_lab.restore import benchmark
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
 DATA = data_dir()

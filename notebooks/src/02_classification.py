@@ -9,7 +9,7 @@
 # numbers and 95% bootstrap intervals on the test set.
 #
 # Everything here calls the `scancap` package (`scancap.classify.data`, `scancap.classify.model`,
-# `scancap.classify.train`, `scancap.classify.evaluate`, `scancap.classify.figures`). The models
+# `scancap.classify.train`, `scancap_lab.classify.evaluate`, `scancap_lab.classify.figures`). The models
 # are trained by `scancap train classifier [--compare]`; `scancap evaluate classifier` writes
 # the same analysis to `reports/classification.md`.
 #
@@ -28,13 +28,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scancap.classify import data as doctype
-from scancap.classify import evaluate as classify_report
-from scancap.classify import figures as classify_figures
-from scancap.classify import loso
 from scancap.classify import model as classify
 from scancap.classify.metrics import markdown_table
 from scancap.io import load_image
-from scancap.paths import data_dir, reports_dir
+from scancap.paths import data_dir
+from scancap_lab.classify import evaluate as classify_report
+from scancap_lab.classify import figures as classify_figures
+from scancap_lab.classify import loso
+from scancap_lab.paths import reports_dir
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
 DATA = data_dir()

@@ -7,7 +7,7 @@
 # attends and where it fails.
 #
 # Everything here calls the `scancap` package (`scancap.caption` for the model and decoding,
-# `scancap.caption.data`, `scancap.caption.evaluate`, `scancap.caption.figures`); the notebook
+# `scancap.caption.data`, `scancap_lab.caption.evaluate`, `scancap_lab.caption.figures`); the notebook
 # holds no logic of its own. The shipped model is trained by `scancap train captioner`
 # (12 cross-entropy epochs on 2 CPU cores, then up to 8 self-critical epochs, resumable; section
 # 3 shows how long they took) and the full report is written by `scancap evaluate captioner`
@@ -26,9 +26,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scancap.caption import data as caption_data
-from scancap.caption import evaluate as caption_report
-from scancap.caption import evaluate_grounding, train_grounding
-from scancap.caption import figures as caption_figures
+from scancap.caption import train_grounding
 from scancap.caption.model import (
     MODEL_DIR,
     Captioner,
@@ -42,6 +40,10 @@ from scancap.caption.train import HISTORY_FILE, Recipe
 from scancap.io import load_image
 from scancap.paths import data_dir
 from scancap.quality import degrade
+from scancap_lab.caption import evaluate as caption_report
+from scancap_lab.caption import evaluate_grounding
+from scancap_lab.caption import figures as caption_figures
+from scancap_lab.paths import CAPTION_LABELS
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
 DATA = data_dir()
@@ -391,7 +393,7 @@ display(evaluate_grounding.loss_table(coco_evidence, coco, {path.name: coco_refs
 print(f"grain level σ̂ = {captioner.grounding.grain_level:.2f}; grainy thresholds: " + ", ".join(
     f"p({name}) >= {d.grainy_threshold:.3f} (clean {d.threshold:.3f})"
     for name, d in captioner.grounding.detectors.items() if d.grainy_threshold is not None))
-report_half = train_grounding.load_labelled("report")
+report_half = train_grounding.load_labelled("report", CAPTION_LABELS)
 neither = report_half[(report_half["person"] == 0) & (report_half["animal"] == 0)].head(4 if FAST else 8)
 grainy = [degrade(load_image(DATA / path), 25.0, 0.0, seed=0) for path in neither["path"]]
 grain = captioner.grain_of(grainy)

@@ -32,13 +32,14 @@ from IPython.display import Markdown, display
 from skimage import data as skdata
 
 from scancap import Pipeline, RunConfig
-from scancap.figures import show_images
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir, reports_dir
-from scancap.pipeline.bench import degraded_versions, restoration_caption_study
+from scancap.paths import data_dir
 from scancap.pipeline.run import MANIFEST_COLUMNS, run
-from scancap.restore import benchmark
 from scancap.service import create_app
+from scancap_lab.figures import show_images
+from scancap_lab.paths import REPO_ROOT, reports_dir
+from scancap_lab.pipeline.bench import degraded_versions, restoration_caption_study
+from scancap_lab.restore import benchmark
 
 FAST = os.environ.get("SCANCAP_FAST") == "1"
 DATA = data_dir()

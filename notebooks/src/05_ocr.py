@@ -26,7 +26,6 @@ from IPython.display import Markdown, display
 from PIL import Image
 
 from scancap import Pipeline, RunConfig
-from scancap.figures import show_images
 from scancap.ocr.engine import (
     DEFAULT_PREPROCESSING,
     PREPROCESSING,
@@ -34,9 +33,10 @@ from scancap.ocr.engine import (
     read_page,
     tesseract_problem,
 )
-from scancap.ocr.synthetic import DEGRADATIONS, degrade, error_rates, render_page
-from scancap.paths import REPO_ROOT, reports_dir
 from scancap.pipeline.run import run
+from scancap_lab.figures import show_images
+from scancap_lab.ocr.synthetic import DEGRADATIONS, degrade, error_rates, render_page
+from scancap_lab.paths import REPO_ROOT, reports_dir
 
 WORK = Path(tempfile.mkdtemp(prefix="scancap-notebook-"))
 PROSE = {p["id"]: p for p in json.loads((REPO_ROOT / "benchmarks" / "data" / "ocr_prose.json")
@@ -69,7 +69,7 @@ figure = show_images([page], ["A4 at 300 dpi (2481 × 3507 px)"], size=6)
 # %% [markdown]
 # ## 3. What a scanner does to it
 #
-# `scancap.ocr.synthetic.degrade` imitates a scan: Gaussian noise (σ = 12 grey levels), blur
+# `scancap_lab.ocr.synthetic.degrade` imitates a scan: Gaussian noise (σ = 12 grey levels), blur
 # (σ = 1.2 px), a page fed 3° off, JPEG at quality 30, and light falling to 55% across yellowed
 # paper; "scan" is all of these at once, with the skew drawn from ±3°. A crop of the top left of
 # each:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from scancap.io import DEFAULT_MAX_PIXELS
 from scancap.pages import DEFAULT_DPI
-from scancap.paths import REPO_ROOT, models_dir
+from scancap.paths import models_dir
 
-RUNS_DIR = REPO_ROOT / "runs"  # where training writes unless told otherwise
+RUNS_DIR = Path("runs")  # where training writes unless told otherwise (from the current folder)
 
 
 class UsageError(ValueError):

@@ -24,9 +24,9 @@ from scancap.cli_args import (
     training_output,
     write_report_and_tell,
 )
-from scancap.io import atomic_write_text
+from scancap.io import IMAGE_SUFFIXES, atomic_write_text
 from scancap.pages import Page, list_pages
-from scancap.paths import reports_dir
+from scancap_lab.paths import reports_dir  # TEMPORARY: the CLI package removes this
 
 CSV_COLUMNS = ["path", "caption", "skipped", "error"]
 # Per decoded image: "" to caption it, else why not (set by the top-level cli, which may use
@@ -157,7 +157,8 @@ def cmd_train_grounding(args: argparse.Namespace) -> int:
     from scancap.caption.train_grounding import train_grounding
 
     out = training_output(args)
-    grounding = train_grounding(args.model, **data_options(args))
+    near = images_in(args.exclude_near) if args.exclude_near else []
+    grounding = train_grounding(args.labels, args.model, exclude_near=near, **data_options(args))
     out.mkdir(parents=True, exist_ok=True)
     grounding.save(out)
     if not args.quiet:
@@ -172,8 +173,13 @@ def cmd_train_grounding(args: argparse.Namespace) -> int:
     return 0
 
 
+def images_in(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, sorted."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from scancap.caption.evaluate import write_report
+    from scancap_lab.caption.evaluate import write_report
 
     return write_report_and_tell(write_report, args)
 
@@ -255,10 +261,19 @@ def register_cli(
         help="fit the captioner's person and animal detectors",
         description="Fit the detectors that keep captions from naming a person or an animal "
         "the photo does not show (Flickr8k train captions, tf_flowers photos), and set their "
-        "thresholds on the select half of benchmarks/labels/caption_ood.csv. Writes "
-        "grounding.json into --out; a captioner folder holding it captions with grounding.",
+        "thresholds on the select half of --labels. Writes grounding.json into --out; a "
+        "captioner folder holding it captions with grounding.",
     )
     add_training_output(grounding, "grounding")
+    grounding.add_argument(
+        "--labels", type=Path, required=True,
+        help="hand-labelled photos (CSV: path, part, person, animal, ...) whose select half "
+        "sets the thresholds (the project's: benchmarks/labels/caption_ood.csv)",
+    )  # fmt: skip
+    grounding.add_argument(
+        "--exclude-near", type=Path,
+        help="folder of photos whose near copies are not trained on (photos a test judges)",
+    )  # fmt: skip
     grounding.add_argument(
         "--model", type=Path, help="captioner folder whose backbone is used (models/captioner)"
     )

@@ -19,6 +19,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
+from scancap import paths
 from scancap.caption.model import (
     FEATURE_CHANNELS,
     GRID_CELLS,
@@ -27,15 +28,11 @@ from scancap.caption.model import (
     shared_backbone,
 )
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import data_dir
 
 FLICKR = Path("flickr8k")
 POOL_BATCHES = 50  # batches of similar caption lengths are cut from pools this many batches big
 SPLITS = ("train", "dev")
-
-
-def default_cache_dir() -> Path:
-    return REPO_ROOT / "cache"
 
 
 # --- captions and splits --------------------------------------------------------------------------
@@ -91,7 +88,7 @@ def build_feature_cache(
     `done.json` is rewritten after every batch, so an interrupted run resumes where it stopped.
     """
     data = data or data_dir()
-    folder = (cache_dir or default_cache_dir()) / "flickr8k" / _cache_key(images)
+    folder = (cache_dir or paths.cache_dir()) / "flickr8k" / _cache_key(images)
     folder.mkdir(parents=True, exist_ok=True)
     done_path = folder / "done.json"
     done = json.loads(done_path.read_text())["rows"] if done_path.exists() else 0

@@ -23,12 +23,12 @@ import keras
 import numpy as np
 import pandas as pd
 
+from scancap import paths
 from scancap.caption.data import (
     FeatureCache,
     build_feature_cache,
     caption_dataset,
     caption_pairs,
-    default_cache_dir,
     load_captions,
     load_split,
     references,
@@ -240,7 +240,7 @@ def train_captioner(
     if seed is not None:
         recipe = replace(recipe, seed=seed, scst=replace(recipe.scst, seed=seed))
     keras.utils.set_random_seed(recipe.seed)
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or paths.cache_dir()
     started = time.perf_counter()
     budget = 60 * max_minutes if max_minutes else np.inf
     training = load_training_data(data, cache_dir, limit, progress)
@@ -340,7 +340,7 @@ def build_ensemble(
     for name in MEMBER_FILES:
         (out / name).unlink(missing_ok=True)
     decoder, vocab = load_decoders([out / name for name in names])
-    training = load_training_data(data, cache_dir or default_cache_dir(), limit, progress)
+    training = load_training_data(data, cache_dir or paths.cache_dir(), limit, progress)
     return save_decoding(out, decoder, vocab, *training.dev(), members=names)
 
 

@@ -39,7 +39,6 @@ from scancap.caption import mil
 from scancap.caption.data import (
     FLICKR,
     build_feature_cache,
-    default_cache_dir,
     load_captions,
     load_split,
 )
@@ -64,12 +63,10 @@ from scancap.caption.grounding import (
     region_features,
 )
 from scancap.caption.model import Captioner
-from scancap.caption.samples import SAMPLES
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import data_dir
 from scancap.quality import degrade
 
-LABELS_FILE = REPO_ROOT / "benchmarks" / "labels" / "caption_ood.csv"
 CONCEPTS = {"person": PERSON_WORDS, "animal": ANIMAL_WORDS} | THING_CONCEPTS
 POSITIVE_MENTIONS = 3  # of 5 captions
 MAX_FALSE_POSITIVE_RATE = 0.05  # on the select half's photos without the concept
@@ -123,7 +120,7 @@ def caption_labels(
     return pd.DataFrame(rows, index=images)
 
 
-def load_labelled(part: str, labels_file: Path = LABELS_FILE) -> pd.DataFrame:
+def load_labelled(part: str, labels_file: Path) -> pd.DataFrame:
     """The hand labels of one half (`select` or `report`) of the out-of-domain set."""
     frame = pd.read_csv(labels_file)
     return frame[frame["part"] == part].reset_index(drop=True)
@@ -194,7 +191,7 @@ def cached_degraded_grids(
     settings = {"files": [path.parts[-2:] for path in paths], "blur": BLUR_RANGE,
                 "noise": NOISE_RANGE, "seed": SEED, "lite0": lite0}  # fmt: skip
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
-    folder = (cache_dir or default_cache_dir()) / "grounding_degraded" / key
+    folder = (cache_dir or paths.cache_dir()) / "grounding_degraded" / key
     names = ["mobilenet.npy"] + (["lite0.npy"] if lite0 else [])
     if not all((folder / name).exists() for name in names):
         folder.mkdir(parents=True, exist_ok=True)
@@ -290,22 +287,25 @@ def operating_threshold(
 
 
 def train_grounding(
+    labels_file: Path,
     model_dir: Path | None = None,
     data: Path | None = None,
     cache_dir: Path | None = None,
     limit: int | None = None,
     progress: bool = True,
+    exclude_near: list[Path] | None = None,
 ) -> Grounding:
-    """Fit the detectors, set their thresholds (on the select half; the dog gate's on Flickr8k's
-    captioned dogs) and return the grounding."""
+    """Fit the detectors, set their thresholds (on the select half of `labels_file`, the
+    hand-labelled photos; the dog gate's on Flickr8k's captioned dogs) and return the
+    grounding. Source photos near one of `exclude_near` (photos a test judges) are left out."""
     data = data or data_dir()
     captioner = Captioner.load(model_dir)
     head = captioner.imagenet_head
     images = load_split("train", data, limit)
     captions = load_captions(data)
     flickr = labelled_flickr(captioner, images, captions, data, cache_dir, progress)
-    sources = labelled_sources(captioner, data, limit)
-    select = labelled_select(captioner, data, limit)
+    sources = labelled_sources(captioner, data, labels_file, limit, exclude_near or [])
+    select = labelled_select(captioner, data, labels_file, limit)
     dogs = caption_labels(captions, images, {DOG_GATE: DOG_WORDS})[DOG_GATE] == 1
     detectors = {DOG_GATE: dog_gate(flickr.features[dogs.to_numpy()], head)}
     if DEGRADED_COPIES:
@@ -448,14 +448,21 @@ class LabelledPhotos:
 
 
 def labelled_sources(
-    captioner: Captioner, data: Path, limit: int | None, lite0: bool = NEEDS_LITE0
+    captioner: Captioner,
+    data: Path,
+    labels_file: Path,
+    limit: int | None,
+    exclude_near: list[Path],
+    lite0: bool = NEEDS_LITE0,
 ) -> LabelledPhotos:
-    """The doctype source photos with their weak labels, without copies of the samples."""
-    photos = source_photos(data, set(pd.read_csv(LABELS_FILE)["path"]), limit)
+    """The doctype source photos with their weak labels, without the hand-labelled photos
+    and without near copies of `exclude_near`."""
+    photos = source_photos(data, set(pd.read_csv(labels_file)["path"]), limit)
     paths = [data / p for p in photos["path"]]
     grids = grid_photos(captioner, paths)
-    samples = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
-    kept = not_near(pooled(grids), pooled_photos(captioner, samples))
+    kept = np.ones(len(paths), dtype=bool)
+    if exclude_near:
+        kept = not_near(pooled(grids), pooled_photos(captioner, exclude_near))
     kept_paths = [p for p, keep in zip(paths, kept, strict=True) if keep]
     return LabelledPhotos(
         pooled(grids[kept]),
@@ -467,11 +474,15 @@ def labelled_sources(
 
 
 def labelled_select(
-    captioner: Captioner, data: Path, limit: int | None = None, lite0: bool = NEEDS_LITE0
+    captioner: Captioner,
+    data: Path,
+    labels_file: Path,
+    limit: int | None = None,
+    lite0: bool = NEEDS_LITE0,
 ) -> LabelledPhotos:
     """The select half of the hand-labelled set (a tf_flowers photo shows flowers); `limit`
     keeps that many photos of each combination of concepts, for smoke tests."""
-    select = load_labelled("select")
+    select = load_labelled("select", labels_file)
     select = select.assign(flower=select["source"].isin(FLOWER_SOURCES).astype(int))
     if limit:
         select = select.groupby(list(CONCEPTS)).head(limit).reset_index(drop=True)

@@ -24,7 +24,7 @@ from scancap.cli_args import (
 )
 from scancap.io import ImageLoadError, atomic_write_text
 from scancap.pages import Page, list_pages
-from scancap.paths import reports_dir
+from scancap_lab.paths import reports_dir  # TEMPORARY: the CLI package removes this
 
 REPORT = reports_dir() / "classification.md"
 RUNS_DIR = reports_dir() / "classification_runs"
@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from scancap.classify.evaluate import write_report
+    from scancap_lab.classify.evaluate import write_report
 
     return write_report_and_tell(write_report, args, runs_dir=args.runs)
 

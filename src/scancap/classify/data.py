@@ -22,10 +22,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
+from scancap import paths
 from scancap.backbones.efficientnet_lite import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.backbones.inputs import to_model_input
 from scancap.io import load_image
-from scancap.paths import REPO_ROOT, data_dir
+from scancap.paths import data_dir
 
 LABELS = ("photo", "painting", "schematic", "text", "sketch")
 PHOTO = LABELS.index("photo")
@@ -50,10 +51,6 @@ VIEWS = {
     "test": ("clean", "gray"),
 }
 AUGMENTATION_VERSION = 3  # bump when augment() changes: it invalidates the feature caches
-
-
-def default_cache_dir() -> Path:
-    return REPO_ROOT / "cache"
 
 
 # --- manifest and split ---------------------------------------------------------------------------
@@ -369,7 +366,7 @@ def build_feature_cache(
     """
     data = data or data_dir()
     index = view_index(split)
-    folder = (cache_dir or default_cache_dir()) / "doctype" / _cache_key(index)
+    folder = (cache_dir or paths.cache_dir()) / "doctype" / _cache_key(index)
     folder.mkdir(parents=True, exist_ok=True)
     done_path = folder / "done.json"
     done = json.loads(done_path.read_text())["rows"] if done_path.exists() else 0

@@ -23,16 +23,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from scancap.caption import figures as caption_figures
 from scancap.caption.data import (
     FLICKR,
     build_feature_cache,
-    default_cache_dir,
     load_captions,
     load_split,
     references,
 )
-from scancap.caption.evaluate_grounding import grounding_section, grounding_study
 from scancap.caption.metrics import caption_scores
 from scancap.caption.model import (
     DECODING_FILE,
@@ -46,9 +43,12 @@ from scancap.caption.model import (
 from scancap.caption.scst import SCST_HISTORY_FILE
 from scancap.caption.train import HISTORY_FILE, RECORD_FILE, chosen_row, machine
 from scancap.caption.train_grounding import DOG_KEPT, grain_photos, lite0_photos
-from scancap.figures import save
 from scancap.io import atomic_write_text, load_image
-from scancap.paths import data_dir, reports_dir
+from scancap.paths import data_dir
+from scancap_lab.caption import figures as caption_figures
+from scancap_lab.caption.evaluate_grounding import grounding_section, grounding_study
+from scancap_lab.figures import save
+from scancap_lab.paths import reports_dir
 
 DECODINGS = {"greedy": 1, "beam 3": 3, "beam 5": 5}
 SHIPPED_BEAM = 3
@@ -324,7 +324,7 @@ def write_report(
     figure_dir = report.parent / "figures"
     captioner = Captioner.load(model_dir)
     images = load_split("dev", data, limit)
-    cache = build_feature_cache(images, cache_dir or default_cache_dir(), data, progress=progress)
+    cache = build_feature_cache(images, cache_dir, data, progress=progress)
     captions = load_captions(data)
     refs = references(captions, images)
     paths = [data / FLICKR / "images" / name for name in images]

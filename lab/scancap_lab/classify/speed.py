@@ -1,6 +1,6 @@
 """End-to-end classification speed: decode, resize, frozen backbone and head, batched.
 
-Run as its own process (`python -m scancap.classify.speed FILE...`) so that its peak memory is
+Run as its own process (`python -m scancap_lab.classify.speed FILE...`) so that its peak memory is
 the classifier's alone, not that of the report that asks for it; prints one JSON object.
 """
 

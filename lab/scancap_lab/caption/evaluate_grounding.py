@@ -29,6 +29,7 @@ from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import Caption, Captioner
 from scancap.caption.train_grounding import BUDGETS, DOG_KEPT, POSITIVE_MENTIONS, load_labelled
 from scancap.io import load_image
+from scancap_lab.paths import CAPTION_LABELS
 
 COCO = Path("coco_mini")
 DECODINGS = {"free": False, "grounded": True}  # name -> ground
@@ -99,7 +100,7 @@ def hallucination_table(
     """Hallucination per half and decoding, and the report half's captions (both ways)."""
     tables, examples = [], None
     for part in ("select", "report"):
-        labelled = load_labelled(part).head(limit or None)
+        labelled = load_labelled(part, CAPTION_LABELS).head(limit or None)
         images = [load_image(data / path) for path in labelled["path"]]
         captions, _ = both_ways(captioner, images, beam)
         for decoding, texts in captions.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from scancap.caption.grounding import ANIMAL_WORDS, PERSON_WORDS
-from scancap.paths import REPO_ROOT
+from scancap_lab.paths import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "samples"
 SUBJECTS = {  # sample -> (words of which one must appear, concepts that must not: person, animal)

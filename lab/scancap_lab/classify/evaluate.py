@@ -22,7 +22,6 @@ import skimage.data
 import sklearn.datasets
 
 from scancap.backbones.efficientnet_lite import LITE0_PATH
-from scancap.classify import figures, loso
 from scancap.classify.data import (
     LABELS,
     PHOTO,
@@ -42,9 +41,11 @@ from scancap.classify.metrics import (
 )
 from scancap.classify.model import MODEL_FILE, Classifier, decide, default_dir
 from scancap.classify.train import RunRecord
-from scancap.figures import save
 from scancap.io import ImageLoadError, atomic_write_text, load_image
-from scancap.paths import REPO_ROOT, data_dir, reports_dir
+from scancap.paths import data_dir
+from scancap_lab.classify import figures, loso
+from scancap_lab.figures import save
+from scancap_lab.paths import REPO_ROOT, reports_dir
 
 SAMPLES = REPO_ROOT / "samples"
 LOSO_DIR = reports_dir() / "classification_loso"
@@ -470,7 +471,7 @@ def architecture_stages(classifier: Classifier) -> list[tuple[str, str, bool]]:
 
 def measure_speed(paths: list[Path], model_dir: Path, repeats: int = 1) -> dict:
     """classify_speed in a fresh process, so its peak memory is the classifier's alone."""
-    command = [sys.executable, "-m", "scancap.classify.speed", "--model", str(model_dir)]
+    command = [sys.executable, "-m", "scancap_lab.classify.speed", "--model", str(model_dir)]
     command += ["--repeats", str(repeats), *map(str, paths)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])

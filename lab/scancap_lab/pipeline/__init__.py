@@ -1,0 +1,1 @@
+"""The lab's side of scancap.pipeline: what measures it and writes its reports."""
