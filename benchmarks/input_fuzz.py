@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/input_fuzz.py [--seeds 5]
 
-Each generated file (tests/fuzz_inputs.py) is listed and loaded as `scancap run` would; the
+Each generated file (scancap_lab/fuzz_inputs.py) is listed and loaded as `scancap run` would; the
 report counts, per kind of damage, the items that decoded, the ones refused with a reason, and
 the slowest load. A crash or a hang would stop this script: it is the check that none happens.
 """

@@ -111,14 +111,14 @@ def end_to_end(folder: Path) -> dict:
     from PIL import Image
 
     from scancap import Pipeline
-    from scancap.pipeline.run import run
+    from scancap.engines.local import run_pipeline
 
     made = pages("report")
     scans = [Image.fromarray(degrade(page["image"], "scan", page["seed"])) for page in made]
     pdf = folder / "scans.pdf"
     scans[0].save(pdf, save_all=True, append_images=scans[1:], resolution=300)
     with Pipeline.load() as pipeline:
-        summary = run(pipeline, [pdf], folder / "out", progress=False)
+        summary = run_pipeline(pipeline, [pdf], folder / "out", progress=False)
     manifest = pd.read_parquet(folder / "out" / "manifest.parquet")
     cers = [error_rates(page["truth"], text)[0] for page, text in zip(made, manifest["text"],
                                                                         strict=True)]  # fmt: skip

@@ -4,7 +4,7 @@
 
 For each size, synthetic manifest rows (seeded: names, captions, tags, measures of the kind a
 run writes; errors, photos and non-photos mixed) go through `write_report`, and headless
-Chromium (tests/browser.py) opens the page from `file://` several times: the open time is from
+Chromium (scancap_lab/browser.py) opens the page from `file://` several times: the open time is from
 navigation start to the first page of cards drawn, as the page itself records it. Then a search,
 a class filter, a sort and a page turn are timed the same way on the largest report. Thumbnails
 are real WebP files, a few shared between the rows: their number does not change the page's

@@ -84,18 +84,19 @@ def test_no_import_cycle() -> None:
 
 def test_no_stage_prefixed_top_level_module() -> None:
     flat = [p.stem for p in PACKAGE.glob("*.py")]
-    prefixed = [n for n in flat if n.split("_")[0] in (*STAGES, "pipeline") and "_" in n]
+    prefixed = [n for n in flat if n.split("_")[0] in (*STAGES, "pipeline", "engines") and "_" in n]
     assert prefixed == []
-    for stage in (*STAGES, "pipeline", "backbones"):
+    for stage in (*STAGES, "pipeline", "engines", "backbones"):
         assert (PACKAGE / stage / "__init__.py").read_text().startswith('"""'), stage
 
 
 @pytest.mark.parametrize(
     ("lower", "forbidden"),
     [
-        (SHARED, (*STAGES, "pipeline", *ENTRY_POINTS)),
-        (STAGES, ("pipeline", *ENTRY_POINTS)),
-        (("pipeline",), ENTRY_POINTS),
+        (SHARED, (*STAGES, "pipeline", "engines", *ENTRY_POINTS)),
+        (STAGES, ("pipeline", "engines", *ENTRY_POINTS)),
+        (("pipeline",), ("engines", *ENTRY_POINTS)),
+        (("engines",), ENTRY_POINTS),
     ],
 )
 def test_lower_layers_never_import_higher(lower: tuple, forbidden: tuple) -> None:

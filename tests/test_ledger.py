@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scancap.pipeline.ledger import Ledger, file_sha256
+from scancap.engines.ledger import Ledger
+from scancap.pipeline.provenance import file_sha256
 
 
 def test_rows_survive_reopening_and_content_changes_invalidate(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ from test_report import script_argument
 from scancap import Pipeline
 from scancap.caption.grounding import format_tags
 from scancap.cli import main
+from scancap.engines.ledger import LEDGER_FILE
 from scancap.ocr.engine import tesseract_problem
-from scancap.pipeline.ledger import LEDGER_FILE, file_sha256
-from scancap.pipeline.run import MANIFEST_COLUMNS
+from scancap.pipeline.compose import MANIFEST_COLUMNS
+from scancap.pipeline.provenance import file_sha256
 from scancap.restore.workers import RestoreWorkers
 from scancap.service import create_app
 

@@ -24,9 +24,9 @@ from filelock import FileLock
 from test_report import script_argument
 
 from scancap.cli import main
-from scancap.pipeline.ray_engine import ray_available, read_parts, write_part
-from scancap.pipeline.run import MANIFEST_COLUMNS
-from scancap.pipeline.storage import OutputTree
+from scancap.engines.ray import ray_available, read_parts, write_part
+from scancap.engines.storage import OutputTree
+from scancap.pipeline.compose import MANIFEST_COLUMNS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 RAY = Path(sys.executable).with_name("ray")

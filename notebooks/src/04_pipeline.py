@@ -32,9 +32,10 @@ from IPython.display import Markdown, display
 from skimage import data as skdata
 
 from scancap import Pipeline, RunConfig
+from scancap.engines.local import run_pipeline
 from scancap.io import load_image
 from scancap.paths import data_dir
-from scancap.pipeline.run import MANIFEST_COLUMNS, run
+from scancap.pipeline.compose import MANIFEST_COLUMNS
 from scancap.service import create_app
 from scancap_lab.figures import show_images
 from scancap_lab.paths import REPO_ROOT, reports_dir
@@ -81,7 +82,7 @@ display(benchmark.speed_table(modes).round(3))
 # %%
 pipeline = Pipeline.load(RunConfig(copy_non_photos=True))
 out = WORK / "samples_run"
-summary = run(pipeline, [SAMPLES], out, progress=False)
+summary = run_pipeline(pipeline, [SAMPLES], out, progress=False)
 print(summary.text())
 
 # %%
@@ -169,7 +170,7 @@ display(pd.read_csv(reports_dir() / "pipeline_results" / "robustness.csv").round
 # change, and says so.
 
 # %%
-again = run(pipeline, [SAMPLES], out, progress=False)
+again = run_pipeline(pipeline, [SAMPLES], out, progress=False)
 print(again.text())
 pd.testing.assert_frame_equal(pd.read_parquet(out / "manifest.parquet"), manifest)
 print("same manifest, every input exactly once:", manifest["path"].is_unique)

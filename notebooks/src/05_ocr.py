@@ -26,6 +26,7 @@ from IPython.display import Markdown, display
 from PIL import Image
 
 from scancap import Pipeline, RunConfig
+from scancap.engines.local import run_pipeline
 from scancap.ocr.engine import (
     DEFAULT_PREPROCESSING,
     PREPROCESSING,
@@ -33,7 +34,6 @@ from scancap.ocr.engine import (
     read_page,
     tesseract_problem,
 )
-from scancap.pipeline.run import run
 from scancap_lab.figures import show_images
 from scancap_lab.ocr.synthetic import DEGRADATIONS, degrade, error_rates, render_page
 from scancap_lab.paths import REPO_ROOT, reports_dir
@@ -173,7 +173,7 @@ Image.fromarray(french).save(batch / "lettre.png", dpi=(300, 300))
 (batch / "photo_Building.png").write_bytes((REPO_ROOT / "samples" / "photo_Building.png")
                                            .read_bytes())
 with Pipeline.load(RunConfig(searchable_pdf=True)) as pipeline:
-    summary = run(pipeline, [batch], WORK / "out", progress=False)
+    summary = run_pipeline(pipeline, [batch], WORK / "out", progress=False)
 print(summary.text())
 manifest = pd.read_parquet(WORK / "out" / "manifest.parquet")
 display(manifest[["path", "subtype", "caption", "title", "language", "ocr_confidence",

@@ -14,8 +14,8 @@ quiet.install()  # TensorFlow's C++ start-up lines stay out of terminals and not
 
 __version__ = "0.3.0"
 _LAZY = {
-    "Pipeline": "scancap.pipeline.run",
-    "Result": "scancap.pipeline.run",
+    "Pipeline": "scancap.pipeline.compose",
+    "Result": "scancap.pipeline.compose",
     "RunConfig": "scancap.config",
 }
 

@@ -33,8 +33,8 @@ from swagger_ui_bundle import swagger_ui_path
 from scancap import __version__
 from scancap.config import RunConfig
 from scancap.io import INPUT_SUFFIXES
+from scancap.pipeline.compose import MANIFEST_COLUMNS, Pipeline, Result
 from scancap.pipeline.microbatch import MicroBatcher
-from scancap.pipeline.run import MANIFEST_COLUMNS, Pipeline, Result
 
 _HINTS = get_type_hints(Result)
 # The response schema is the manifest row, plus the optional restored image; a document's

@@ -1,5 +1,7 @@
-"""The batch pipeline: classify, restore photos, caption them; write outputs, manifest, report.
+"""The batch pipeline's parts that every engine shares.
 
-`run.Pipeline` analyses one image at a time and `run.run` a whole batch, resumable through
-`ledger`; `report` writes the HTML report, `bench` measures throughput and memory.
+`compose` turns a batch of decoded pages into manifest rows (classify, restore, caption, read),
+`outputs` writes an item's files as it finishes and the run's manifest and report at the end,
+`report` is the HTML report, `provenance` the settings and models behind the rows, and
+`microbatch` gathers the service's concurrent requests into shared batches.
 """

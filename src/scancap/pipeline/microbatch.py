@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future
 
 from scancap.batch import Loaded
-from scancap.pipeline.run import Batch, Pipeline, Result
+from scancap.pipeline.compose import Batch, Pipeline, Result
 
 Items = list[tuple[Result, Loaded]]
 _STOP = object()

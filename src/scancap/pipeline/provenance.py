@@ -19,6 +19,15 @@ RUN_FILE = "run.json"
 SPEED_ONLY = frozenset({"workers", "batch_size"})  # settings that change speed, not results
 
 
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a file, read in chunks so large scans do not fill memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def folder_sha256(folder: Path) -> str:
     """One content hash of every file under a model folder (relative names and bytes)."""
     digest = hashlib.sha256()

@@ -10,7 +10,6 @@ makes each insert all-or-nothing, so a killed run never leaves half a row.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -27,15 +26,6 @@ CREATE TABLE IF NOT EXISTS done (
     settings TEXT NOT NULL DEFAULT ''
 )
 """
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Content hash of a file, read in chunks so large scans do not fill memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Ledger:

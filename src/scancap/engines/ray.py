@@ -13,7 +13,7 @@ under `OUT/parts/<settings fingerprint>/`, once the batch's outputs are written.
 crash (a node lost, the driver killed) reads those files and hands Ray only what they lack;
 the driver then merges every part into the manifest, `captions.jsonl` and the report, each
 input exactly once. OUT must be a path every node can write (a shared filesystem), or a URI
-of a filesystem every node reaches, as inputs may be (`scancap.pipeline.storage`).
+of a filesystem every node reaches, as inputs may be (`scancap.engines.storage`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,25 +38,8 @@ from tqdm import tqdm
 
 from scancap.batch import Loaded, first_line, report_error
 from scancap.config import RunConfig
-from scancap.io import ImageLoadError, atomic_write_bytes
-from scancap.ocr.reader import ocr_unavailable
-from scancap.pages import Page
-from scancap.pipeline.provenance import RUN_FILE, Provenance
-from scancap.pipeline.report import Thumbnails
-from scancap.pipeline.run import (
-    MANIFEST_COLUMNS,
-    Pipeline,
-    Result,
-    RunSummary,
-    decode_page,
-    finish_run,
-    list_run_inputs,
-    model_folders,
-    run_provenance,
-    warn_redone,
-    write_item_outputs,
-)
-from scancap.pipeline.storage import (
+from scancap.engines.plan import list_run_inputs, warn_redone
+from scancap.engines.storage import (
     OutputTree,
     RemoteFile,
     StorageError,
@@ -65,6 +48,20 @@ from scancap.pipeline.storage import (
     list_remote_pages,
     local_path,
 )
+from scancap.io import ImageLoadError, atomic_write_bytes
+from scancap.ocr.reader import ocr_unavailable
+from scancap.pages import Page
+from scancap.pipeline.compose import (
+    MANIFEST_COLUMNS,
+    Pipeline,
+    Result,
+    decode_page,
+    model_folders,
+    run_provenance,
+)
+from scancap.pipeline.outputs import RunSummary, finish_run, write_item_outputs
+from scancap.pipeline.provenance import RUN_FILE, Provenance
+from scancap.pipeline.report import Thumbnails
 from scancap.quiet import descriptors_to
 
 PARTS_DIR = "parts"
@@ -80,20 +77,22 @@ class RayConnectError(RuntimeError):
     """No Ray cluster could be joined at the address given."""
 
 
-def run_on_ray(
-    config: RunConfig,
-    models: Path | None,
-    inputs: list[str | Path],
+def run(
+    inputs: Sequence[str | Path],
     out: str | Path,
+    config: RunConfig,
+    models: Path | None = None,
+    *,
     force: bool = False,
     progress: bool = True,
     address: str | None = None,
 ) -> RunSummary:
-    """Process every page under `inputs` into `out` on Ray; same outputs as `run`. Inputs
-    and `out` may be local paths or URIs (`scancap.pipeline.storage`)."""
+    """Every page under `inputs` into `out` on Ray, with the local engine's signature and
+    outputs; `address`: the cluster to join (else a local Ray). Inputs and `out` may be local
+    paths or URIs (`scancap.engines.storage`)."""
     tree = OutputTree(out)
     try:
-        summary = _run(config, models, inputs, tree, force, progress, address)
+        summary = _run(config, models, list(inputs), tree, force, progress, address)
         tree.publish()
         return summary
     except BaseException:  # keep what the driver wrote (run.json, Ray's log) for the rerun
@@ -113,7 +112,7 @@ def _run(
     progress: bool,
     address: str | None,
 ) -> RunSummary:
-    """`run_on_ray` with OUT opened: list, skip what the parts record, process the rest on
+    """`run` with OUT opened: list, skip what the parts record, process the rest on
     Ray, then merge every part into the run's outputs (in the staging folder)."""
     start = time.perf_counter()
     files, keys, remotes = list_inputs(inputs, tree, config.pdf_dpi)
