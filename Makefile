@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 DATA ?= ../shared/datasets
 OUT ?= out/demo
 
-.PHONY: setup browser tesseract demo test lint lab bench-restoration bench-pipeline clean
+.PHONY: setup browser tesseract demo test lint lab bench-restoration bench-pipeline \
+  report-classification report-captioning clean
 
 setup: $(STAMP)
 
@@ -79,6 +80,13 @@ bench-restoration: setup
 bench-pipeline: setup
 	for part in throughput study memory; do \
 	  SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/python benchmarks/pipeline.py $$part || exit 1; done
+
+# The committed model reports, rewritten by the lab from the datasets (scancap_lab.reports).
+report-classification: setup
+	$(BIN)/python -m scancap_lab.reports classification --data $(DATA)
+
+report-captioning: setup
+	$(BIN)/python -m scancap_lab.reports captioning --data $(DATA)
 
 clean:
 	rm -rf $(VENV) out

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scancap.caption.cli import caption_summary
+from scancap.caption.files import caption_summary
 from scancap.caption.metrics import bleu, caption_scores
 from scancap.caption.model import (
     GRID_CELLS,

@@ -259,9 +259,9 @@ def test_training_smoke_on_a_tiny_subset_leaves_the_shipped_model_alone(
     byte for byte as it was."""
     from datetime import date
 
-    import scancap.cli_args
+    import scancap.cli.options
 
-    monkeypatch.setattr(scancap.cli_args, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(scancap.cli.options, "RUNS_DIR", tmp_path / "runs")
     shipped = tree_digest(models_dir())
     args = ["train", "classifier", "--limit", "3", "--epochs", "2", "--quiet"]
     assert main([*args, "--cache", str(tmp_path / "cache")]) == 0

@@ -44,6 +44,23 @@ def test_help_starts_fast_without_tensorflow() -> None:
     assert result.stdout.strip() == "False", result.stderr
 
 
+def test_python_m_scancap_cli_is_the_scancap_command() -> None:
+    command = [sys.executable, "-m", "scancap.cli", "--version"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("scancap "), result.stderr
+
+
+def test_compare_records_go_to_a_folder_the_command_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`scancap train classifier --compare` has no default folder in the repository."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["train", "classifier", "--compare"])
+    assert stopped.value.code == 2 and "--compare" in capsys.readouterr().err
+    args = build_parser().parse_args(["train", "classifier", "--compare", "runs/compared"])
+    assert args.compare == Path("runs/compared")
+
+
 def test_tensorflow_start_up_lines_stay_out_of_stderr() -> None:
     """Its C++ side writes absl/oneDNN lines on import; scancap points them at /dev/null."""
     code = "import scancap, keras, tensorflow as tf; tf.constant(1) + 1; print('done')"

@@ -15,10 +15,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "scancap"
 STAGES = ("restore", "classify", "caption", "ocr")
 # Shared ground: knows nothing of stages, the pipeline or the entry points.
 SHARED = (
-    "io", "pages", "metadata", "quality", "backbones", "config", "paths", "memory", "figures",
-    "batch", "cli_args",
+    "io", "pages", "page_table", "metadata", "quality", "backbones", "config", "paths", "memory",
+    "figures", "batch",
 )  # fmt: skip
-ENTRY_POINTS = ("cli", "service")
+ENTRY_POINTS = ("cli", "service")  # the `scancap` command (scancap/cli/) and the HTTP service
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports, by its full name (`from a.b import c` names a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return names
 
 
 def module_name(path: Path) -> str:
@@ -120,3 +131,22 @@ def test_stages_know_nothing_of_each_other_except_through_backbones() -> None:
         if layer(target) in STAGES and layer(target) != layer(module)
     ]
     assert violations == []
+
+
+def test_only_the_command_line_parses_arguments() -> None:
+    """The stages, the pipeline and the shared ground offer functions; scancap/cli/ alone
+    turns a command line into their arguments."""
+    outside = [p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts[:1]]
+    parsing = [str(p.relative_to(PACKAGE)) for p in outside if "argparse" in imported_modules(p)]
+    assert outside and parsing == []
+
+
+def test_the_product_never_imports_the_lab() -> None:
+    """scancap_lab (report writers, benchmarks' helpers) builds on scancap, never the reverse."""
+    lab = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in PACKAGE.rglob("*.py")
+        for name in imported_modules(path)
+        if name.split(".")[0] == "scancap_lab"
+    ]
+    assert lab == []

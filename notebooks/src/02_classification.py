@@ -10,8 +10,9 @@
 #
 # Everything here calls the `scancap` package (`scancap.classify.data`, `scancap.classify.model`,
 # `scancap.classify.train`, `scancap_lab.classify.evaluate`, `scancap_lab.classify.figures`). The models
-# are trained by `scancap train classifier [--compare]`; `scancap evaluate classifier` writes
-# the same analysis to `reports/classification.md`.
+# are trained by `scancap train classifier [--compare reports/classification_runs]`;
+# `make report-classification` (`python -m scancap_lab.reports classification`) writes the same
+# analysis to `reports/classification.md`.
 #
 # Run headless: `python notebooks/build.py 02 --execute` (full) or with `--fast`
 # (`SCANCAP_FAST=1`: 3 images per label and split, 50 bootstrap rounds; used by the tests).

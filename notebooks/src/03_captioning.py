@@ -10,8 +10,8 @@
 # `scancap.caption.data`, `scancap_lab.caption.evaluate`, `scancap_lab.caption.figures`); the notebook
 # holds no logic of its own. The shipped model is trained by `scancap train captioner`
 # (12 cross-entropy epochs on 2 CPU cores, then up to 8 self-critical epochs, resumable; section
-# 3 shows how long they took) and the full report is written by `scancap evaluate captioner`
-# into `reports/captioning.md`.
+# 3 shows how long they took) and the full report is written by `make report-captioning`
+# (`python -m scancap_lab.reports captioning`) into `reports/captioning.md`.
 #
 # Run headless: `python notebooks/build.py 03 --execute` (full: the 1,000 dev images) or with
 # `--fast` (`SCANCAP_FAST=1`: 16 dev images whose features are computed on the fly, no cache
@@ -410,7 +410,7 @@ caption_figures.caption_grid(
 #
 # One image (backbone + beam search) and batches of 32, on this machine. The peak memory of
 # `scancap caption` and of training are measured with `/usr/bin/time -v` by
-# `scancap evaluate captioner` (see `reports/captioning.md`).
+# `python -m scancap_lab.reports captioning` (see `reports/captioning.md`).
 
 # %%
 speed = caption_report.measure_speed(captioner, pixels[:32] if FAST else pixels * 4, repeats=5 if FAST else 20)

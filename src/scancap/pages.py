@@ -9,6 +9,7 @@ of the manifest, the ledger, the report, the CSVs and the service; its output fi
 
 from __future__ import annotations
 
+import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,7 @@ PDF_SUFFIX = ".pdf"
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 POINTS_PER_INCH = 72
 _PDFIUM_LOCK = threading.Lock()  # PDFium is not thread-safe; decoding runs on threads
+_PAGE_SUFFIX = re.compile(r"#page=(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,27 @@ def pages_of(file: Path, name: str, count: int | None, dpi: int = DEFAULT_DPI) -
     if count is None:
         return [Page(file, name, dpi=dpi)]
     return [Page(file, f"{name}#page={n}", n, dpi) for n in range(1, count + 1)]
+
+
+def pages_named(name: str, folder: Path, dpi: int = DEFAULT_DPI) -> list[Page]:
+    """The pages a list (a CSV of labels or references) names by `name`: an image file, every
+    page of a PDF or multi-page TIFF, or one page as "file.pdf#page=N", the name every output
+    gives it. A relative path is read from `folder`. ValueError says why there are none."""
+    match = _PAGE_SUFFIX.search(name)
+    written = name[: match.start()] if match else name
+    file = Path(written).expanduser()
+    file = file if file.is_absolute() else folder / file
+    if not file.exists():
+        raise ValueError(f"no such file: {file}")
+    if not file.is_file():
+        raise ValueError(f"not a file: {file}")
+    count = page_count(file)
+    if match is None:
+        return pages_of(file, name, count, dpi)
+    number = int(match.group(1))
+    if not 1 <= number <= (count or 1):
+        raise ValueError(f"{file} has no page {number} (pages 1 to {count or 1})")
+    return [Page(file, name, number if count else None, dpi)]
 
 
 def page_pixels(item: Page | Path) -> int:

@@ -1,5 +1,6 @@
-"""`scancap evaluate classifier`: the shipped classifier on its persisted split, the compared
-models' records, speed and size, written to reports/classification.md with figures.
+"""`python -m scancap_lab.reports classification`: the shipped classifier on its persisted
+split, the compared models' records, speed and size, written to reports/classification.md with
+figures.
 
 The shipped model is re-evaluated from its own files (split, weights, calibration), never from
 numbers saved at training time; the compared models are summarised from their run records.
@@ -185,7 +186,7 @@ def loso_section(
     if held_out is None:
         return (
             f"Not measured for the `{weighting}` recipe: run "
-            "`python benchmarks/classifier_loso.py`, then `scancap evaluate classifier`."
+            "`python benchmarks/classifier_loso.py`, then `make report-classification`."
         )
     summary = loso.summarise(held_out)
     table = loso_vs_split_table(held_out, test)
@@ -726,7 +727,7 @@ def _relative(path: Path, report: Path) -> str:
 def ablation_table(records: dict[str, RunRecord]) -> str:
     """What removing each regulariser changed, relative to the shipped recipe."""
     if "single_head" not in records:
-        return "(no run records: run `scancap train classifier --compare`)"
+        return "(no run records: run `scancap train classifier --compare DIR` with --runs DIR)"
     base = records["single_head"]
 
     def numbers(record: RunRecord) -> dict[str, float]:
@@ -911,10 +912,11 @@ def render(
     size_rows = [f"| {name} | {mb:.2f} |" for name, mb in sizes.items()]
     return f"""# Photo or not: classification report
 
-Written by `scancap evaluate classifier` on {datetime.date.today().isoformat()} from
+Written by `make report-classification` on {datetime.date.today().isoformat()} from
 `models/classifier/` (weights, `calibration.json`, `{SPLIT_FILE}`) and the run records in
-`reports/classification_runs/` (`scancap train classifier --compare`). Every number on test comes
-with a 95% bootstrap interval (1,000 resamples, seed 42); test was never used to choose anything.
+`reports/classification_runs/` (`scancap train classifier --compare reports/classification_runs`).
+Every number on test comes with a 95% bootstrap interval (1,000 resamples, seed 42); test was
+never used to choose anything.
 
 ## Sources it has never seen: leave-one-source-out (the main yardstick)
 {loso_text}

@@ -1,9 +1,8 @@
-"""Command-line argument types and option groups shared by every `scancap` subcommand."""
+"""Argument types and option groups shared by the `scancap` subcommands, and `UsageError`."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -44,6 +43,14 @@ def restore_strength(text: str) -> float:
     if not 0 < value <= 4:
         raise argparse.ArgumentTypeError(f"must be in (0, 4], got {value:g}")
     return value
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--config and --models, of the commands that run the whole pipeline (run, serve)."""
+    parser.add_argument(
+        "--config", type=Path, help="TOML file with a [run] table (flags override it)"
+    )
+    add_models_option(parser)
 
 
 def add_models_option(parser: argparse.ArgumentParser) -> None:
@@ -91,12 +98,17 @@ def add_batch_options(
     add_quiet(parser)
 
 
+def add_batch_size(parser: argparse.ArgumentParser) -> None:
+    """--batch-size of the commands that run one model on images (classify, caption)."""
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (32)")
+
+
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
 def add_data_options(parser: argparse.ArgumentParser, limit_help: str) -> None:
-    """Where training and evaluation read data and cache features."""
+    """Where training reads data and caches features (and the lab's report writers)."""
     parser.add_argument("--data", type=Path, help="datasets folder (default: $SCANCAP_DATA)")
     parser.add_argument("--cache", type=Path, help="feature cache folder (default: cache/)")
     parser.add_argument("--limit", type=positive_int, help=limit_help)
@@ -132,20 +144,11 @@ def training_output(args: argparse.Namespace) -> Path:
 
 
 def data_options(args: argparse.Namespace) -> dict:
-    """The options of `add_data_options` as the keyword arguments of training and evaluation."""
+    """The options of `add_data_options` as the keyword arguments of training and the lab's
+    report writers."""
     return {
         "data": args.data,
         "cache_dir": args.cache,
         "limit": args.limit,
         "progress": not args.quiet,
     }
-
-
-def write_report_and_tell(
-    write_report: Callable[..., Path], args: argparse.Namespace, **extra: object
-) -> int:
-    """`scancap evaluate ...`: rewrite a stage's report from the common options, say where."""
-    path = write_report(model_dir=args.model, report=args.report, **data_options(args), **extra)
-    if not args.quiet:
-        print(f"wrote {path}")
-    return 0
