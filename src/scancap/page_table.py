@@ -21,6 +21,7 @@ def read_page_table(
     columns: Sequence[str],
     dpi: int = DEFAULT_DPI,
     choices: Mapping[str, Sequence[str]] | None = None,
+    skip_blank: str | None = None,
 ) -> pd.DataFrame:
     """One row per page the table names, in its order: `line` (the file's line, the header
     being line 1), `name` (the path as written, "#page=N" added for each page of a document
@@ -28,12 +29,15 @@ def read_page_table(
     lower-cased, and one of its choices).
 
     Paths are absolute or relative to the table's folder (see `scancap.pages.pages_named`).
+    Rows whose `skip_blank` column is empty are left out.
     A missing column, an empty cell, a value not among its choices or a path that names no
     page is a `TableError`.
     """
     table, choices = Path(table), choices or {}
     rows = []
     for line, row in _csv_rows(table, ["path", *columns]):
+        if skip_blank and not row[skip_blank]:
+            continue  # a row nobody filled in (a review file's unlabelled items)
         if missing := next((column for column in ["path", *columns] if not row[column]), None):
             raise TableError(f"{table} line {line}: empty {missing}")
         for column, allowed in choices.items():
@@ -49,7 +53,10 @@ def read_page_table(
             raise TableError(f"{table} line {line}: {error}") from None
         rows += [{"line": line, "name": p.name, "page": p, **row} for p in pages]
     if not rows:
-        raise TableError(f"{table}: no rows")
+        detail = (
+            f"no row has a {skip_blank} (fill the {skip_blank} column)" if skip_blank else "no rows"
+        )
+        raise TableError(f"{table}: {detail}")
     return pd.DataFrame(rows, columns=["line", "name", "page", *columns])
 
 

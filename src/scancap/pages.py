@@ -56,6 +56,12 @@ class Page:
         """The 0-based frame or page index inside its file."""
         return (self.number or 1) - 1
 
+    def location(self) -> str:
+        """Where the page is, from any working folder: its file's absolute path, plus
+        "#page=N" for a page of a document (what a list of corrections names it by)."""
+        file = str(self.file.absolute())
+        return file if self.number is None else f"{file}#page={self.number}"
+
     def output_name(self) -> Path:
         """The relative path its outputs are named after: "scan.page-3.pdf" for page 3."""
         relative = Path(self.name.partition("#")[0])

@@ -16,7 +16,7 @@ from scancap.pages import Page
 if TYPE_CHECKING:  # TensorFlow loads with the classifier, not with this module (`scancap --help`)
     from scancap.classify.model import Classifier, Prediction
 
-CSV_COLUMNS = ["path", "is_photo", "p_photo", "subtype", "error"]
+CSV_COLUMNS = ["path", "is_photo", "p_photo", "subtype", "error", "file"]
 
 
 def predict_pages(
@@ -49,7 +49,7 @@ def classify_files(
     classifier = Classifier.load(model_dir, threshold)
     rows: list[dict[str, object]] = []
     for page, result in predict_pages(classifier, files, batch_size, max_pixels, quiet):
-        row = dict.fromkeys(CSV_COLUMNS, "") | {"path": page.name}
+        row = dict.fromkeys(CSV_COLUMNS, "") | {"path": page.name, "file": page.location()}
         if isinstance(result, ImageLoadError):
             row["error"] = result.reason
         else:

@@ -27,11 +27,12 @@ import keras
 import numpy as np
 from keras import layers, regularizers
 from scipy.optimize import minimize_scalar
-from scipy.special import expit, softmax
+from scipy.special import expit, logit, softmax
 
 from scancap.backbones.efficientnet_lite import FEATURE_LAYER, TRUNK_LAYER, load_lite0
 from scancap.backbones.inputs import to_model_input
 from scancap.batch import load_batches
+from scancap.classify.adapt import Adaptation
 from scancap.classify.data import (
     LABELS,
     PHOTO,
@@ -49,6 +50,7 @@ POOLED_DIM = 1280
 TOP_REGIONS = 49  # the top grid's 7x7 regions at IMAGE_SIZE
 TRUNK_SHAPE = (14, 14, 112)  # TRUNK_LAYER's output at 224 px
 TARGET_PRECISION = 0.99
+REVIEW_ACCURACY = 0.995  # the decisions outside the review band, on val
 MIN_THRESHOLD = 0.5  # below it a "photo" would be likelier a non-photo than not, at val's priors
 MODEL_FILE = "classifier.keras"
 CALIBRATION_FILE = "calibration.json"
@@ -244,23 +246,69 @@ def choose_threshold(
 
 @dataclass(frozen=True)
 class Calibration:
-    """What turns the photo logit into a decision; stored in calibration.json, overridable."""
+    """What turns the photo logit into a decision; stored in calibration.json, overridable.
+
+    `review_band`: a decision whose calibrated logit lies within this distance of the
+    threshold's is worth a person's look (`needs_review`); set on val, where the decisions
+    outside it are at least 99.5% right (reports/classification.md, "Adaptation").
+    """
 
     temperature: float
     threshold: float
     target_precision: float = TARGET_PRECISION
+    review_band: float | None = None
 
     def p_photo(self, logits: np.ndarray) -> np.ndarray:
         return expit(np.asarray(logits, np.float64) / self.temperature)
+
+    def margins(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated logits minus the threshold's: positive for a photo."""
+        threshold = np.clip(self.threshold, 1e-12, 1 - 1e-12)
+        return np.asarray(logits, np.float64) / self.temperature - logit(threshold)
+
+    def margins_of(self, p_photo: np.ndarray | float) -> np.ndarray:
+        """The margins of calibrated probabilities (as `scancap classify` writes them)."""
+        p = np.clip(np.asarray(p_photo, np.float64), 1e-12, 1 - 1e-12)
+        return logit(p) - logit(np.clip(self.threshold, 1e-12, 1 - 1e-12))
+
+    def needs_review(self, logits: np.ndarray) -> np.ndarray:
+        """Which decisions lie inside the review band (none without a band)."""
+        if self.review_band is None:
+            return np.zeros(np.shape(logits), bool)
+        return np.abs(self.margins(logits)) <= self.review_band
 
     @classmethod
     def fit(cls, logits: np.ndarray, is_photo: np.ndarray) -> Calibration:
         temperature = fit_temperature(logits, is_photo)
         p_photo = expit(np.asarray(logits, np.float64) / temperature)
-        return cls(temperature, choose_threshold(p_photo, is_photo))
+        fitted = cls(temperature, choose_threshold(p_photo, is_photo))
+        return replace(fitted, review_band=fitted.band_on(logits, is_photo))
+
+    def band_on(
+        self, logits: np.ndarray, is_photo: np.ndarray, accuracy: float = REVIEW_ACCURACY
+    ) -> float:
+        """The smallest margin b such that the decisions with |margin| > b are at least
+        `accuracy` right on these (val) images: inside it, a person's look is worth asking."""
+        margins = self.margins(logits)
+        right = (margins >= 0) == np.asarray(is_photo, bool)
+        order = np.argsort(-np.abs(margins), kind="stable")  # most confident first
+        sure, kept = np.abs(margins)[order], right[order]
+        share = np.cumsum(kept) / np.arange(1, len(kept) + 1)
+        held = np.flatnonzero(share >= accuracy)  # the most confident i + 1 hold it
+        if not len(held):
+            return float(sure[0])  # nothing is sure enough: every decision is worth a look
+        last = int(held[-1])
+        return 0.0 if last == len(sure) - 1 else float(sure[last + 1])
 
 
 # --- prediction -----------------------------------------------------------------------------------
+
+
+def pooled_features(features: Sequence[np.ndarray]) -> np.ndarray:
+    """The (n, 1280) pooled top grid among the frozen part's outputs (the grid, or already
+    pooled): what the review queue and the adaptation compare items by."""
+    top = np.asarray(features[1], np.float32)
+    return top.mean(axis=(1, 2)) if top.ndim == 4 else top
 
 
 @dataclass(frozen=True)
@@ -271,6 +319,7 @@ class Prediction:
     is_photo: bool
     subtype: str
     subtype_probabilities: dict[str, float]
+    needs_review: bool = False
 
 
 def decide(
@@ -278,11 +327,14 @@ def decide(
 ) -> list[Prediction]:
     """Predictions from raw logits: calibrated p(photo), threshold, and routed subtype."""
     p_photo = calibration.p_photo(np.ravel(photo_logits))
+    review = calibration.needs_review(np.ravel(photo_logits))
     probabilities = softmax(np.asarray(subtype_logits, np.float64), axis=-1)
     routed = probabilities.copy()
     routed[:, PHOTO] = -1.0  # a non-photo is routed to its likeliest non-photo subtype
     predictions = []
-    for p, probs, other in zip(p_photo, probabilities, routed.argmax(axis=1), strict=True):
+    for p, probs, other, look in zip(
+        p_photo, probabilities, routed.argmax(axis=1), review, strict=True
+    ):
         is_photo = bool(p >= calibration.threshold)
         predictions.append(
             Prediction(
@@ -290,6 +342,7 @@ def decide(
                 is_photo,
                 LABELS[PHOTO] if is_photo else LABELS[other],
                 dict(zip(LABELS, map(float, probs), strict=True)),
+                bool(look),
             )
         )
     return predictions
@@ -310,9 +363,15 @@ def frozen_features() -> keras.Model:
 class Classifier:
     """The shipped classifier: frozen backbone part + the trained part + calibration."""
 
-    def __init__(self, trained: keras.Model, calibration: Calibration) -> None:
+    def __init__(
+        self,
+        trained: keras.Model,
+        calibration: Calibration,
+        adaptation: Adaptation | None = None,
+    ) -> None:
         self.trained = trained
         self.calibration = calibration
+        self.adaptation = adaptation  # what a person's corrections taught it (`scancap adapt`)
         self.kind = "transfer" if len(trained.inputs) == 3 else "finetuned"
         self.trained.compile(jit_compile=False)
         # (trunk grid, top grid, texture statistics): the feature cache holds the same with the
@@ -331,7 +390,7 @@ class Classifier:
         calibration = Calibration(**json.loads((folder / CALIBRATION_FILE).read_text()))
         if threshold is not None:
             calibration = replace(calibration, threshold=threshold)
-        return cls(trained, calibration)
+        return cls(trained, calibration, Adaptation.load(folder))
 
     def logits_from_features(
         self, features: Sequence[np.ndarray], chunk: int = 256
@@ -340,9 +399,8 @@ class Classifier:
         grid, the top grid (7x7x1280, or already pooled as (n, 1280)) and the texture
         statistics. A transfer head reads all three, a fine-tuned top the first and the last.
         """
-        trunk, top, texture = (np.asarray(f, np.float32) for f in features)
-        pooled = top.mean(axis=(1, 2)) if top.ndim == 4 else top
-        inputs = head_inputs(self.kind, trunk, pooled, texture)
+        trunk, texture = (np.asarray(features[i], np.float32) for i in (0, 2))
+        inputs = head_inputs(self.kind, trunk, pooled_features(features), texture)
         outputs = [
             self.trained.predict_on_batch([x[i : i + chunk] for x in inputs])
             for i in range(0, len(inputs[0]), chunk)
@@ -352,7 +410,17 @@ class Classifier:
 
     def predict_from_features(self, features: Sequence[np.ndarray]) -> list[Prediction]:
         """Predictions from the frozen part's outputs, computed now or read from a cache."""
-        return decide(*self.logits_from_features(features), self.calibration)
+        return decide(*self.adapted_logits(features), self.calibration)
+
+    def adapted_logits(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """`logits_from_features`, moved by the adaptation where there is one: the photo
+        logit by the propagated margin shift (in calibrated units), the subtype logits by
+        theirs."""
+        photo, subtype = self.logits_from_features(features)
+        if self.adaptation is None:
+            return photo, subtype
+        margin_shift, subtype_shift = self.adaptation.shift(pooled_features(features))
+        return photo + self.calibration.temperature * margin_shift, subtype + subtype_shift
 
     def features(self, batch: np.ndarray) -> list[np.ndarray]:
         """The frozen part's outputs for a (n, 224, 224, 3) batch in [0, 1]."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from scancap import __version__
-from scancap.cli import caption, classify, evaluate, restore, run, serve, train
+from scancap.cli import adapt, caption, classify, evaluate, restore, review, run, serve, train
 from scancap.cli.options import UsageError
 from scancap.config import ConfigError
 
@@ -19,6 +19,8 @@ COMMANDS = {
     "classify": classify,
     "restore": restore,
     "caption": caption,
+    "review": review,
+    "adapt": adapt,
     "serve": serve,
     "train": train,
     "evaluate": evaluate,

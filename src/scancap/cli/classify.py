@@ -51,7 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "classify",
         help="photo or not, and the subtype of non-photos",
         description="Classify images as photo or not (painting, schematic, text, sketch). "
-        "Writes one CSV row per file: path, is_photo, p_photo, subtype, error.",
+        "Writes one CSV row per file: path, is_photo, p_photo, subtype, error, and file (where "
+        "the page is, as `scancap review` and `scancap adapt` read it).",
     )
     add_inputs(parser)
     parser.add_argument("--out", required=True, help="CSV file to write")

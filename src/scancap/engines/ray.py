@@ -348,9 +348,10 @@ class PageWorker:
         """The local engine's per-item code on the batch's pages; their rows, with thumbnails."""
         pages = [self._page(row, copies) for row in rows]
         items = [
-            (Result(row.name, row.sha256, seconds_decode=round(seconds, 4), page=page), image)
+            (Result(row.name, row.sha256, seconds_decode=round(seconds, 4), page=page,
+                    file=row.shown if row.filesystem else ""), image)  # a URI, not the copy
             for row, (page, image, seconds) in zip(rows, pages, strict=True)
-        ]
+        ]  # fmt: skip
         self.pipeline.analyze_loaded(items)
         records = []
         for (page, _, _), (result, image) in zip(pages, items, strict=True):

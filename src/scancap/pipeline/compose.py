@@ -54,6 +54,7 @@ class Result:
     is_photo: bool | None = None
     p_photo: float | None = None
     subtype: str = ""
+    needs_review: bool | None = None  # inside the classifier's review band: worth a look
     noise_before: float | None = None
     blur_before: float | None = None
     noise_after: float | None = None
@@ -73,6 +74,7 @@ class Result:
     text_file: str = ""  # the text as a file: texts/<name>.txt
     text_pdf: str = ""  # with --searchable-pdf: searchable/<name>.pdf
     output: str = ""
+    file: str = ""  # where the page is, from any folder (`scancap review` reads it)
     seconds_decode: float = 0.0
     seconds_classify: float = 0.0
     seconds_restore: float = 0.0
@@ -93,6 +95,7 @@ class Result:
         self.is_photo = prediction.is_photo
         self.p_photo = round(prediction.p_photo, 6)
         self.subtype = prediction.subtype
+        self.needs_review = prediction.needs_review
 
     def set_restoration(self, record: RestoreRecord) -> None:
         self.noise_before = _rounded(record.before.noise_sigma)
@@ -209,6 +212,7 @@ class Pipeline:
         photos = []
         for result, image, prediction in zip(results, images, predictions, strict=True):
             result.height, result.width = image.shape[:2]
+            result.file = result.file or (result.page.location() if result.page else "")
             result.set_prediction(prediction)
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:

@@ -1,0 +1,134 @@
+"""The adaptation study (rule: reports/classification_experiments.md, "Adaptation from a
+person's corrections"): choose a review queue and an adaptation on the select half's archives,
+then measure the choice once on the report half. Writes reports/classification_adapt.md and its
+CSVs under reports/classification_adapt/.
+
+    python benchmarks/classifier_adapt.py select    # every candidate on the select half
+    python benchmarks/classifier_adapt.py report    # the choice on the report half, and the EM try
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+
+from scancap_lab.classify.adaptation_study import (
+    QUEUES,
+    adaptations,
+    base_table,
+    bootstrap_mean,
+    choose,
+    halves,
+    mixed_archives,
+    risk_coverage,
+    run_archive,
+    scores,
+    single_archives,
+)
+from scancap_lab.classify.archive_features import clean_features
+from scancap_lab.paths import REPORTS
+
+OUT = REPORTS / "classification_adapt"
+MEASURES = ("accuracy", "photo recall", "paintings kept out", "old-photo recall")
+
+
+def load() -> tuple[pd.DataFrame, np.ndarray, dict[str, list[str]]]:
+    manifest, _, pooled = clean_features()
+    table, features = base_table(manifest, pooled)
+    return table, features, halves(table)
+
+
+def select() -> None:
+    table, features, parts = load()
+    records = []
+    for seed, rows in enumerate(mixed_archives(table, parts["select"])):
+        records += run_archive(table, features, rows, seed, QUEUES, adaptations())
+    results = pd.DataFrame(records)
+    OUT.mkdir(parents=True, exist_ok=True)
+    results.to_csv(OUT / "select.csv", index=False)
+    choice = choose(results)
+    (OUT / "choice.json").write_text(json.dumps(choice.__dict__, indent=2) + "\n")
+    means = results.groupby(["queue", "adaptation", "k"])["accuracy"].mean().unstack("k")
+    print(means.sort_values(20, ascending=False).head(15).round(4).to_string())
+    print(choice)
+
+
+def em_prior(
+    margins: np.ndarray, thresholds: np.ndarray, prior: float, rounds: int = 50
+) -> np.ndarray:
+    """Margins shifted by the log ratio of the archive's photo prior, estimated by EM on the
+    calibrated probabilities (Saerens et al. 2002), to the training prior `prior`."""
+    calibrated = margins + thresholds
+    estimate = prior
+    for _ in range(rounds):
+        shifted = expit(calibrated + logit(estimate) - logit(prior))
+        estimate = float(np.clip(shifted.mean(), 1e-3, 1 - 1e-3))
+    return margins + logit(estimate) - logit(prior)
+
+
+def summary_rows(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    rows = []
+    for key, group in results.groupby(keys):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        for measure in MEASURES:
+            mean, low, high = bootstrap_mean(group[measure].to_numpy())
+            row[measure] = f"{mean:.3f} [{low:.3f}, {high:.3f}]" if np.isfinite(mean) else "–"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def report() -> None:
+    table, features, parts = load()
+    choice = json.loads((OUT / "choice.json").read_text())
+    chosen = adaptations()[choice["adaptation"]]
+    queues = {name: QUEUES[name] for name in dict.fromkeys([choice["queue"], "margin", "random"])}
+    adapts = {"none": adaptations()["none"], choice["adaptation"]: chosen}
+    mixed, coverage = [], []
+    for seed, rows in enumerate(mixed_archives(table, parts["report"])):
+        mixed += run_archive(table, features, rows, seed, queues, adapts)
+        coverage += risk_coverage(table, features, rows, seed, list(queues))
+    single = []
+    for half, sources in parts.items():
+        for source, rows in single_archives(table, sources):
+            for record in run_archive(table, features, rows, 0, queues, adapts):
+                single.append(record | {"source": source, "half": half})
+    # The unsupervised try at k = 0: the photo prior re-estimated on each archive.
+    prior = float(table["is_photo"].mean())
+    unsupervised = []
+    for half in ("select", "report"):
+        for seed, rows in enumerate(mixed_archives(table, parts[half])):
+            margins, thresholds = (table[c].to_numpy()[rows] for c in ("margin", "threshold_logit"))
+            em = em_prior(margins, thresholds, prior)
+            for name, adapted in (("base", margins), ("EM prior", em)):
+                unsupervised.append(
+                    {"half": half, "method": name, "archive": seed}
+                    | scores(table, rows, adapted > 0)
+                )
+        for source, rows in single_archives(table, parts[half]):
+            margins, thresholds = (table[c].to_numpy()[rows] for c in ("margin", "threshold_logit"))
+            em = em_prior(margins, thresholds, prior)
+            for name, adapted in (("base", margins), ("EM prior", em)):
+                unsupervised.append(
+                    {"half": half, "method": name, "source": source}
+                    | scores(table, rows, adapted > 0)
+                )
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("report_mixed", mixed), ("report_single", single),
+                        ("risk_coverage", coverage), ("unsupervised", unsupervised)):  # fmt: skip
+        pd.DataFrame(frame).to_csv(OUT / f"{name}.csv", index=False)
+    print(summary_rows(pd.DataFrame(mixed), ["queue", "adaptation", "k"]).to_string())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("stage", choices=["select", "report"])
+    args = parser.parse_args()
+    select() if args.stage == "select" else report()
+
+
+if __name__ == "__main__":
+    main()
