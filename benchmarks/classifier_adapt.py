@@ -3,8 +3,8 @@ person's corrections"): choose a review queue and an adaptation on the select ha
 then measure the choice once on the report half. Writes reports/classification_adapt.md and its
 CSVs under reports/classification_adapt/.
 
-    python benchmarks/classifier_adapt.py select    # every candidate on the select half
-    python benchmarks/classifier_adapt.py report    # the choice on the report half, and the EM try
+    python benchmarks/classifier_adapt.py select [--round 2]  # every candidate on the select half
+    python benchmarks/classifier_adapt.py report [--round 2]  # the choice on the report half
 """
 
 from __future__ import annotations
@@ -42,16 +42,21 @@ def load() -> tuple[pd.DataFrame, np.ndarray, dict[str, list[str]]]:
     return table, features, halves(table)
 
 
-def select() -> None:
+def suffix(round_: int) -> str:
+    return "" if round_ == 1 else f"_round{round_}"
+
+
+def select(round_: int) -> None:
     table, features, parts = load()
+    queues = QUEUES if round_ == 1 else {"margin": QUEUES["margin"]}  # round 2: the queue chosen
     records = []
     for seed, rows in enumerate(mixed_archives(table, parts["select"])):
-        records += run_archive(table, features, rows, seed, QUEUES, adaptations())
+        records += run_archive(table, features, rows, seed, queues, adaptations(round_))
     results = pd.DataFrame(records)
     OUT.mkdir(parents=True, exist_ok=True)
-    results.to_csv(OUT / "select.csv", index=False)
+    results.to_csv(OUT / f"select{suffix(round_)}.csv", index=False)
     choice = choose(results)
-    (OUT / "choice.json").write_text(json.dumps(choice.__dict__, indent=2) + "\n")
+    (OUT / f"choice{suffix(round_)}.json").write_text(json.dumps(choice.__dict__, indent=2) + "\n")
     means = results.groupby(["queue", "adaptation", "k"])["accuracy"].mean().unstack("k")
     print(means.sort_values(20, ascending=False).head(15).round(4).to_string())
     print(choice)
@@ -81,12 +86,13 @@ def summary_rows(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report() -> None:
+def report(round_: int) -> None:
     table, features, parts = load()
-    choice = json.loads((OUT / "choice.json").read_text())
-    chosen = adaptations()[choice["adaptation"]]
+    choice = json.loads((OUT / f"choice{suffix(round_)}.json").read_text())
+    chosen = adaptations(round_)[choice["adaptation"]]
     queues = {name: QUEUES[name] for name in dict.fromkeys([choice["queue"], "margin", "random"])}
     adapts = {"none": adaptations()["none"], choice["adaptation"]: chosen}
+    name = suffix(round_)
     mixed, coverage = [], []
     for seed, rows in enumerate(mixed_archives(table, parts["report"])):
         mixed += run_archive(table, features, rows, seed, queues, adapts)
@@ -117,17 +123,18 @@ def report() -> None:
                     | scores(table, rows, adapted > 0)
                 )
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("report_mixed", mixed), ("report_single", single),
+    for part, frame in (("report_mixed", mixed), ("report_single", single),
                         ("risk_coverage", coverage), ("unsupervised", unsupervised)):  # fmt: skip
-        pd.DataFrame(frame).to_csv(OUT / f"{name}.csv", index=False)
+        pd.DataFrame(frame).to_csv(OUT / f"{part}{name}.csv", index=False)
     print(summary_rows(pd.DataFrame(mixed), ["queue", "adaptation", "k"]).to_string())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("stage", choices=["select", "report"])
+    parser.add_argument("--round", type=int, default=1, choices=[1, 2], help="the rule's round")
     args = parser.parse_args()
-    select() if args.stage == "select" else report()
+    select(args.round) if args.stage == "select" else report(args.round)
 
 
 if __name__ == "__main__":

@@ -159,14 +159,23 @@ def propagation(settings: Propagation) -> Adapt:
     return adapt
 
 
-def adaptations() -> dict[str, Adapt]:
-    """Every candidate of the rule, by name."""
+# The rule's grids: the first round, then the second (extended where the first's best sat).
+GRIDS = {
+    1: {"h": (0.05, 0.1, 0.2), "T": (2.0, 4.0, 8.0), "λ": (0.1, 1.0)},
+    2: {"h": (0.2, 0.3, 0.5, 1.0), "T": (8.0, 16.0, 32.0), "λ": (0.1, 1.0, 10.0)},
+}
+
+
+def adaptations(round_: int = 1) -> dict[str, Adapt]:
+    """Every candidate of a round of the rule, by name (`nearest` in the first round only)."""
     candidates: dict[str, Adapt] = {"none": no_adaptation}
-    for s in (0.7, 0.8, 0.9):
-        candidates[f"nearest s={s}"] = nearest(s)
-    for h in (0.05, 0.1, 0.2):
-        for t in (2.0, 4.0, 8.0):
-            for ridge in (0.1, 1.0):
+    if round_ == 1:
+        for s in (0.7, 0.8, 0.9):
+            candidates[f"nearest s={s}"] = nearest(s)
+    grid = GRIDS[round_]
+    for h in grid["h"]:
+        for t in grid["T"]:
+            for ridge in grid["λ"]:
                 name = f"propagate h={h} T={t:g} λ={ridge:g}"
                 candidates[name] = propagation(Propagation(h, t, ridge))
     return candidates
