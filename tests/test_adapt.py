@@ -187,3 +187,26 @@ def test_a_correction_moves_its_look_alikes_and_not_the_others(
     schematic = by_name["schematic_sparkfun-sensors_hmc6042_schematic.png"]
     assert by_name["painting_Alfred_Sisley_0001.jpg"] > schematic
     assert abs(by_name["text_596.jpg"]) < 0.05 * residual[0, 0]
+
+
+def test_the_service_takes_corrections_into_the_file_adapt_reads(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from scancap.classify.corrections import read_corrections
+    from scancap.service import create_app
+
+    target = tmp_path / "corrections.csv"
+    app = create_app(pipeline=object(), corrections=target)  # corrections need no model
+    client = TestClient(app)  # no lifespan: the models are not loaded
+    first = [{"path": str(HILBERT), "label": "photo"}]
+    second = [{"path": str(SAMPLES / "sketch_5440.png"), "label": "sketch"}]
+    assert client.post("/v1/corrections", json={"corrections": first}).json()["total"] == 1
+    assert client.post("/v1/corrections", json={"corrections": second}).json()["total"] == 2
+    read = read_corrections([target])
+    assert list(read["label"]) == ["photo", "sketch"]
+    missing = [{"path": str(tmp_path / "nowhere.png"), "label": "photo"}]
+    answer = client.post("/v1/corrections", json={"corrections": missing})
+    assert answer.status_code == 422 and "correction 1: no such file" in answer.json()["detail"]
+    bad = client.post("/v1/corrections", json={"corrections": [{"path": "x", "label": "cat"}]})
+    assert bad.status_code == 422 and "label" in bad.json()["detail"]
+    assert len(read_corrections([target])) == 2  # refused rows are not appended

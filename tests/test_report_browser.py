@@ -151,3 +151,37 @@ def test_a_large_report_pages_through_its_rows(browser, tmp_path: Path) -> None:
     search = browser.find_element(By.ID, "search")
     cards = redraw(browser, lambda: search.send_keys("cat number 2001"))
     assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in cards] == ["scan_02001.jpg"]
+
+
+def test_needs_review_first_shows_the_doubtful_large_and_corrections_download_as_a_csv(
+    browser, run_out: Path, tmp_path: Path
+) -> None:
+    from scancap.classify.corrections import read_corrections
+
+    manifest = pd.read_parquet(run_out / "manifest.parquet")
+    doubtful = manifest[manifest["needs_review"] == True]  # noqa: E712 (None: not classified)
+    assert len(doubtful) >= 1  # David Hilbert, a photo the classifier hesitates over
+    browser.get((run_out / REPORT_FILE).as_uri())
+    shown(browser)
+    cards = redraw(
+        browser, lambda: Select(browser.find_element(By.ID, "review")).select_by_value("needs")
+    )
+    first = cards[: len(doubtful)]
+    names = [card.find_element(By.CSS_SELECTOR, ".name").text for card in first]
+    assert sorted(names) == sorted(doubtful["path"])
+    for card in first:
+        assert "review" in card.get_attribute("class").split()
+        assert card.find_element(By.CSS_SELECTOR, ".badge").text == "needs review"
+        image = card.find_element(By.CSS_SELECTOR, "figure img")
+        assert image.size["width"] > 320 or image.size["height"] > 320  # large enough to judge
+    assert "review" not in cards[len(doubtful)].get_attribute("class").split()
+    first[0].find_element(By.CSS_SELECTOR, "button[data-label=photo]").click()
+    rest = [c for c in cards[len(doubtful) :] if c.find_elements(By.CSS_SELECTOR, ".verdict")]
+    rest[0].find_element(By.CSS_SELECTOR, "button[data-label=painting]").click()
+    assert browser.find_element(By.ID, "download").text == "download corrections (2)"
+    corrections = tmp_path / "corrections.csv"
+    corrections.write_text(browser.execute_script("return correctionsCsv()"))
+    read = read_corrections([corrections])
+    by_name = dict(zip(read["location"], read["label"], strict=True))
+    marked = manifest.set_index("path").loc[names[0], "file"]
+    assert by_name[marked] == "photo" and sorted(by_name.values()) == ["painting", "photo"]

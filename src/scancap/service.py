@@ -13,12 +13,15 @@ batches (`MicroBatcher`), and restoration runs on the pipeline's worker threads.
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
 import cv2
 import numpy as np
@@ -27,12 +30,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import create_model
+from pydantic import BaseModel, create_model
 from swagger_ui_bundle import swagger_ui_path
 
 from scancap import __version__
 from scancap.config import RunConfig
-from scancap.io import INPUT_SUFFIXES
+from scancap.io import INPUT_SUFFIXES, atomic_write_text
+from scancap.pages import pages_named
 from scancap.pipeline.compose import MANIFEST_COLUMNS, Pipeline, Result
 from scancap.pipeline.microbatch import MicroBatcher
 
@@ -50,6 +54,19 @@ PageAnalysis = create_model(
     restored_png_base64=(str | None, None),
 )
 Analysis = create_model("Analysis", __base__=PageAnalysis, pages=(list[PageAnalysis], []))
+Label = Literal["photo", "painting", "schematic", "text", "sketch"]
+
+
+class Correction(BaseModel):
+    """A person's label for one page: where it is (as the manifest's `file` column and the
+    review file name it; "file.pdf#page=N" for a page of a document) and what it is."""
+
+    path: str
+    label: Label
+
+
+class Corrections(BaseModel):
+    corrections: list[Correction]
 
 
 def create_app(
@@ -59,13 +76,16 @@ def create_app(
     max_upload_mb: float = 50.0,
     max_batch: int = 16,
     max_wait_ms: float = 20.0,
+    corrections: Path = Path("corrections.csv"),
 ) -> FastAPI:
     """The application; `pipeline` is loaded at start-up unless one is given (tests).
 
     Concurrent requests are batched: up to `max_batch` pages, gathered for at most
-    `max_wait_ms` after the first.
+    `max_wait_ms` after the first. Corrections posted to `/v1/corrections` are appended to
+    `corrections`, the file `scancap adapt` reads.
     """
     state: dict[str, Any] = {}
+    corrections_lock = threading.Lock()
     max_bytes = int(max_upload_mb * 1e6)
 
     @asynccontextmanager
@@ -155,7 +175,30 @@ def create_app(
         pages = [_answer(result, include_image) for result in results]
         return pages[0] | {"pages": pages if len(pages) > 1 else []}
 
+    @app.post("/v1/corrections")
+    def correct(body: Corrections) -> dict[str, Any]:
+        """Labels a person gives pages (photo, painting, schematic, text or sketch), appended
+        to the corrections file that `scancap adapt` learns from."""
+        for number, row in enumerate(body.corrections, start=1):
+            try:
+                pages_named(row.path, Path("/"))
+            except ValueError as error:
+                raise HTTPException(422, f"correction {number}: {error}") from None
+        with corrections_lock:
+            total = append_corrections(corrections, [(c.path, c.label) for c in body.corrections])
+        return {"accepted": len(body.corrections), "total": total, "file": str(corrections)}
+
     return app
+
+
+def append_corrections(target: Path, rows: list[tuple[str, str]]) -> int:
+    """`rows` added to the corrections CSV (written whole, atomically); how many it holds."""
+    lines = target.read_text().splitlines()[1:] if target.exists() else []
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    lines += buffer.getvalue().splitlines()
+    atomic_write_text(target, "\n".join(["path,label", *lines]) + "\n")
+    return len(lines)
 
 
 def _analyze_bytes(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scancap.cli.options import add_max_pixels, add_model_options, positive_float, positive_int
 from scancap.config import load_config
@@ -20,6 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        corrections=args.corrections,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
@@ -30,6 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the pipeline over HTTP (FastAPI)",
         description="POST /v1/analyze (multipart image) returns the manifest fields as JSON; "
+        "POST /v1/corrections takes a person's labels (path, label) for `scancap adapt`; "
         "GET /healthz, GET /version; OpenAPI docs at /docs. Models load once at start-up.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
@@ -45,6 +48,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--max-wait-ms", type=positive_float, default=20.0,
         help="how long the first waiting request waits for others to batch with (20 ms)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--corrections", type=Path, default=Path("corrections.csv"),
+        help="where POST /v1/corrections appends labels, for scancap adapt (corrections.csv)",
     )  # fmt: skip
     add_model_options(serve)
     add_max_pixels(serve, default=None)

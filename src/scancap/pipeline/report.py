@@ -57,6 +57,12 @@ pre.text{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#
 .measures{border-collapse:collapse;font-size:12px;margin-top:4px}
 .measures td{padding:1px 8px 1px 0;vertical-align:top}
 .measures td:first-child{color:#555;white-space:nowrap}
+.card.review{width:520px}
+.card.review figure img{width:480px;height:auto;max-width:none;max-height:640px;object-fit:contain}
+.card.review.wide{width:1030px}
+.verdict{margin-top:4px;font-size:13px}.verdict button{margin:2px 4px 0 0}
+.verdict button.chosen{background:#2a6;color:#fff;border-color:#2a6}
+.badge{display:inline-block;font-size:12px;padding:0 6px;border-radius:8px;background:#fc3}
 """
 
 _SCRIPT = r"""
@@ -83,6 +89,7 @@ function loadShard(shard) {
 }
 function matching() {
   const ix = S.index, klass = $('klass').value, status = $('status').value;
+  const review = $('review').value === 'needs';
   const query = $('search').value.trim().toLowerCase();
   if (query && !S.hay) {
     S.hay = ix.path.map((p, i) =>
@@ -99,6 +106,7 @@ function matching() {
   const value = i => (p[i] === null ? -1 : p[i]);
   if (order === 'desc') rows.sort((a, b) => value(b) - value(a) || a - b);
   if (order === 'asc') rows.sort((a, b) => value(a) - value(b) || a - b);
+  if (review) rows.sort((a, b) => ix.review[b] - ix.review[a]);  // stable: the rest keep order
   return rows;
 }
 function refresh() { S.order = matching(); S.page = 0; show(); }
@@ -132,9 +140,15 @@ function figure(label, src, href) {
 function card(i) {
   const d = S.shards[Math.floor(i / S.index.shard)][i % S.index.shard];
   if (!d) return element('div', {class: 'card error'}, 'details missing for row ' + i);
-  const figures = d.thumbs.map(([label, src]) =>
-    figure(label, src, label === 'before' || label === 'original' ? d.source : d.output));
+  const large = $('review').value === 'needs' && S.index.review[i];
+  const figures = d.thumbs.map(([label, src]) => {
+    const first = label === 'before' || label === 'original' || label === 'unchanged';
+    // a doubtful item is judged on its original file, when it is an image (not a PDF page)
+    const judged = large && first && d.source && !d.source.includes('#page=') ? d.source : src;
+    return figure(label, judged, first ? d.source : d.output);
+  });
   const meta = element('div', {class: 'meta'}, element('div', {class: 'name'}, d.path));
+  if (S.index.review[i]) meta.append(element('span', {class: 'badge'}, 'needs review'));
   if (d.error) meta.append(element('div', {class: 'err'}, 'error: ' + d.error));
   if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”'));
   if (d.tags) meta.append(element('div', {class: 'tags'}, 'tags: ' + d.tags));
@@ -149,15 +163,45 @@ function card(i) {
   d.measures.forEach(([name, value]) =>
     table.append(element('tr', {}, element('td', {}, name), element('td', {}, value))));
   meta.append(table);
-  const css = 'card' + (d.error ? ' error' : '') + (figures.length > 1 ? ' wide' : '');
+  if (d.file && !d.error) meta.append(verdict(d.file));
+  const css = 'card' + (d.error ? ' error' : '') + (figures.length > 1 ? ' wide' : '')
+    + (large ? ' review' : '');
   return element('div', {class: css, 'data-klass': d.klass, 'data-path': d.path},
                  ...figures, meta);
+}
+const LABELS = ['photo', 'painting', 'schematic', 'text', 'sketch'];
+S.labels = {};
+function verdict(file) {
+  const box = element('div', {class: 'verdict'}, 'correct it: ');
+  LABELS.forEach(label => {
+    const button = element('button', {type: 'button', 'data-label': label}, label);
+    if (S.labels[file] === label) button.classList.add('chosen');
+    button.addEventListener('click', () => {
+      if (S.labels[file] === label) delete S.labels[file]; else S.labels[file] = label;
+      box.querySelectorAll('button').forEach(b =>
+        b.classList.toggle('chosen', S.labels[file] === b.dataset.label));
+      $('download').textContent = `download corrections (${Object.keys(S.labels).length})`;
+    });
+    box.append(button);
+  });
+  return box;
+}
+function csvCell(text) { return /[",\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text; }
+function correctionsCsv() {  // what `scancap adapt` reads: where each page is, and its label
+  const rows = Object.entries(S.labels).map(([file, label]) => csvCell(file) + ',' + label);
+  return 'path,label\n' + rows.map(r => r + '\n').join('');
+}
+function download() {
+  const blob = new Blob([correctionsCsv()], {type: 'text/csv'});
+  const link = element('a', {href: URL.createObjectURL(blob), download: 'corrections.csv'});
+  document.body.append(link); link.click(); link.remove();
 }
 document.addEventListener('DOMContentLoaded', () => {
   let typing;
   $('search').addEventListener('input', () => { clearTimeout(typing);
     typing = setTimeout(refresh, 200); });
-  ['klass', 'status', 'order'].forEach(id => $(id).addEventListener('change', refresh));
+  ['klass', 'status', 'order', 'review'].forEach(id => $(id).addEventListener('change', refresh));
+  $('download').addEventListener('click', download);
   $('previous').addEventListener('click', () => turn(-1));
   $('next').addEventListener('click', () => turn(1));
   if (!S.index) { $('position').textContent = 'report/index.js is missing'; return; }
@@ -268,6 +312,7 @@ def _details(row: Mapping[str, Any], thumbnails: Thumbnails, source: str) -> dic
         "text_pdf": quote(str(row.get("text_pdf") or "")),
         "output": quote(str(row.get("output") or "")),  # a link: "#" or "?" in a name is text
         "source": source,
+        "file": str(row.get("file") or ""),  # where the page is: what a correction names
         "thumbs": [list(pair) for pair in thumbnails],
         "measures": [list(pair) for pair in row_measures(row)],
     }
@@ -290,6 +335,7 @@ def _index(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "caption": [str(row.get("caption") or "") for row in rows],
         "tags": [str(row.get("tags") or "") for row in rows],
         "title": [str(row.get("title") or "") for row in rows],
+        "review": [int(bool(row.get("needs_review"))) for row in rows],
     }
 
 
@@ -305,7 +351,7 @@ def _script_call(function: str, *arguments: Any) -> str:
     return f"{function}({','.join(json.dumps(a, separators=(',', ':')) for a in arguments)});\n"
 
 
-def _page(title: str, summary: Sequence[tuple[str, str]], counts: Counter) -> str:
+def _page(title: str, summary: Sequence[tuple[str, str]], counts: Counter, reviews: int) -> str:
     items = "".join(
         f"<dt>{html.escape(key)}</dt><dd>{html.escape(value)}</dd>" for key, value in summary
     )
@@ -326,6 +372,9 @@ def _page(title: str, summary: Sequence[tuple[str, str]], counts: Counter) -> st
 <label>sort <select id="order"><option value="path">input order</option>
 <option value="desc">p(photo) high → low</option><option value="asc">p(photo) low → high</option>
 </select></label>
+<label>review <select id="review"><option value="all">all</option>
+<option value="needs">needs review first ({reviews})</option></select></label>
+<button id="download" type="button">download corrections (0)</button>
 <button id="previous">◀ previous</button><span id="position"></span>
 <button id="next">next ▶</button>
 </div>
@@ -357,4 +406,5 @@ def write_report(
         target = out / ASSETS_DIR / "details" / f"{start // SHARD_ROWS:04d}.js"
         atomic_write_text(target, _script_call("scancapDetails", start // SHARD_ROWS, shard))
     counts = Counter(row_class(row) for row in rows)
-    return atomic_write_text(out / REPORT_FILE, _page(title, summary, counts))
+    reviews = sum(bool(row.get("needs_review")) for row in rows)
+    return atomic_write_text(out / REPORT_FILE, _page(title, summary, counts, reviews))
