@@ -5,17 +5,27 @@ CSVs under reports/classification_adapt/.
 
     python benchmarks/classifier_adapt.py select [--round 2]  # every candidate on the select half
     python benchmarks/classifier_adapt.py report [--round 2]  # the choice on the report half
+    python benchmarks/classifier_adapt.py speed   # scancap adapt on 40 corrections, timed
+    python benchmarks/classifier_adapt.py write   # the Markdown report from the CSVs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from scancap import paths
+from scancap_lab.classify.adaptation_report import write
 from scancap_lab.classify.adaptation_study import (
     QUEUES,
     adaptations,
@@ -129,12 +139,37 @@ def report(round_: int) -> None:
     print(summary_rows(pd.DataFrame(mixed), ["queue", "adaptation", "k"]).to_string())
 
 
+def speed(corrections: int = 40) -> None:
+    """`scancap adapt` in a new process on 40 items of report-half sources, labelled."""
+    table, _, parts = load()
+    pool = table[table["source"].isin(parts["report"])]
+    chosen = pool.sample(corrections, random_state=0)
+    with tempfile.TemporaryDirectory(prefix="scancap-adapt-") as folder:
+        csv = Path(folder) / "corrections.csv"
+        files = [str((paths.data_dir() / path).resolve()) for path in chosen["path"]]
+        pd.DataFrame({"path": files, "label": chosen["label"]}).to_csv(csv, index=False)
+        command = [sys.executable, "-m", "scancap.cli", "adapt", str(csv), "--out",
+                   str(Path(folder) / "adapted"), "--quiet"]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        seconds = time.perf_counter() - start
+    record = {"corrections": corrections, "seconds": round(seconds, 2), "date": str(date.today())}
+    (OUT / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("stage", choices=["select", "report"])
+    parser.add_argument("stage", choices=["select", "report", "speed", "write"])
     parser.add_argument("--round", type=int, default=1, choices=[1, 2], help="the rule's round")
     args = parser.parse_args()
-    select(args.round) if args.stage == "select" else report(args.round)
+    if args.stage == "select":
+        return select(args.round)
+    if args.stage == "report":
+        report(args.round)
+    elif args.stage == "speed":
+        speed()
+    print(write())
 
 
 if __name__ == "__main__":

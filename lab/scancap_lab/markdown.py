@@ -9,7 +9,7 @@ import pandas as pd
 
 def markdown(table: pd.DataFrame) -> list[str]:
     """A DataFrame as Markdown table lines."""
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     return lines + ["| " + " | ".join(str(v) for v in row) + " |"
                     for row in table.itertuples(index=False)]  # fmt: skip
 

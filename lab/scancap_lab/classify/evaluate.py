@@ -45,6 +45,7 @@ from scancap.classify.train import RunRecord
 from scancap.io import ImageLoadError, atomic_write_text, load_image
 from scancap.paths import data_dir
 from scancap_lab.classify import figures, loso
+from scancap_lab.classify.adaptation_report import section as adaptation_section
 from scancap_lab.figures import save
 from scancap_lab.paths import REPO_ROOT, reports_dir
 
@@ -715,6 +716,7 @@ def write_report(
         names,
         report,
         loso_text,
+        adaptation_section(),
     )
     atomic_write_text(report, text)
     return report
@@ -891,6 +893,7 @@ def render(
     figure_paths: dict[str, Path],
     report: Path,
     loso_text: str,
+    adaptation_text: str = "",
 ) -> str:
     """The report's Markdown."""
     fig = {k: _relative(v, report) for k, v in figure_paths.items()}
@@ -920,6 +923,7 @@ never used to choose anything.
 
 ## Sources it has never seen: leave-one-source-out (the main yardstick)
 {loso_text}
+{adaptation_text}
 ## Targets in distribution (test set, {len(select(evaluation.frame, "test"))} images)
 | target | required | measured | met |
 |---|---|---|---|

@@ -19,6 +19,9 @@ from scancap.backbones.inputs import to_model_input
 from scancap.classify.data import LABELS, PHOTO
 from scancap.classify.model import CALIBRATION_FILE, IMAGE_SIZE, Classifier, default_dir
 from scancap.io import load_image
+from scancap_lab.paths import REPORTS
+
+STUDY = REPORTS / "classification_adapt"
 
 
 def val_logits(classifier: Classifier, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +61,8 @@ def main() -> None:
         "accuracy outside": round(float(right[~inside].mean()), 4),
     }
     print(json.dumps(summary))
+    STUDY.mkdir(parents=True, exist_ok=True)
+    (STUDY / "band.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.write:
         target = default_dir() / CALIBRATION_FILE
         stored = asdict(replace(calibration, review_band=round(band, 4)))
