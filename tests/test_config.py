@@ -25,6 +25,26 @@ def test_unknown_setting_names_the_file(tmp_path: Path) -> None:
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("threshold = 0.5\n[run]\nbeam = 2\n", "unknown setting threshold outside [run]"),
+        ("[rnu]\nthreshold = 0.5\n", "unknown table [rnu]"),
+        ('run = "fast"\n', "run must be a table"),
+    ],
+)
+def test_settings_outside_the_run_table_are_errors_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = tmp_path / "scancap.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        load_config(path)
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and expected in error
+
+
 BAD_VALUES = [
     ('threshold = "high"', "threshold = 'high'"),
     ("threshold = 1.5", "less than or equal to 1"),

@@ -95,13 +95,23 @@ def load_config(path: Path | None = None, **overrides: Any) -> RunConfig:
 
 
 def read_run_table(path: Path) -> dict[str, Any]:
+    """The file's [run] table; anything else in the file (a setting above any table, or a
+    misspelt table such as [rnu]) is an error, since scancap would otherwise ignore it."""
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle).get("run", {})
+            document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    for key, value in document.items():
+        if key != "run":
+            where = f"table [{key}]" if isinstance(value, dict) else f"setting {key} outside [run]"
+            raise ConfigError(f"{path}: unknown {where} (settings go in the [run] table)")
+    run = document.get("run", {})
+    if not isinstance(run, dict):
+        raise ConfigError(f"{path}: run must be a table ([run]), not a value")
+    return run
 
 
 def _apply(config: RunConfig, values: dict[str, Any], source: str) -> RunConfig:
