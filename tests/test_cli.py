@@ -99,3 +99,16 @@ def test_a_bad_flag_is_one_line_and_exit_status_2(
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "Traceback" not in error, error
     assert flags[0].lstrip("-").replace("-", "_") in error.replace("-", "_")
+
+
+def test_a_rerun_with_nothing_to_do_names_each_failed_file_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    argv = ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 1
+    first = capsys.readouterr().err
+    assert main(argv) == 1  # nothing to do, but the failure still stands
+    again = capsys.readouterr().err
+    assert "broken.jpg" in first and "broken.jpg" in again and "from an earlier run" in again

@@ -87,3 +87,21 @@ def test_thumbnails_are_small_webp_files_of_the_image() -> None:
     assert decoded.shape == (320, 250, 3)
     small = cv2.resize(image[:, :400], (250, 320), interpolation=cv2.INTER_AREA)
     assert np.abs(decoded.astype(int) - small).mean() < 6
+
+
+def test_a_smooth_page_card_says_no_edges_to_measure() -> None:
+    from scancap.pipeline.report import row_measures
+
+    row = {"status": "ok", "is_photo": True, "p_photo": 0.9, "noise_before": 0.0,
+           "noise_after": 0.0, "blur_before": None, "blur_after": None}  # fmt: skip
+    measures = dict(row_measures(row))
+    assert measures["edge blur"] == "no edges to measure"
+    assert measures["noise σ"] == "0.00 → 0.00"
+
+
+def test_a_changed_setting_is_said_rounded() -> None:
+    from scancap.pipeline.provenance import Provenance
+
+    before = Provenance("0.3.0", {"threshold": 0.7234887850842162, "beam": 3}, {})
+    after = Provenance("0.3.0", {"threshold": 0.3, "beam": 3}, {})
+    assert after.changes_from(before) == ["threshold 0.7235 -> 0.3"]

@@ -204,3 +204,11 @@ def test_auto_fast_denoises_grey_grain_and_a_noisy_jpeg(coffee: np.ndarray) -> N
         output, record = restore.restore_image(noisy, "auto-fast")
         assert record.denoiser == "bilateral"
         assert quality.psnr(coffee, output) > quality.psnr(coffee, noisy) + 1.0
+
+
+def test_a_smooth_page_with_no_edges_says_so_instead_of_nan() -> None:
+    page = np.full((300, 300, 3), 200, np.uint8)  # a blank PDF page: nothing to measure
+    restored, record = restore.restore_image(page, "auto-fast")
+    assert "no edges to measure: not sharpened" in record.notes
+    assert not any("nan" in note for note in record.notes)
+    assert np.array_equal(restored, page)

@@ -108,9 +108,12 @@ def run_pipeline(
         if pending is not None:
             finish(*pending)
         bar.close()
-        rows = [
-            row for page in files if (row := ledger.finished(*keys[page], settings)) is not None
-        ]
+        finished = [(page, ledger.finished(*keys[page], settings)) for page in files]
+        rows = [row for _, row in finished if row is not None]
+        earlier = set(files) - set(todo)
+        for page, row in finished:  # the exit status counts them: each gets its line again
+            if page in earlier and row is not None and row["error"]:
+                report_error(page, f"{row['error']} (from an earlier run)")
         return finish_run(out, files, rows, ledger.thumbnails, (len(todo), redone), start,
                           provenance)  # fmt: skip
 

@@ -54,7 +54,7 @@ class Provenance:
     def changes_from(self, previous: Provenance) -> list[str]:
         """What differs from an earlier run, in words: "threshold 0.8 -> 0.99"."""
         changed = [
-            f"{key} {previous.settings.get(key)} -> {value}"
+            f"{key} {_shown(previous.settings.get(key))} -> {_shown(value)}"
             for key, value in self.settings.items()
             if key not in SPEED_ONLY and previous.settings.get(key) != value
         ]
@@ -79,3 +79,8 @@ class Provenance:
             return cls(document["scancap"], document["settings"], document["models"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def _shown(value: Any) -> str:
+    """A setting as a person reads it: 0.7234887850842162 as 0.7235."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -267,9 +267,13 @@ def _number(value: Any, digits: int) -> str:
 
 
 def _change(row: Mapping[str, Any], measure: str, digits: int) -> str:
-    """ "before → after" of one restoration measure."""
+    """ "before → after" of one restoration measure ("no edges to measure" for a smooth page,
+    where the edge blur has no value)."""
     before = _number(row.get(f"{measure}_before"), digits)
-    return f"{before} → {_number(row.get(f'{measure}_after'), digits)}"
+    after = _number(row.get(f"{measure}_after"), digits)
+    if before == after == "–":
+        return "no edges to measure" if measure == "blur" else "not measured"
+    return f"{before} → {after}"
 
 
 def row_measures(row: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -146,6 +146,9 @@ def _sharpen_step(image: np.ndarray, record: RestoreRecord, policy: AutoPolicy) 
     remeasure = denoised and not policy.fast
     edge_blur = quality.edge_blur_sigma(image) if remeasure else record.before.edge_blur
     excess = _excess_blur(edge_blur, policy)
+    if not np.isfinite(edge_blur):
+        record.notes.append("no edges to measure: not sharpened")
+        return image
     if excess < policy.min_excess_blur:
         record.notes.append(f"edge blur {edge_blur:.2f}px: not sharpened")
         return image
