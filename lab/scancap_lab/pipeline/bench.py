@@ -148,12 +148,18 @@ def study_inputs(
 
 
 def restoration_caption_study(
-    data: Path | None = None, limit: int | None = None, beam: int = 3, batch: int = 100
+    data: Path | None = None,
+    limit: int | None = None,
+    beam: int = 3,
+    batch: int = 100,
+    ptb: bool = True,
 ) -> pd.DataFrame:
     """BLEU-4 and CIDEr-D on Flickr8k dev for clean, degraded and restored copies of each photo.
 
     One row per (condition, version); captions come from the shipped captioner with the
-    shipped beam. Restoration is blind: it measures the noise and blur itself.
+    shipped beam. Restoration is blind: it measures the noise and blur itself. `ptb=False`
+    tokenizes with scancap's tokenizer instead of the official Java one (two Java processes
+    per row), for quick runs such as the notebook's fast mode.
     """
     data = data or data_dir()
     named = _flickr_images(data, "dev", limit)
@@ -180,7 +186,7 @@ def restoration_caption_study(
         flush()
     rows = []
     for (condition, version), candidates in captions.items():
-        scores, _ = caption_scores(refs, candidates, meteor=False)
+        scores, _ = caption_scores(refs, candidates, meteor=False, ptb=ptb)
         rows.append(
             {
                 "condition": condition,

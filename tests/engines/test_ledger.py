@@ -33,5 +33,5 @@ def test_rows_survive_reopening_and_content_changes_invalidate(tmp_path: Path) -
 def test_sha256_matches_hashlib_on_a_sample(tmp_path: Path) -> None:
     import hashlib
 
-    sample = Path(__file__).resolve().parents[1] / "samples" / "sketch_5440.png"
+    sample = Path(__file__).resolve().parents[2] / "samples" / "sketch_5440.png"
     assert file_sha256(sample, chunk=1024) == hashlib.sha256(sample.read_bytes()).hexdigest()

@@ -16,7 +16,7 @@ from scancap.classify.adapt import Propagation, margin_residuals, propagated
 from scancap.cli import main
 from scancap.paths import models_dir
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 HILBERT = SAMPLES / "photo_David_Hilbert.png"  # a photo the shipped classifier calls a painting
 needs_classifier = pytest.mark.skipif(
     not (models_dir() / "classifier" / "classifier.keras").exists(), reason="no shipped classifier"

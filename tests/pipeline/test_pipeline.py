@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from skimage import data
-from test_report import script_argument
 
 from scancap import Pipeline
 from scancap.caption.grounding import format_tags
@@ -31,8 +30,9 @@ from scancap.pipeline.compose import MANIFEST_COLUMNS
 from scancap.pipeline.provenance import file_sha256
 from scancap.restore.workers import RestoreWorkers
 from scancap.service import create_app
+from scancap_lab.report_data import script_argument
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
 pytestmark = pytest.mark.slow
 
@@ -43,11 +43,11 @@ def pipeline() -> Pipeline:
         yield loaded
 
 
-def _inputs_with_bad_files(folder: Path) -> dict[str, str]:
+def _inputs_with_bad_files(folder: Path, samples: list[Path] = SAMPLE_FILES) -> dict[str, str]:
     """The samples in a nested folder plus three bad files; returns bad name -> expected reason."""
     nested = folder / "batch" / "nested"
     nested.mkdir(parents=True)
-    for path in SAMPLE_FILES:
+    for path in samples:
         shutil.copy(path, nested / path.name)
     good = SAMPLE_FILES[3].read_bytes()
     (folder / "batch" / "broken.jpg").write_bytes(good[: len(good) // 3])
@@ -103,7 +103,8 @@ def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
     pages classified independently, photo pages restored and captioned under their page name."""
     from test_pages import write_pdf, write_tiff
 
-    bad = _inputs_with_bad_files(tmp_path)  # the samples (in batch/nested) and bad files
+    samples = SAMPLE_FILES[::3]  # one of each kind: the pages are what this test is about
+    bad = _inputs_with_bad_files(tmp_path, samples)  # the samples (in batch/nested), bad files
     batch = tmp_path / "batch"
     write_pdf(batch / "scan.pdf")
     write_tiff(batch / "stack.tif")
@@ -115,7 +116,7 @@ def test_run_makes_each_page_of_a_pdf_or_tiff_an_item(tmp_path: Path) -> None:
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("path")
     documents = [f"{name}#page={n}" for name in ("scan.pdf", "stack.tif") for n in (1, 2, 3)]
     assert set(documents) <= set(manifest.index) and manifest.index.is_unique
-    assert len(manifest) == len(SAMPLE_FILES) + len(bad) + 6 + 1
+    assert len(manifest) == len(samples) + len(bad) + 6 + 1
     assert "broken symbolic link" in manifest.loc["gone.jpg", "error"]
     for name, reason in bad.items():
         assert reason in manifest.loc[name, "error"]
@@ -177,9 +178,10 @@ def _ledger_rows(out: Path) -> dict[str, dict]:
 def test_a_run_killed_midway_resumes_and_lists_each_input_once(tmp_path: Path) -> None:
     from test_pages import write_pdf
 
+    files = SAMPLE_FILES[::3]  # one sample of each kind: painting, photos, schematic, sketch, text
     for copy in ("a", "b"):
         (tmp_path / "in" / copy).mkdir(parents=True)
-        for path in SAMPLE_FILES:
+        for path in files:
             shutil.copy(path, tmp_path / "in" / copy / path.name)
         write_pdf(tmp_path / "in" / copy / "scan.pdf")  # 3 pages, 3 items
     out = tmp_path / "out"
@@ -192,7 +194,7 @@ def test_a_run_killed_midway_resumes_and_lists_each_input_once(tmp_path: Path) -
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     before = _ledger_rows(out)
-    items = 2 * (len(SAMPLE_FILES) + 3)
+    items = 2 * (len(files) + 3)
     assert 4 <= len(before) < items, "the run was not interrupted midway"
     assert not (out / "manifest.parquet").exists()
 
@@ -357,7 +359,7 @@ def test_service_batches_concurrent_requests_under_a_real_uvicorn_process(
     command = [sys.executable, "-m", "scancap.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    photos = [p for p in SAMPLE_FILES if p.name.startswith("photo_")] * 2
+    photos = [p for p in SAMPLE_FILES if p.name.startswith("photo_")][::2] * 2  # 3 files, twice
 
     def post(path: Path) -> dict:
         answer = httpx.post(f"{base}/v1/analyze", files={"file": (path.name, path.read_bytes())},

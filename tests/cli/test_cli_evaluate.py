@@ -16,7 +16,7 @@ from scancap.cli import main
 from scancap.page_table import TableError, read_page_table
 from scancap.paths import models_dir
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
 PHOTOS = [p for p in SAMPLE_FILES if p.name.startswith("photo_")][:2]
 LABELS = ("photo", "painting", "schematic", "text", "sketch")

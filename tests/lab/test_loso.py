@@ -80,10 +80,12 @@ def test_summary_pools_images_and_names_the_worst_sources() -> None:
 
 
 @needs_data
-def test_a_fold_never_trains_or_calibrates_on_its_held_out_source(tmp_path: Path) -> None:
+def test_a_fold_never_trains_or_calibrates_on_its_held_out_source(
+    doctype_subset_cache: Path,
+) -> None:
     split = doctype.limit_split(doctype.make_split(doctype.load_manifest()), 3)
     split = split.assign(y=split["label"].map(doctype.LABELS.index))
-    cache = doctype.build_feature_cache(split, tmp_path, progress=False)
+    cache = doctype.build_feature_cache(split, doctype_subset_cache, progress=False)  # made once
     held_out = split["source"].iloc[0]
     config = replace(LOSO_RECIPE, epochs=2)
     features = doctype.flat_features(cache)

@@ -13,7 +13,7 @@ from scancap.cli import main
 from scancap.io import load_image
 from scancap.quality import psnr
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def digest(path: Path) -> str:

@@ -14,15 +14,15 @@ import pandas as pd
 import pypdfium2 as pdfium
 import pytest
 from PIL import Image
-from test_report import script_argument
 
 from scancap.cli import main
 from scancap.ocr import engine, reader
 from scancap.ocr.engine import OcrError, detect_language, prepare, read_page, tesseract_problem
 from scancap.ocr.preprocess import estimate_skew
 from scancap_lab.ocr.synthetic import degrade, error_rates, render_page
+from scancap_lab.report_data import script_argument
 
-PROSE_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "ocr_prose.json"
+PROSE_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "ocr_prose.json"
 PROSE = {passage["id"]: passage for passage in json.loads(PROSE_FILE.read_text())}
 needs_tesseract = pytest.mark.skipif(bool(tesseract_problem()), reason=tesseract_problem())
 
@@ -124,7 +124,7 @@ def _scans(folder: Path, english: tuple[np.ndarray, str], french: tuple[np.ndarr
     """A scanner's PDF of an English page (degraded), a French page as PNG, a photo and a
     schematic from the samples."""
     folder.mkdir()
-    samples = Path(__file__).resolve().parents[1] / "samples"
+    samples = Path(__file__).resolve().parents[2] / "samples"
     Image.fromarray(degrade(english[0], "scan", seed=3)).save(folder / "letter.pdf",
                                                                resolution=300)  # fmt: skip
     Image.fromarray(french[0]).save(folder / "lettre.png", dpi=(300, 300))
@@ -235,6 +235,6 @@ def test_a_run_without_tesseract_says_so_once_and_sorts_everything(
 
 
 def test_the_default_preprocessing_is_the_one_the_benchmark_chose() -> None:
-    report = (Path(__file__).resolve().parents[1] / "reports" / "ocr.md").read_text()
+    report = (Path(__file__).resolve().parents[2] / "reports" / "ocr.md").read_text()
     (chosen,) = re.findall(r"Chosen: \*\*(.+?)\*\*", report)
     assert chosen == engine.DEFAULT_PREPROCESSING

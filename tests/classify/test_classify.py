@@ -226,8 +226,10 @@ def test_cli_classify_reports_a_corrupt_file_and_goes_on(tmp_path: Path) -> None
     code = main(["classify", str(tmp_path / "in"), "--out", str(out), "--quiet"])
     table = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert code == 1
-    assert list(table.columns) == ["path", "is_photo", "p_photo", "subtype", "error"]
+    assert list(table.columns) == ["path", "is_photo", "p_photo", "subtype", "error", "file"]
     assert len(table) == 6
+    for name, file in zip(table["path"], table["file"], strict=True):  # found from anywhere
+        assert Path(file).is_absolute() and Path(file) == (tmp_path / "in" / name).absolute()
     broken = table[table["path"].str.endswith("broken.jpg")].iloc[0]
     assert broken["error"] and broken["is_photo"] == "" and broken["p_photo"] == ""
     fine = table[table["error"] == ""]
@@ -253,18 +255,19 @@ def test_cli_threshold_overrides_the_calibrated_one(tmp_path: Path) -> None:
 @needs_data
 @pytest.mark.slow
 def test_training_smoke_on_a_tiny_subset_leaves_the_shipped_model_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, doctype_subset_cache: Path
 ) -> None:
     """The README's smoke-test form, without --out: a dated folder under runs/, and models/
-    byte for byte as it was."""
+    byte for byte as it was. One epoch per run; the subset's features come from the run's
+    shared cache (conftest), so the backbone does not run again here."""
     from datetime import date
 
     import scancap.cli.options
 
     monkeypatch.setattr(scancap.cli.options, "RUNS_DIR", tmp_path / "runs")
     shipped = tree_digest(models_dir())
-    args = ["train", "classifier", "--limit", "3", "--epochs", "2", "--quiet"]
-    assert main([*args, "--cache", str(tmp_path / "cache")]) == 0
+    args = ["train", "classifier", "--limit", "3", "--epochs", "1", "--quiet"]
+    assert main([*args, "--cache", str(doctype_subset_cache)]) == 0
     assert tree_digest(models_dir()) == shipped
     out = tmp_path / "runs" / f"{date.today().isoformat()}-classifier"
     files = {p.name for p in out.iterdir()}
@@ -347,26 +350,21 @@ def test_photos_from_new_sources_are_called_photos(classifier: classify.Classifi
 
 
 def test_screen_statistics_are_what_the_shipped_head_computes() -> None:
-    """The screens train on precomputed statistics: they must equal the head's own
-    ChannelStats on the float16 grids of the feature cache, or a screen would compare
-    candidates on other inputs than the shipped model's."""
-    import importlib.util
-
+    """Leave-one-source-out heads train on precomputed statistics (`channel_stats`): they must
+    equal the head's own ChannelStats on the float16 grids of the feature cache, or a fold
+    would judge candidates on other inputs than the shipped model's."""
     import skimage.data
 
     from scancap.backbones.inputs import to_model_input
 
-    path = REPO_ROOT / "benchmarks" / "classifier_screens.py"
-    spec = importlib.util.spec_from_file_location("classifier_screens", path)
-    screens = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screens)
     page = np.repeat(skimage.data.page()[..., None], 3, axis=-1)
     images = np.stack([to_model_input(skimage.data.chelsea()), to_model_input(page)])
     grids, pooled = doctype.feature_model(texture_layers=()).predict_on_batch(images)
     _, top = doctype.feature_model(texture_layers=(), pool_top=False).predict_on_batch(images)
     assert top.shape == (2, 7, 7, 1280)  # what the caption grounding reads, unpooled
     np.testing.assert_allclose(np.asarray(top).mean(axis=(1, 2)), pooled, rtol=1e-4, atol=1e-5)
-    flat = screens.flat_features(grids, pooled)
+    stats = doctype.channel_stats(np.asarray(grids).astype(np.float16))
+    flat = np.concatenate([stats, np.asarray(pooled, np.float16).astype(np.float32)], -1)
     cached = grids.astype(np.float16).astype(np.float32)
     head_stats = np.asarray(classify.ChannelStats()(cached))
     assert flat.shape == (2, 2 * 112 + 1280)

@@ -21,14 +21,14 @@ import pandas as pd
 import psutil
 import pytest
 from filelock import FileLock
-from test_report import script_argument
 
 from scancap.cli import main
 from scancap.engines.ray import ray_available, read_parts, write_part
 from scancap.engines.storage import OutputTree
 from scancap.pipeline.compose import MANIFEST_COLUMNS
+from scancap_lab.report_data import script_argument
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 RAY = Path(sys.executable).with_name("ray")
 TIMINGS = [c for c in MANIFEST_COLUMNS if c.startswith("seconds_")]
 needs_ray = pytest.mark.skipif(not ray_available(), reason="the ray extra is not installed")
@@ -104,12 +104,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def _batch(tree: Path) -> None:
-    """In `tree/box` (one folder down: names keep their folder), the samples, a 3-page PDF, a
-    corrupt file and a text file named like an image."""
+    """In `tree/box` (one folder down: names keep their folder), one sample of each kind
+    (painting, photos, schematic, sketch, text), a 3-page PDF (photo, text, photo), a corrupt
+    file and a text file named like an image: 11 items, 6 batches of 2."""
     from test_pages import write_pdf
 
     batch = tree / "box"
-    shutil.copytree(SAMPLES, batch, ignore=shutil.ignore_patterns("*.md", "*.txt"))
+    batch.mkdir(parents=True)
+    images = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    for path in images[::3]:
+        shutil.copy(path, batch / path.name)
     write_pdf(batch / "scan.pdf")
     (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     (batch / "notes.png").write_text("meeting notes, not an image\n")
@@ -236,9 +240,11 @@ def test_inputs_and_outputs_on_an_object_store_give_the_local_results(
     pafs.copy_files(str(tree), "scans/in", source_filesystem=pafs.LocalFileSystem(),
                     destination_filesystem=s3)  # fmt: skip
 
-    # The folder, and a file in it again: each input once.
+    # The folder, and a file in it again: each input once. A local Ray of one CPU (one actor
+    # loading the models): the two-node test runs several.
     command = [sys.executable, "-m", "scancap.cli", "run", uri("in"), uri("in/box/scan.pdf"),
-               "--out", uri("out"), "--engine", "ray", "--pdf-dpi", "100", "--quiet"]  # fmt: skip
+               "--out", uri("out"), "--engine", "ray", "--workers", "1", "--pdf-dpi", "100",
+               "--quiet"]  # fmt: skip
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 1, first.stdout + first.stderr  # the two bad files
     assert "error: s3://scans/in/box/broken.jpg:" in first.stderr
@@ -247,8 +253,10 @@ def test_inputs_and_outputs_on_an_object_store_give_the_local_results(
     copy = tmp_path / "from-s3"
     pafs.copy_files("scans/out", str(copy), source_filesystem=s3,
                     destination_filesystem=pafs.LocalFileSystem())  # fmt: skip
-    expected = pd.read_parquet(local / "manifest.parquet").drop(columns=TIMINGS)
+    expected = pd.read_parquet(local / "manifest.parquet").drop(columns=[*TIMINGS, "file"])
     manifest = pd.read_parquet(copy / "manifest.parquet").drop(columns=TIMINGS)
+    located = manifest.pop("file")  # where each page is: its URI, not the actor's copy
+    assert located[manifest["status"] == "ok"].str.startswith("s3://scans/in/").all()
     pd.testing.assert_frame_equal(manifest, expected, check_exact=False, rtol=1e-3)
     for row in manifest[manifest["is_photo"].eq(True)].itertuples():
         assert np.array_equal(_pixels(copy / row.output), _pixels(local / row.output))

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from test_report import synthetic_rows
 
 from scancap.cli import main
 from scancap.ocr.engine import tesseract_problem
 from scancap.pipeline.report import REPORT_FILE, write_report
 from scancap_lab.browser import MISSING, chromium_available, headless_chromium
+from scancap_lab.report_data import synthetic_rows
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 LONG_NAME = "photo_" + "very_long_scanner_file_name_" * 6 + "0001.jpg"
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=MISSING)
 
