@@ -85,6 +85,18 @@ def em_prior(
     return margins + logit(estimate) - logit(prior)
 
 
+def prior_rows(
+    table: pd.DataFrame, rows: np.ndarray, prior: float, key: dict[str, object]
+) -> list[dict[str, object]]:
+    """One archive's scores as it was and with the EM prior, each row tagged with `key`."""
+    margins, thresholds = (table[c].to_numpy()[rows] for c in ("margin", "threshold_logit"))
+    em = em_prior(margins, thresholds, prior)
+    return [
+        key | {"method": name} | scores(table, rows, adapted > 0)
+        for name, adapted in (("base", margins), ("EM prior", em))
+    ]
+
+
 def summary_rows(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     rows = []
     for key, group in results.groupby(keys):
@@ -116,22 +128,12 @@ def report(round_: int) -> None:
     prior = float(table["is_photo"].mean())
     unsupervised = []
     for half in ("select", "report"):
-        for seed, rows in enumerate(mixed_archives(table, parts[half])):
-            margins, thresholds = (table[c].to_numpy()[rows] for c in ("margin", "threshold_logit"))
-            em = em_prior(margins, thresholds, prior)
-            for name, adapted in (("base", margins), ("EM prior", em)):
-                unsupervised.append(
-                    {"half": half, "method": name, "archive": seed}
-                    | scores(table, rows, adapted > 0)
-                )
-        for source, rows in single_archives(table, parts[half]):
-            margins, thresholds = (table[c].to_numpy()[rows] for c in ("margin", "threshold_logit"))
-            em = em_prior(margins, thresholds, prior)
-            for name, adapted in (("base", margins), ("EM prior", em)):
-                unsupervised.append(
-                    {"half": half, "method": name, "source": source}
-                    | scores(table, rows, adapted > 0)
-                )
+        archives = [({"archive": seed}, rows)
+                    for seed, rows in enumerate(mixed_archives(table, parts[half]))]  # fmt: skip
+        archives += [({"source": source}, rows)
+                     for source, rows in single_archives(table, parts[half])]  # fmt: skip
+        for key, rows in archives:
+            unsupervised += prior_rows(table, rows, prior, {"half": half} | key)
     OUT.mkdir(parents=True, exist_ok=True)
     for part, frame in (("report_mixed", mixed), ("report_single", single),
                         ("risk_coverage", coverage), ("unsupervised", unsupervised)):  # fmt: skip

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from scancap.cli.options import add_max_pixels, add_quiet
-from scancap.page_table import TableError
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -16,10 +15,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     try:
         record = adapt_models(args.corrections, args.out, args.models, args.max_pixels)
-    except TableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:
+    except ValueError as error:  # a bad corrections file (TableError), or --out the base
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, reason in record.unreadable:
