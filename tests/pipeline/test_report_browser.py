@@ -171,7 +171,8 @@ def test_needs_review_first_shows_the_doubtful_large_and_corrections_download_as
     assert sorted(names) == sorted(doubtful["path"])
     for card in first:
         assert "review" in card.get_attribute("class").split()
-        assert card.find_element(By.CSS_SELECTOR, ".badge").text == "needs review"
+        badges = [b.text for b in card.find_elements(By.CSS_SELECTOR, ".badge")]
+        assert "needs review" in badges
         image = card.find_element(By.CSS_SELECTOR, "figure img")
         assert image.size["width"] > 320 or image.size["height"] > 320  # large enough to judge
     assert "review" not in cards[len(doubtful)].get_attribute("class").split()
@@ -185,3 +186,19 @@ def test_needs_review_first_shows_the_doubtful_large_and_corrections_download_as
     by_name = dict(zip(read["location"], read["label"], strict=True))
     marked = manifest.set_index("path").loc[names[0], "file"]
     assert by_name[marked] == "photo" and sorted(by_name.values()) == ["painting", "photo"]
+
+
+def test_every_card_names_its_class_and_p_photo_at_a_glance(browser, run_out: Path) -> None:
+    manifest = pd.read_csv(run_out / "manifest.csv", keep_default_na=False)
+    browser.get((run_out / REPORT_FILE).as_uri())
+    cards = shown(browser)
+    badges = [card.find_element(By.CSS_SELECTOR, ".badge.klass").text for card in cards]
+    for (_, row), badge in zip(manifest.iterrows(), badges, strict=True):
+        klass = (
+            "error"
+            if row["status"] == "error"
+            else ("photo" if row["is_photo"] == "True" else row["subtype"])
+        )
+        assert badge.startswith(klass), (row["path"], badge)
+        if row["p_photo"] != "":
+            assert f"p(photo) {float(row['p_photo']):.2f}" in badge

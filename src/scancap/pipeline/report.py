@@ -63,6 +63,7 @@ pre.text{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#
 .verdict{margin-top:4px;font-size:13px}.verdict button{margin:2px 4px 0 0}
 .verdict button.chosen{background:#2a6;color:#fff;border-color:#2a6}
 .badge{display:inline-block;font-size:12px;padding:0 6px;border-radius:8px;background:#fc3}
+.badge.klass{background:#e3ecf8;margin-right:4px}.badge.klass.photo{background:#d8f0dc}
 """
 
 _SCRIPT = r"""
@@ -148,6 +149,9 @@ function card(i) {
     return figure(label, judged, first ? d.source : d.output);
   });
   const meta = element('div', {class: 'meta'}, element('div', {class: 'name'}, d.path));
+  const p = S.index.p_photo[i];  // every card names its class at a glance
+  const said = d.klass + (p === null ? '' : ` · p(photo) ${p.toFixed(2)}`);
+  meta.append(element('span', {class: 'badge klass ' + d.klass}, said));
   if (S.index.review[i]) meta.append(element('span', {class: 'badge'}, 'needs review'));
   if (d.error) meta.append(element('div', {class: 'err'}, 'error: ' + d.error));
   if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”'));
