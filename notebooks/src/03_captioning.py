@@ -256,7 +256,7 @@ if FAST:  # no feature cache in CI: the backbone runs on the few images here
     grids = captioner.grids([load_image(path) for path in dev_paths])
     decodings = {"beam 3": 3}  # each decoding's METEOR starts a Java process of ~7 s
 else:
-    grids = caption_data.build_feature_cache(dev_images, data=DATA).grids
+    grids = caption_data.build_feature_cache(dev_images, data=DATA, progress=False).grids
     decodings = caption_report.DECODINGS
 # a grounding whose detectors read the classifier's Lite0 features needs them too, and the photos' grain (section 7)
 lite0 = train_grounding.lite0_photos(captioner, dev_paths) if captioner.needs_lite0 else None
