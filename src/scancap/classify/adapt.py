@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +65,14 @@ def propagated(
 ) -> np.ndarray:
     """Each item's share of the reviewed items' residuals (rows of `residuals`, one per
     reviewed item): k(x, C) (K + λI)⁻¹ r."""
+    weights = ridge_weights(reviewed, residuals, settings)
+    return kernel(features, reviewed, settings.bandwidth) @ weights
+
+
+def ridge_weights(reviewed: np.ndarray, residuals: np.ndarray, settings: Propagation) -> np.ndarray:
+    """(K + λI)⁻¹ r: what each reviewed item lends its look-alikes, solved once."""
     gram = kernel(reviewed, reviewed, settings.bandwidth)
-    solved = np.linalg.solve(gram + settings.ridge * np.eye(len(gram)), residuals)
-    return kernel(features, reviewed, settings.bandwidth) @ solved
+    return np.linalg.solve(gram + settings.ridge * np.eye(len(gram)), residuals)
 
 
 def margin_residuals(margins: np.ndarray, is_photo: np.ndarray, target: float) -> np.ndarray:
@@ -105,6 +111,12 @@ class Adaptation:
         """(margin shift (n,), subtype logit shift (n, classes)) for items with `features`."""
         if not len(self.labels):
             return np.zeros(len(features)), np.zeros((len(features), self.subtype_logits.shape[1]))
+        moved = kernel(features, self.features, self.settings.bandwidth) @ self.weights
+        return moved[:, 0], moved[:, 1:]
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """The corrections' ridge weights, solved once however many batches are decided."""
         target = self.settings.target
         residuals = np.column_stack(
             [
@@ -112,8 +124,7 @@ class Adaptation:
                 logit_residuals(self.subtype_logits, self.labels, target),
             ]
         )
-        moved = propagated(features, self.features, residuals, self.settings)
-        return moved[:, 0], moved[:, 1:]
+        return ridge_weights(self.features, residuals, self.settings)
 
     def joined(self, later: Adaptation) -> Adaptation:
         """This adaptation's corrections followed by `later`'s (an adapted model adapted again);

@@ -261,15 +261,19 @@ class Calibration:
     def p_photo(self, logits: np.ndarray) -> np.ndarray:
         return expit(np.asarray(logits, np.float64) / self.temperature)
 
+    @property
+    def threshold_logit(self) -> float:
+        """The threshold as a calibrated logit, from which margins are counted."""
+        return float(logit(np.clip(self.threshold, 1e-12, 1 - 1e-12)))
+
     def margins(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated logits minus the threshold's: positive for a photo."""
-        threshold = np.clip(self.threshold, 1e-12, 1 - 1e-12)
-        return np.asarray(logits, np.float64) / self.temperature - logit(threshold)
+        return np.asarray(logits, np.float64) / self.temperature - self.threshold_logit
 
     def margins_of(self, p_photo: np.ndarray | float) -> np.ndarray:
         """The margins of calibrated probabilities (as `scancap classify` writes them)."""
         p = np.clip(np.asarray(p_photo, np.float64), 1e-12, 1 - 1e-12)
-        return logit(p) - logit(np.clip(self.threshold, 1e-12, 1 - 1e-12))
+        return logit(p) - self.threshold_logit
 
     def needs_review(self, logits: np.ndarray) -> np.ndarray:
         """Which decisions lie inside the review band (none without a band)."""
