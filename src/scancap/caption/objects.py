@@ -10,9 +10,10 @@ group here; the group is the unit of evidence and of measurement:
   the COCO detector's class (`scancap.caption.detector`), or for groups no detector knows
   (ramp, snow, fence), a rule measured on labelled photos.
 
-Each line of OBJECT_TABLE reads `group [coco class]: words`. The words are the decoder's own
-(its vocabulary, `vocabulary.json`); people and animals are PERSON_WORDS and ANIMAL_WORDS in
-`scancap.caption.grounding`, grouped here as `person` and by animal. Words that are both a
+Each line of OBJECT_TABLE reads `group [coco class]: words` (an indented line carries on the
+words). The words are the decoder's own (its vocabulary, `vocabulary.json`); people and
+animals are PERSON_WORDS and ANIMAL_WORDS in `scancap.caption.grounding`, grouped here as
+`person` and by animal. Words that are both a
 noun and something else ("orange", "glass", "mouse") are left out where the other sense is the
 common one in captions.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # COCO's 80 detection classes in the order of the detector's outputs.
-COCO_CLASSES = (
+COCO_CLASSES = (  # noqa: SIM905 (a class list reads better as text)
     "person, bicycle, car, motorcycle, airplane, bus, train, truck, boat, traffic light, "
     "fire hydrant, stop sign, parking meter, bench, bird, cat, dog, horse, sheep, cow, elephant, "
     "bear, zebra, giraffe, backpack, umbrella, handbag, tie, suitcase, frisbee, skis, snowboard, "
@@ -34,7 +35,14 @@ COCO_CLASSES = (
 ).split(", ")
 
 OBJECT_TABLE = """
-person [person]: man men woman women boy boys girl girls child children person people player players kid kids baby babies toddler toddlers guy guys lady ladies gentleman adult adults teenager teenagers teen infant newborn someone crowd crowds couple couples family team skateboarder skateboarders snowboarder snowboarders skier skiers surfer surfers biker bikers rider riders climber climbers hiker hikers cyclist cyclists bicyclist bicyclists swimmer swimmers runner runners dancer dancers worker workers spectators audience bride groom policeman police officer soldier fisherman photographer referee goalie jockey wrestler athlete clown skater driver musicians students pedestrians passengers
+person [person]: man men woman women boy boys girl girls child children person people player
+    players kid kids baby babies toddler toddlers guy guys lady ladies gentleman adult adults
+    teenager teenagers teen infant newborn someone crowd crowds couple couples family team
+    skateboarder skateboarders snowboarder snowboarders skier skiers surfer surfers biker bikers
+    rider riders climber climbers hiker hikers cyclist cyclists bicyclist bicyclists swimmer
+    swimmers runner runners dancer dancers worker workers spectators audience bride groom
+    policeman police officer soldier fisherman photographer referee goalie jockey wrestler
+    athlete clown skater driver musicians students pedestrians passengers
 bicycle [bicycle]: bike bikes bicycle bicycles bmx tricycle tricycles
 car [car]: car cars jeep jeeps suv van limousine vehicle vehicles
 motorcycle [motorcycle]: motorcycle motorcycles motorbike motorbikes scooter scooters atv
@@ -44,9 +52,11 @@ train [train]: train trains subway
 truck [truck]: truck trucks firetruck tractor ambulance
 boat [boat]: boat boats kayak kayaks canoe canoes raft rafts sailboat ship rowboat
 bench [bench]: bench benches
-bird [bird]: bird birds duck ducks pigeons seagull seagulls swan swans geese pelican chicken chickens turkeys
+bird [bird]: bird birds duck ducks pigeons seagull seagulls swan swans geese pelican chicken
+    chickens turkeys
 cat [cat]: cat cats
-dog [dog]: dog dogs puppy puppies greyhound greyhounds poodle poodles terrier terriers collie retriever labrador dachshund beagle husky pitbull doberman dalmatian hound shepherd
+dog [dog]: dog dogs puppy puppies greyhound greyhounds poodle poodles terrier terriers collie
+    retriever labrador dachshund beagle husky pitbull doberman dalmatian hound shepherd
 horse [horse]: horse horses pony
 sheep [sheep]: sheep lambs goat goats
 cow [cow]: cow cows bull bulls
@@ -78,7 +88,8 @@ tv [tv]: tv screen monitor
 laptop [laptop]: laptop computer
 phone [cell phone]: phone cellphone cellphones
 book [book]: book magazine newspaper
-other animal: animal animals camel camels deer fish monkey tiger squirrel rabbit bunny snake frog dolphin seal crocodile insect bee bug
+other animal: animal animals camel camels deer fish monkey tiger squirrel rabbit bunny snake
+    frog dolphin seal crocodile insect bee bug
 camera: camera cameras
 guitar: guitar guitars violin drums piano instrument instruments microphone
 hat: hat hats cap helmet helmets
@@ -118,10 +129,21 @@ class ObjectGroup:
     words: frozenset[str]
 
 
+def joined_lines(table: str) -> list[str]:
+    """The table's lines, each indented line joined to the one before it."""
+    lines: list[str] = []
+    for line in filter(str.strip, table.splitlines()):
+        if line[0].isspace() and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line.strip())
+    return lines
+
+
 def parse_object_table(table: str = OBJECT_TABLE) -> dict[str, ObjectGroup]:
     """Group name -> ObjectGroup, from `group [coco class]: words` lines."""
     groups: dict[str, ObjectGroup] = {}
-    for line in filter(None, table.strip().splitlines()):
+    for line in joined_lines(table):
         head, _, words = line.partition(":")
         name, _, coco = head.partition("[")
         coco = coco.rstrip("] ") or None
