@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from scipy.special import expit, logsumexp, softmax
+
+from scancap.caption.objects import COCO_CLASSES, OBJECT_GROUPS
 
 GROUNDING_FILE = "grounding.json"  # detectors and thresholds, in the captioner's folder
 GRAIN_LEVEL = "grain_level"  # its key for the σ̂ from which a photo counts as grainy
@@ -219,6 +221,49 @@ def soft_maximum(scores: np.ndarray, sharpness: float) -> np.ndarray:
     return (logsumexp(sharpness * scores, axis=1) - np.log(regions)) / sharpness
 
 
+OBJECTS = "objects"  # grounding.json's key for the object rule
+# Groups the COCO detector does not decide: people and the other animals have their own
+# detectors above.
+OWN_DETECTORS = frozenset({"person", "other animal"})
+
+
+@dataclass(frozen=True)
+class ObjectRule:
+    """Which object words a photo supports (`scancap.caption.objects`). A group that a COCO
+    class stands for is said only where the detector scores one of its classes at least
+    `threshold`;
+    a group in `unsupported` (no detector, and wrong too often where the decoder said it, on
+    labelled photos) only where the photo's likeliest ImageNet concept names it ("a suspension
+    bridge" lets "bridge" through)."""
+
+    threshold: float
+    unsupported: frozenset[str] = frozenset()
+
+    def forbidden_groups(self, scores: dict[str, float], concepts: frozenset[str]) -> list[str]:
+        """The object groups a photo with these COCO class scores and concept nouns does not
+        support."""
+        groups = []
+        for group in OBJECT_GROUPS.values():
+            if group.name in OWN_DETECTORS:
+                continue
+            if group.coco:
+                if max(scores.get(c, 0.0) for c in group.coco) < self.threshold:
+                    groups.append(group.name)
+            elif group.name in self.unsupported and not group.words & concepts:
+                groups.append(group.name)
+        return groups
+
+    def to_json(self) -> dict:
+        return {"threshold": self.threshold, "unsupported": sorted(self.unsupported)}
+
+    @classmethod
+    def from_json(cls, values: dict) -> ObjectRule:
+        unknown = set(values.get("unsupported", ())) - set(OBJECT_GROUPS)
+        if unknown:
+            raise ValueError(f"the object rule names groups that do not exist: {sorted(unknown)}")
+        return cls(float(values["threshold"]), frozenset(values.get("unsupported", ())))
+
+
 # Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
 THING_CONCEPTS = {"flower": frozenset({"flower", "flowers", "dandelion", "tulips"})}
 CONCEPT_MIN_PROBABILITY = 0.3  # a likeliest ImageNet concept this sure names the subject
@@ -317,6 +362,8 @@ class Evidence:
     probabilities: dict[str, float]  # detector name -> p
     present: dict[str, bool]  # detector name -> p reaches the detector's threshold
     concepts: list[tuple[str, float]]  # (ImageNet name, probability), likeliest first
+    objects: dict[str, float] = field(default_factory=dict)  # COCO class -> its best score
+    unsupported_objects: frozenset[str] = frozenset()  # object words the photo does not support
 
     @property
     def person(self) -> bool:
@@ -365,11 +412,13 @@ class Grounding:
         imagenet_bias: np.ndarray,
         detectors: dict[str, Detector],
         grain_level: float | None = None,
+        objects: ObjectRule | None = None,
     ) -> None:
         self.kernel = np.asarray(imagenet_kernel, np.float32)
         self.bias = np.asarray(imagenet_bias, np.float32)
         self.detectors = detectors
         self.grain_level = grain_level
+        self.objects = objects
         self.names = imagenet_names()
 
     def imagenet(self, features: np.ndarray) -> np.ndarray:
@@ -380,6 +429,11 @@ class Grounding:
     def needs_lite0(self) -> bool:
         """Whether a detector reads EfficientNet-Lite0's grid (`evidence`'s `lite0`)."""
         return any(d.reads in LITE0_READS for d in self.detectors.values())
+
+    @property
+    def reads_objects(self) -> bool:
+        """Whether `evidence` needs the photos' COCO class scores (`scancap.caption.detector`)."""
+        return self.objects is not None
 
     @property
     def reads_grain(self) -> bool:
@@ -399,10 +453,12 @@ class Grounding:
         grids: np.ndarray,
         lite0: np.ndarray | None = None,
         grain: Sequence[float] | None = None,
+        objects: np.ndarray | None = None,
     ) -> list[Evidence]:
         """Each photo's evidence from its MobileNetV2 grid and, where a detector reads it, the
         (N, 49, 1280) Lite0 grid of the same photo (the classifier's backbone); `grain`: each
-        photo's σ̂ as it came in (`Captioner.grain_of`), where `reads_grain`."""
+        photo's σ̂ as it came in (`Captioner.grain_of`), where `reads_grain`; `objects`: the
+        (N, 80) best score of each COCO class in each photo, where `reads_objects`."""
         regions = as_regions(grids)
         grainy = self.grainy(grain, len(regions))
         features = regions.mean(axis=1)
@@ -415,7 +471,7 @@ class Grounding:
         }
         present = {name: p[name] >= self.detectors[name].thresholds(grainy) for name in p}
         top = np.argsort(-probabilities, axis=1)[:, :TAG_COUNT]
-        return [
+        found = [
             Evidence(
                 {name: float(p[name][i]) for name in p},
                 {name: bool(present[name][i]) for name in p},
@@ -423,19 +479,33 @@ class Grounding:
             )
             for i in range(len(features))
         ]
+        if self.objects is not None:
+            if objects is None:
+                raise ValueError("this grounding reads the COCO detector: pass objects")
+            for item, scores in zip(found, np.asarray(objects, np.float32), strict=True):
+                item.objects = dict(zip(COCO_CLASSES, map(float, scores), strict=True))
+                groups = self.objects.forbidden_groups(item.objects, item.concept_nouns())
+                item.unsupported_objects = frozenset().union(
+                    *(OBJECT_GROUPS[g].words for g in groups)
+                )
+        return found
 
     def save(self, folder: Path) -> None:
         record = {name: d.to_json() for name, d in self.detectors.items()}
         if self.grain_level is not None:
             record[GRAIN_LEVEL] = self.grain_level
+        if self.objects is not None:
+            record[OBJECTS] = self.objects.to_json()
         (folder / GROUNDING_FILE).write_text(json.dumps(record))
 
     @classmethod
     def load(cls, folder: Path, imagenet_head: tuple[np.ndarray, np.ndarray]) -> Grounding:
         record = json.loads((folder / GROUNDING_FILE).read_text())
         grain_level = record.pop(GRAIN_LEVEL, None)
+        objects = record.pop(OBJECTS, None)
         detectors = {k: Detector.from_json(v) for k, v in record.items()}
-        return cls(*imagenet_head, detectors, grain_level)
+        rule = ObjectRule.from_json(objects) if objects is not None else None
+        return cls(*imagenet_head, detectors, grain_level, rule)
 
 
 def detector_input(
@@ -606,8 +676,9 @@ def subject_nouns(evidence: Evidence) -> frozenset[str]:
     likeliest ImageNet concept's, else any thing's; and the animal words when an animal is
     supported."""
     detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
-    things = frozenset().union(*detected) or evidence.concept_nouns() or THING_NOUNS
-    return things | evidence.animal_words()
+    unsupported = evidence.unsupported_objects
+    things = frozenset().union(*detected) or evidence.concept_nouns() - unsupported
+    return (things or THING_NOUNS - unsupported) | evidence.animal_words() - unsupported
 
 
 def plural_nouns(nouns: frozenset[str]) -> frozenset[str]:
@@ -629,11 +700,11 @@ def banned_words(evidence: list[Evidence], vocabulary: list[str]) -> np.ndarray:
     """(N, vocabulary) additive mask: -inf on the words a photo does not support, else 0."""
     mask = np.zeros((len(evidence), len(vocabulary)), np.float32)
     person_ids = word_ids(PERSON_WORDS, vocabulary)
-    animal_ids: dict[frozenset[str], np.ndarray] = {}  # forbidden animal words -> their ids
+    animal_ids: dict[frozenset[str], np.ndarray] = {}  # forbidden animal and object words -> ids
     for row, item in enumerate(evidence):
         if not item.person:
             mask[row, person_ids] = -np.inf
-        forbidden = ANIMAL_WORDS - item.animal_words()
+        forbidden = (ANIMAL_WORDS - item.animal_words()) | item.unsupported_objects
         if forbidden not in animal_ids:
             animal_ids[forbidden] = word_ids(forbidden, vocabulary)
         mask[row, animal_ids[forbidden]] = -np.inf

@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from scancap.backbones.inputs import averaged_to_model_scale, to_model_input
+from scancap.caption.detector import Detection, load_detector
 from scancap.caption.grounding import GROUNDING_FILE, GroundedDecoding, Grounding
 from scancap.paths import models_dir
 from scancap.quality import estimate_noise
@@ -684,6 +685,7 @@ class Captioner:
         ground: bool = True,
         lite0: np.ndarray | None = None,
         grain: Sequence[float] | None = None,
+        objects: np.ndarray | None = None,
     ) -> list[Caption]:
         """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps.
 
@@ -692,7 +694,9 @@ class Captioner:
         grounding whose detectors read Lite0 features (`needs_lite0`) also needs `lite0`, the
         photos' (N, 49, 1280) EfficientNet-Lite0 grids (`lite0_grids`; the pipeline has them
         from the classifier), and one that holds grainy photos to other thresholds
-        (`needs_grain`) needs `grain`, each photo's σ̂ as it came in (`grain_of`).
+        (`needs_grain`) needs `grain`, each photo's σ̂ as it came in (`grain_of`); one with an
+        object rule (`needs_objects`) needs `objects`, the (N, 80) best score of each COCO class
+        in each photo (`detect`).
         """
         grounding = self.grounding if ground else None
         captions = []
@@ -700,7 +704,8 @@ class Captioner:
             batch = np.asarray(grids[first : first + batch_size], np.float32)
             part = None if lite0 is None else lite0[first : first + batch_size]
             noise = None if grain is None else grain[first : first + batch_size]
-            evidence = grounding.evidence(batch, part, noise) if grounding else None
+            seen = None if objects is None else objects[first : first + batch_size]
+            evidence = grounding.evidence(batch, part, noise, seen) if grounding else None
             constraint = GroundedDecoding(evidence, self.vocab.words) if evidence else None
             hypotheses = beam_search(
                 self.decoder, batch, self.vocab, beam, self.length_penalty, constraint
@@ -721,6 +726,17 @@ class Captioner:
         """Whether grounded captions need the photos' grain (`describe`'s grain)."""
         return self.grounding is not None and self.grounding.reads_grain
 
+    @property
+    def needs_objects(self) -> bool:
+        """Whether grounded captions need the photos' COCO class scores (`describe`'s objects)."""
+        return self.grounding is not None and self.grounding.reads_objects
+
+    @staticmethod
+    def detect(images: Sequence[np.ndarray]) -> tuple[list[list[Detection]], np.ndarray]:
+        """Each uint8 photo's COCO objects and its (80,) best score per class (the shipped
+        detector, `scancap.caption.detector`)."""
+        return load_detector().detect(images)
+
     @staticmethod
     def grain_of(images: Sequence[np.ndarray]) -> list[float]:
         """Each uint8 image's grain σ̂ (0-255), measured as restoration measures it, after the
@@ -729,11 +745,13 @@ class Captioner:
         return [_grain(image) for image in images]
 
     def describe_images(self, images: Sequence[np.ndarray], beam: int = 3) -> list[Caption]:
-        """`describe` for uint8 RGB images: their grids, and their Lite0 features and grain if
-        needed."""
+        """`describe` for uint8 RGB images: their grids, and their Lite0 features, grain and
+        COCO class scores if needed."""
         lite0 = self.lite0_grids(images) if self.needs_lite0 else None
         grain = self.grain_of(images) if self.needs_grain else None
-        return self.describe(self.grids(images), beam, lite0=lite0, grain=grain)
+        objects = self.detect(images)[1] if self.needs_objects else None
+        grids = self.grids(images)
+        return self.describe(grids, beam, lite0=lite0, grain=grain, objects=objects)
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
         """(caption, normalised log-probability) per backbone grid, decoded freely: a grid

@@ -1,0 +1,270 @@
+"""Invented objects in captions (CHAIR) on hand-labelled photos, and the choice of the object
+rule that grounding ships (`scancap.caption.grounding.ObjectRule`).
+
+Stages (`python -m scancap_lab.caption.objects_study STAGE`):
+- `select`: on the select half (COCO-mini and the out-of-domain photos, pooled) and Flickr8k
+  dev, every candidate threshold of the COCO detector, then the groups without a detector that
+  are forbidden; writes the choice to `reports/captioning_objects/selection.json`.
+- `write`: the chosen rule into `models/captioner/grounding.json` (only with `--write`).
+- `report`: every decoding on the report half, once; writes `reports/captioning_objects.md`.
+
+The rule of the choice is in `reports/captioning_experiments.md` ("Object words"), written
+before any candidate ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scancap.caption.data import load_captions, load_split, references
+from scancap.caption.grounding import GROUNDING_FILE, ObjectRule
+from scancap.caption.metrics import caption_scores
+from scancap.caption.model import MODEL_DIR, Captioner
+from scancap.caption.objects import OBJECT_GROUPS, mentioned_groups
+from scancap.io import load_image
+from scancap.paths import cache_dir, data_dir
+from scancap_lab.paths import LABELS, REPORTS
+
+OBJECT_LABELS = LABELS / "objects.csv"
+STUDY = REPORTS / "captioning_objects"
+THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+DEV_SLACK = 0.02  # a candidate may cost at most this much Flickr8k dev CIDEr-D
+TIE = 0.005  # CHAIR_s within this of the best counts as a tie (the higher threshold wins)
+MIN_MENTIONS = 3  # mentions on the select half before a group's precision counts
+PRECISION_FLOOR = 0.75  # a group without a detector is allowed from this precision
+ROUNDS = 3  # forbid, decode again, measure again: at most this many times
+ANIMAL_GROUPS = frozenset(
+    {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "other animal"}
+)
+OLD_PHOTO_SOURCES = ("deoldify_old_photos", "bop_old_photos")
+BOOTSTRAP = 2000
+BEAM = 3
+
+
+@dataclass
+class Photos:
+    """Labelled photos and what decoding reads of them (cached)."""
+
+    frame: pd.DataFrame  # path, objects (set), part, set
+    grids: np.ndarray
+    lite0: np.ndarray
+    grain: np.ndarray
+    objects: np.ndarray  # (N, 80) best score per COCO class
+
+
+def photo_set(path: str) -> str:
+    if path.startswith("coco_mini/"):
+        return "COCO-mini"
+    if any(source in path for source in OLD_PHOTO_SOURCES):
+        return "old photographs"
+    return "landscapes and cities"
+
+
+def load_object_labels(path: Path = OBJECT_LABELS) -> pd.DataFrame:
+    frame = pd.read_csv(path, keep_default_na=False)
+    frame["objects"] = frame["objects"].map(lambda s: frozenset(filter(None, s.split(";"))))
+    frame["set"] = frame["path"].map(photo_set)
+    return frame
+
+
+def features(captioner: Captioner, paths: list[Path], name: str) -> dict[str, np.ndarray]:
+    """Grids, Lite0 grids, grain and COCO class scores of image files, cached by their list."""
+    key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    file = cache_dir() / "objects_study" / f"{name}-{key}.npz"
+    if file.exists():
+        return dict(np.load(file))
+    grids, lite0, grain, objects = [], [], [], []
+    for start in range(0, len(paths), 32):
+        images = [load_image(p) for p in paths[start : start + 32]]
+        grids.append(captioner.grids(images).astype(np.float16))
+        lite0.append(captioner.lite0_grids(images).astype(np.float16))
+        grain.append(captioner.grain_of(images))
+        objects.append(captioner.detect(images)[1])
+        print(f"{name}: {start + len(images)}/{len(paths)} photos", flush=True)
+    arrays = {"grids": np.concatenate(grids), "lite0": np.concatenate(lite0),
+              "grain": np.concatenate(grain), "objects": np.concatenate(objects)}  # fmt: skip
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, **arrays)
+    return arrays
+
+
+def labelled_photos(captioner: Captioner, data: Path) -> Photos:
+    frame = load_object_labels()
+    arrays = features(captioner, [data / p for p in frame["path"]], "labelled")
+    return Photos(frame, **arrays)
+
+
+def decode(
+    captioner: Captioner, arrays: Photos | dict, rule: ObjectRule | None, ground: bool = True
+) -> list[str]:
+    """Captions under an object rule (None: the shipped grounding without one)."""
+    get = (lambda k: getattr(arrays, k)) if isinstance(arrays, Photos) else arrays.__getitem__
+    grounding = captioner.grounding
+    grounding.objects = rule
+    captions = captioner.describe(
+        np.asarray(get("grids"), np.float32), BEAM, ground=ground,
+        lite0=np.asarray(get("lite0"), np.float32), grain=list(get("grain")),
+        objects=get("objects"),
+    )  # fmt: skip
+    return [c.text for c in captions]
+
+
+def present(group: str, labels: frozenset[str]) -> bool:
+    """Whether a mentioned group is in the photo: "an animal" is right on any animal."""
+    if group == "other animal":
+        return bool(labels & ANIMAL_GROUPS)
+    return group in labels
+
+
+def mentions_table(captions: list[str], labels: pd.Series) -> pd.DataFrame:
+    """One row per (photo, mentioned group): whether the group is in the photo."""
+    rows = [
+        {"photo": i, "group": g, "right": present(g, objects)}
+        for i, (caption, objects) in enumerate(zip(captions, labels, strict=True))
+        for g in mentioned_groups(caption)
+    ]
+    return pd.DataFrame(rows, columns=["photo", "group", "right"])
+
+
+def chair(captions: list[str], labels: pd.Series, seed: int = 0) -> dict[str, float]:
+    """CHAIR_s (share of captions naming an absent object) and CHAIR_i (share of object
+    mentions that are absent), with 95% bootstrap intervals over photos."""
+    table = mentions_table(captions, labels)
+    n = len(captions)
+    wrong = np.zeros(n)
+    total = np.zeros(n)
+    np.add.at(wrong, table["photo"].to_numpy(int), ~table["right"].to_numpy(bool))
+    np.add.at(total, table["photo"].to_numpy(int), 1)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, (BOOTSTRAP, n))
+    sentence = (wrong > 0)[draws].mean(axis=1)
+    instance = wrong[draws].sum(axis=1) / np.maximum(total[draws].sum(axis=1), 1)
+    return {
+        "photos": n,
+        "CHAIR_s": float((wrong > 0).mean()),
+        "CHAIR_s low": float(np.quantile(sentence, 0.025)),
+        "CHAIR_s high": float(np.quantile(sentence, 0.975)),
+        "CHAIR_i": float(wrong.sum() / max(total.sum(), 1)),
+        "CHAIR_i low": float(np.quantile(instance, 0.025)),
+        "CHAIR_i high": float(np.quantile(instance, 0.975)),
+        "mentions": int(total.sum()),
+    }
+
+
+def group_precision(captions: list[str], labels: pd.Series) -> pd.DataFrame:
+    """Per object group: mentions, right ones, precision."""
+    table = mentions_table(captions, labels)
+    out = table.groupby("group")["right"].agg(mentions="size", right="sum").reset_index()
+    out["precision"] = out["right"] / out["mentions"]
+    return out.sort_values(["mentions", "group"], ascending=[False, True])
+
+
+def dev_data(captioner: Captioner, data: Path) -> tuple[dict[str, np.ndarray], dict]:
+    images = load_split("dev", data)
+    refs = references(load_captions(data), images)
+    paths = [data / "flickr8k" / "images" / name for name in images]
+    return features(captioner, paths, "flickr8k-dev"), refs
+
+
+def dev_cider(captioner: Captioner, dev: dict, refs: dict, rule: ObjectRule | None) -> float:
+    texts = decode(captioner, dev, rule)
+    scores, _ = caption_scores(refs, dict(zip(refs, texts, strict=True)), meteor=False)
+    return float(scores["CIDEr-D"])
+
+
+def select(captioner: Captioner, data: Path) -> dict:
+    """The rule's choice on the select half (see the module's docstring)."""
+    photos = labelled_photos(captioner, data)
+    dev, refs = dev_data(captioner, data)
+    half = photos.frame["part"].eq("select").to_numpy()
+    subset = Photos(photos.frame[half].reset_index(drop=True),
+                    *(getattr(photos, k)[half] for k in ("grids", "lite0", "grain", "objects")))  # fmt: skip
+    labels = subset.frame["objects"]
+    baseline_dev = dev_cider(captioner, dev, refs, None)
+    rows = [{"threshold": None, "dev CIDEr-D": baseline_dev,
+             **chair(decode(captioner, subset, None), labels)}]  # fmt: skip
+    for threshold in THRESHOLDS:
+        rule = ObjectRule(threshold)
+        row = chair(decode(captioner, subset, rule), labels)
+        rows.append({"threshold": threshold, "dev CIDEr-D": dev_cider(captioner, dev, refs, rule),
+                     **row})  # fmt: skip
+        print(rows[-1], flush=True)
+    candidates = pd.DataFrame(rows)
+    allowed = candidates[candidates["threshold"].notna()
+                         & (candidates["dev CIDEr-D"] >= baseline_dev - DEV_SLACK)]  # fmt: skip
+    best = allowed["CHAIR_s"].min()
+    chosen = float(allowed[allowed["CHAIR_s"] <= best + TIE]["threshold"].max())
+
+    unsupported: set[str] = set()
+    rounds = []
+    no_detector = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {"person",
+                                                                             "other animal"}
+    for round_ in range(1, ROUNDS + 1):
+        captions = decode(captioner, subset, ObjectRule(chosen, frozenset(unsupported)))
+        precision = group_precision(captions, labels)
+        said = precision[precision["group"].isin(no_detector - unsupported)]
+        weak = said[(said["mentions"] < MIN_MENTIONS) | (said["precision"] < PRECISION_FLOOR)]
+        rounds.append({"round": round_, "forbidden": sorted(weak["group"]),
+                       **chair(captions, labels)})  # fmt: skip
+        print(rounds[-1], flush=True)
+        if weak.empty:
+            break
+        unsupported |= set(weak["group"])
+    rule = ObjectRule(chosen, frozenset(unsupported))
+    final = decode(captioner, subset, rule)
+    record = {
+        "threshold": chosen,
+        "unsupported": sorted(unsupported),
+        "baseline dev CIDEr-D": baseline_dev,
+        "final select": chair(final, labels),
+        "final dev CIDEr-D": dev_cider(captioner, dev, refs, rule),
+        "candidates": candidates.to_dict("records"),
+        "rounds": rounds,
+    }
+    STUDY.mkdir(parents=True, exist_ok=True)
+    (STUDY / "selection.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def write_rule(model_dir: Path = MODEL_DIR) -> Path:
+    """The selected rule into the captioner's grounding.json (the other detectors unchanged)."""
+    record = json.loads((STUDY / "selection.json").read_text())
+    path = Path(model_dir) / GROUNDING_FILE
+    grounding = json.loads(path.read_text())
+    grounding["objects"] = ObjectRule(record["threshold"],
+                                      frozenset(record["unsupported"])).to_json()  # fmt: skip
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(grounding))
+    temporary.replace(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["select", "write", "report"])
+    parser.add_argument("--write", action="store_true", help="let `write` change the model")
+    args = parser.parse_args()
+    data = data_dir()
+    if args.stage == "write":
+        if not args.write:
+            parser.error("write changes models/captioner/grounding.json: pass --write")
+        print(write_rule())
+        return
+    captioner = Captioner.load()
+    if args.stage == "select":
+        print(json.dumps(select(captioner, data), indent=1))
+    else:
+        from scancap_lab.caption.objects_report import write_report
+
+        print(write_report(captioner, data))
+
+
+if __name__ == "__main__":
+    main()
