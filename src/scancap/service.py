@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -44,6 +45,16 @@ from scancap.pipeline.microbatch import MicroBatcher
 # package data so that /docs needs no CDN.
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _HINTS = get_type_hints(Result)
+
+
+class DetectedObject(BaseModel):
+    """A COCO object in a photo: its box (x0, y0, x1, y1) as fractions of width and height."""
+
+    label: str
+    score: float
+    box: list[float]
+
+
 # The response schema is the manifest row, plus the optional restored image; a document's
 # answer also lists every page. A field that does not apply (a non-photo's caption, an error
 # row's p_photo) is null, never ""; only `path` is always set.
@@ -55,6 +66,7 @@ PageAnalysis = create_model(
         if f.name in MANIFEST_COLUMNS
     },
     restored_png_base64=(str | None, None),
+    objects=(list[DetectedObject] | None, None),  # the manifest's JSON text, as a list
 )
 Analysis = create_model("Analysis", __base__=PageAnalysis, pages=(list[PageAnalysis], []))
 Label = Literal["photo", "painting", "schematic", "text", "sketch"]
@@ -231,6 +243,8 @@ def warm_up(pipeline: Pipeline) -> None:
 
 def _answer(result: Result, include_image: bool) -> dict[str, Any]:
     answer: dict[str, Any] = {k: None if v == "" else v for k, v in result.row().items()}
+    if answer["objects"] is not None:
+        answer["objects"] = json.loads(answer["objects"])
     if include_image and result.restored is not None:
         answer["restored_png_base64"] = _png_base64(result.restored)
     return answer

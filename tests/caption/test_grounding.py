@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ from scancap.caption.grounding import (
     Evidence,
     GroundedDecoding,
     Grounding,
+    ObjectRule,
     banned_words,
     detector_input,
     format_tags,
@@ -31,9 +33,11 @@ from scancap.caption.grounding import (
     mentions,
     parse_tags,
     plural_nouns,
+    subject_nouns,
 )
 from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
+from scancap.caption.objects import mentioned_groups
 from scancap.caption.train_grounding import (
     DOG_KEPT,
     caption_labels,
@@ -587,3 +591,67 @@ def test_degraded_grids_are_cached_per_photo_list_and_read_back(tmp_path: Path) 
     cached_degraded_grids(backbones, paths[:1], True, tmp_path)  # another list: its own grids
     assert backbones.images_read == 6
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_the_object_rule_forbids_what_the_detector_does_not_see_and_weak_groups() -> None:
+    rule = ObjectRule(0.3, frozenset({"ramp", "bridge"}))
+    scores = {"car": 0.5, "truck": 0.1, "bench": 0.2}
+    forbidden = rule.forbidden_groups(scores, frozenset())
+    assert "car" not in forbidden  # seen at 0.5
+    assert {"bench", "boat", "skateboard", "dog", "ramp", "bridge"} <= set(forbidden)
+    assert not {"person", "other animal", "building", "water"} & set(forbidden)
+    # A sure ImageNet concept naming a weak group lets it through ("suspension bridge").
+    assert "bridge" not in rule.forbidden_groups(scores, frozenset({"bridge"}))
+    # A group with several classes is seen when any of them is ("a bag": a backpack).
+    assert "handbag" not in rule.forbidden_groups({"backpack": 0.4}, frozenset())
+
+
+def test_unsupported_object_words_are_banned_and_never_open_a_thing_caption() -> None:
+    vocabulary = ["<pad>", "a", "car", "ramp", "building", "dog", "bench"]
+    photo = evidence(False, True, ("palace", 0.6))  # "building" from the concept
+    photo.unsupported_objects = frozenset({"car", "ramp", "dog"})
+    mask = banned_words([photo], vocabulary)
+    assert all(np.isneginf(mask[0, vocabulary.index(w)]) for w in ("car", "ramp", "dog"))
+    assert mask[0, vocabulary.index("building")] == 0
+    assert "dog" not in subject_nouns(photo)  # an animal, but the detector saw no dog
+    assert subject_nouns(photo) >= {"building"}
+
+
+def test_the_object_rule_is_saved_with_the_grounding_and_checked_when_loaded(
+    tmp_path: Path,
+) -> None:
+    head = (np.zeros((1280, 1000)), np.zeros(1000))
+    grounding = Grounding(*head, {}, objects=ObjectRule(0.35, frozenset({"ramp"})))
+    assert grounding.reads_objects
+    with pytest.raises(ValueError, match="objects"):
+        grounding.evidence(np.zeros((1, 49, 1280), np.float32))
+    grounding.save(tmp_path)
+    loaded = Grounding.load(tmp_path, head)
+    assert loaded.objects == ObjectRule(0.35, frozenset({"ramp"}))
+    scores = np.zeros((1, 80), np.float32)
+    scores[0, 2] = 0.9  # a car
+    (item,) = loaded.evidence(np.zeros((1, 49, 1280), np.float32), objects=scores)
+    assert item.objects["car"] == pytest.approx(0.9)
+    assert "car" not in item.unsupported_objects and {"ramp", "bench"} <= item.unsupported_objects
+    record = json.loads((tmp_path / "grounding.json").read_text())
+    record["objects"]["unsupported"] = ["unicorn"]
+    (tmp_path / "grounding.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="unicorn"):
+        Grounding.load(tmp_path, head)
+
+
+def test_a_tower_without_vehicles_gets_no_vehicle_ramp_or_bike_in_its_caption(
+    captioner: Captioner,
+) -> None:
+    """The issue's glass tower ("a black and white car is standing on a ramp"): with the object
+    rule, whatever the decoder says, it names no object the detector does not see there."""
+    tower = load_image(SAMPLES / "photo_Building.png")
+    grounding = captioner.grounding
+    saved = grounding.objects
+    try:
+        grounding.objects = ObjectRule(0.35, frozenset({"ramp"}))
+        caption = captioner.describe_images([tower])[0]
+    finally:
+        grounding.objects = saved
+    vehicles = {"car", "bicycle", "motorcycle", "boat", "skateboard", "ramp", "bench", "dog"}
+    assert not set(mentioned_groups(caption.text)) & vehicles, caption.text

@@ -90,6 +90,14 @@ def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> 
         assert (out / row.output).read_bytes() == (tmp_path / "batch" / row.path).read_bytes()
     captions = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
     assert sorted(c["source"] for c in captions) == sorted(photos["path"])
+    # The detector's objects: the old portrait's golfer, counted, boxed, in every output.
+    portrait = photos.set_index("path").loc["nested/photo_Old_Tom_Morris.png"]
+    assert portrait.object_counts == "1 person"
+    (person,) = json.loads(portrait.objects)
+    assert person["label"] == "person" and 0 <= min(person["box"]) < max(person["box"]) <= 1
+    by_source = {c["source"]: c for c in captions}
+    assert by_source["nested/photo_Old_Tom_Morris.png"]["objects"] == [person]
+    assert all(isinstance(c["objects"], list) for c in captions)
     assert pd.read_csv(out / "manifest.csv").shape == manifest.shape
     (index,) = script_argument(out / "report" / "index.js", "scancapIndex")
     assert index["path"] == list(manifest["path"])  # every input has a card, errors included
@@ -316,6 +324,8 @@ def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipelin
         body = answer.json()
         assert body["is_photo"] and body["caption"] and body["path"] == photo.name
         assert set(MANIFEST_COLUMNS) <= set(body) and len(body["restored_png_base64"]) > 1000
+        assert isinstance(body["objects"], list)  # the detections as a list, not JSON text
+        assert all(0 <= v <= 1 for item in body["objects"] for v in item["box"])
         assert body["error"] is None  # a field that does not apply is null, never ""
         text_page = SAMPLES / "text_596.jpg"
         page = client.post("/v1/analyze", files={"file": (text_page.name, text_page.read_bytes())})

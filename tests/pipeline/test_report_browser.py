@@ -100,9 +100,10 @@ def test_the_report_of_a_run_filters_searches_sorts_and_labels_its_images(
     search = browser.find_element(By.ID, "search")
     cards = redraw(browser, lambda: search.send_keys("flower"))
     hay = manifest["path"] + " " + manifest["caption"] + " " + manifest["tags"] + " "
-    hay += manifest["title"]
+    hay += manifest["object_counts"] + " " + manifest["title"]
     assert 0 < len(cards) == hay.str.lower().str.contains("flower").sum()
     search.clear()
+    _check_object_boxes(browser, manifest)
     cards = redraw(
         browser, lambda: Select(browser.find_element(By.ID, "status")).select_by_value("error")
     )
@@ -115,6 +116,32 @@ def test_the_report_of_a_run_filters_searches_sorts_and_labels_its_images(
     )
     browser.save_screenshot(str(run_out / "report-screenshot.png"))
     assert (run_out / "report-screenshot.png").stat().st_size > 10_000
+
+
+def _check_object_boxes(browser, manifest: pd.DataFrame) -> None:
+    """A search finds photos by what the detector counted, and "object boxes" draws each
+    detection over the photo, labelled, inside the picture."""
+    search = browser.find_element(By.ID, "search")
+    cards = redraw(browser, lambda: search.send_keys("person"))
+    fields = ("path", "caption", "tags", "object_counts", "title")
+    hay = manifest[list(fields)].fillna("").agg(" ".join, axis=1).str.lower()
+    assert 0 < len(cards) == hay.str.contains("person").sum()
+    assert not cards[0].find_elements(By.CSS_SELECTOR, ".box")  # boxes only on request
+    cards = redraw(browser, lambda: browser.find_element(By.ID, "boxes").click())
+    card = next(c for c in cards if c.find_element(By.CSS_SELECTOR, ".name").text
+                == "photo_Old_Tom_Morris.png")  # fmt: skip
+    assert "objects: 1 person" in card.text
+    box = card.find_element(By.CSS_SELECTOR, "figure .box")
+    assert box.text.startswith("person 0.")
+    picture = card.find_element(By.CSS_SELECTOR, "figure img").rect
+    inner = box.rect
+    assert (
+        picture["x"] <= inner["x"]
+        and inner["x"] + inner["width"] <= picture["x"] + picture["width"] + 1
+    )
+    assert 0.2 * picture["height"] < inner["height"] <= picture["height"] + 1
+    redraw(browser, lambda: browser.find_element(By.ID, "boxes").click())
+    search.clear()
 
 
 def _check_text_cards(browser, run_out: Path, manifest: pd.DataFrame) -> None:

@@ -101,6 +101,13 @@ def labelled_photos(captioner: Captioner, data: Path) -> Photos:
     return Photos(frame, **arrays)
 
 
+def half(photos: Photos, part: str) -> Photos:
+    """The photos of one half (`select` or `report`)."""
+    keep = photos.frame["part"].eq(part).to_numpy()
+    arrays = (getattr(photos, k)[keep] for k in ("grids", "lite0", "grain", "objects"))
+    return Photos(photos.frame[keep].reset_index(drop=True), *arrays)
+
+
 def decode(
     captioner: Captioner, arrays: Photos | dict, rule: ObjectRule | None, ground: bool = True
 ) -> list[str]:
@@ -183,9 +190,7 @@ def select(captioner: Captioner, data: Path) -> dict:
     """The rule's choice on the select half (see the module's docstring)."""
     photos = labelled_photos(captioner, data)
     dev, refs = dev_data(captioner, data)
-    half = photos.frame["part"].eq("select").to_numpy()
-    subset = Photos(photos.frame[half].reset_index(drop=True),
-                    *(getattr(photos, k)[half] for k in ("grids", "lite0", "grain", "objects")))  # fmt: skip
+    subset = half(photos, "select")
     labels = subset.frame["objects"]
     baseline_dev = dev_cider(captioner, dev, refs, None)
     rows = [{"threshold": None, "dev CIDEr-D": baseline_dev,
@@ -204,8 +209,10 @@ def select(captioner: Captioner, data: Path) -> dict:
 
     unsupported: set[str] = set()
     rounds = []
-    no_detector = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {"person",
-                                                                             "other animal"}
+    no_detector = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {
+        "person",
+        "other animal",
+    }
     for round_ in range(1, ROUNDS + 1):
         captions = decode(captioner, subset, ObjectRule(chosen, frozenset(unsupported)))
         precision = group_precision(captions, labels)

@@ -10,10 +10,10 @@ group here; the group is the unit of evidence and of measurement:
   the COCO detector's class (`scancap.caption.detector`), or for groups no detector knows
   (ramp, snow, fence), a rule measured on labelled photos.
 
-Each line of OBJECT_TABLE reads `group [coco class]: words` (an indented line carries on the
-words). The words are the decoder's own (its vocabulary, `vocabulary.json`); people and
-animals are PERSON_WORDS and ANIMAL_WORDS in `scancap.caption.grounding`, grouped here as
-`person` and by animal. Words that are both a
+Each line of OBJECT_TABLE reads `group [coco classes]: words`, the classes separated by `;`
+(an indented line carries on the words). The words are the decoder's own (its vocabulary,
+`vocabulary.json`); people and animals are PERSON_WORDS and ANIMAL_WORDS in
+`scancap.caption.grounding`, grouped here as `person` and by animal. Words that are both a
 noun and something else ("orange", "glass", "mouse") are left out where the other sense is the
 common one in captions.
 """
@@ -44,7 +44,7 @@ person [person]: man men woman women boy boys girl girls child children person p
     policeman police officer soldier fisherman photographer referee goalie jockey wrestler
     athlete clown skater driver musicians students pedestrians passengers
 bicycle [bicycle]: bike bikes bicycle bicycles bmx tricycle tricycles
-car [car]: car cars jeep jeeps suv van limousine vehicle vehicles
+car [car; truck; bus]: car cars jeep jeeps suv van limousine vehicle vehicles
 motorcycle [motorcycle]: motorcycle motorcycles motorbike motorbikes scooter scooters atv
 airplane [airplane]: plane airplane jet helicopter
 bus [bus]: bus
@@ -64,7 +64,7 @@ elephant [elephant]: elephant
 bear [bear]: bear
 backpack [backpack]: backpack backpacks
 umbrella [umbrella]: umbrella umbrellas
-handbag [handbag]: bag bags purse purses handbag
+handbag [handbag; backpack; suitcase]: bag bags purse purses handbag
 suitcase [suitcase]: luggage
 frisbee [frisbee]: frisbee disc
 skis [skis]: ski skis
@@ -73,13 +73,14 @@ ball [sports ball]: ball balls soccer basketball football volleyball
 kite [kite]: kite kites
 baseball bat [baseball bat]: bat
 skateboard [skateboard]: skateboard skateboards
-surfboard [surfboard]: surfboard board
+surfboard [surfboard; snowboard; skateboard]: surfboard board
 racket [tennis racket]: racket racquet
 bottle [bottle]: bottle bottles
 cup [cup]: cup cups mug
 bowl [bowl]: bowl bowls
-food [pizza]: food pizza cake fruit apple apples meal dinner
-chair [chair]: chair chairs seat seats
+food [banana; apple; sandwich; orange; broccoli; carrot; hot dog; pizza; donut; cake]: food
+    pizza cake fruit apple apples meal dinner
+chair [chair; couch; bench]: chair chairs seat seats
 couch [couch]: couch sofa
 bed [bed]: bed
 table [dining table]: table tables desk
@@ -122,10 +123,10 @@ flower: flower flowers tulips dandelion
 
 @dataclass(frozen=True)
 class ObjectGroup:
-    """One object a caption can name: its words and, if a COCO class stands for it, that."""
+    """One object a caption can name: its words and the COCO classes that stand for it."""
 
     name: str
-    coco: str | None
+    coco: tuple[str, ...]  # the COCO classes that stand for it (any of them), or none
     words: frozenset[str]
 
 
@@ -145,10 +146,11 @@ def parse_object_table(table: str = OBJECT_TABLE) -> dict[str, ObjectGroup]:
     groups: dict[str, ObjectGroup] = {}
     for line in joined_lines(table):
         head, _, words = line.partition(":")
-        name, _, coco = head.partition("[")
-        coco = coco.rstrip("] ") or None
-        if coco is not None and coco not in COCO_CLASSES:
-            raise ValueError(f"object group {name.strip()!r}: {coco!r} is no COCO class")
+        name, _, classes = head.partition("[")
+        coco = tuple(filter(None, (c.strip() for c in classes.rstrip("] ").split(";"))))
+        unknown = [c for c in coco if c not in COCO_CLASSES]
+        if unknown:
+            raise ValueError(f"object group {name.strip()!r}: {unknown} are no COCO classes")
         groups[name.strip()] = ObjectGroup(name.strip(), coco, frozenset(words.split()))
     return groups
 

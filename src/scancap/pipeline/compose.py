@@ -11,6 +11,7 @@ it batches of decoded pages and write what it returns (`scancap.pipeline.outputs
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,7 @@ import numpy as np
 
 from scancap import __version__
 from scancap.batch import Loaded, load_or_error
+from scancap.caption.detector import count_tags
 from scancap.caption.grounding import format_tags
 from scancap.config import RunConfig
 from scancap.io import (
@@ -67,6 +69,8 @@ class Result:
     caption: str = ""
     caption_score: float | None = None
     tags: str = ""  # grounded keywords with probabilities, "lighthouse:0.62; seashore:0.21"
+    objects: str = ""  # COCO detections as JSON: [{"label", "score", "box": [x0, y0, x1, y1]}]
+    object_counts: str = ""  # the detections counted, "3 people, 2 cars"
     title: str = ""  # a text page's first line
     text: str = ""  # a text page's text, as Tesseract laid it out
     language: str = ""  # "eng" or "fra", from the text's function words
@@ -255,14 +259,20 @@ class Pipeline:
         (`Captioner.needs_lite0`): the shipped person detector does."""
         start = time.perf_counter()
         to_caption = [result for result, _ in photos]
-        grids = self.captioner.grids([result.restored for result in to_caption])
+        restored = [result.restored for result in to_caption]
+        grids = self.captioner.grids(restored)
+        detections, best = self.captioner.detect(restored)
         as_they_came = [image for _, image in photos]
         grain = self.captioner.grain_of(as_they_came) if self.captioner.needs_grain else None
-        captions = self.captioner.describe(grids, self.config.beam, lite0=lite0, grain=grain)
+        captions = self.captioner.describe(
+            grids, self.config.beam, lite0=lite0, grain=grain, objects=best
+        )
         per_image = (time.perf_counter() - start) / len(to_caption)
-        for result, caption in zip(to_caption, captions, strict=True):
+        for result, caption, found in zip(to_caption, captions, detections, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
             result.tags = format_tags(caption.tags)
+            result.objects = json.dumps([item.to_json() for item in found])
+            result.object_counts = count_tags(found)
             result.seconds_caption = round(per_image, 4)
 
     # --- one image, for the API and the service --------------------------------------------------

@@ -206,6 +206,8 @@ def _write_run_outputs(
                 "source": row["path"],
                 "caption": row["caption"],
                 "tags": parse_tags(row.get("tags") or ""),
+                "objects": json.loads(row.get("objects") or "[]"),
+                "object_counts": row.get("object_counts") or "",
             }
         )
         for row in rows

@@ -64,6 +64,10 @@ pre.text{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#
 .verdict button.chosen{background:#2a6;color:#fff;border-color:#2a6}
 .badge{display:inline-block;font-size:12px;padding:0 6px;border-radius:8px;background:#fc3}
 .badge.klass{background:#e3ecf8;margin-right:4px}.badge.klass.photo{background:#d8f0dc}
+.frame{position:relative;display:block}
+.frame .box{position:absolute;border:2px solid #f60;box-sizing:border-box;pointer-events:none}
+.frame .box span{position:absolute;top:0;left:0;background:#f60;color:#fff;font-size:11px;
+  padding:0 2px;white-space:nowrap}
 """
 
 _SCRIPT = r"""
@@ -94,7 +98,7 @@ function matching() {
   const query = $('search').value.trim().toLowerCase();
   if (query && !S.hay) {
     S.hay = ix.path.map((p, i) =>
-      [p, ix.caption[i], ix.tags[i], ix.title[i]].join('\n').toLowerCase());
+      [p, ix.caption[i], ix.tags[i], ix.objects[i], ix.title[i]].join('\n').toLowerCase());
   }
   const rows = [];
   for (let i = 0; i < ix.path.length; i++) {
@@ -133,10 +137,20 @@ function element(tag, attributes, ...children) {
   node.append(...children.filter(c => c !== null && c !== undefined && c !== ''));
   return node;
 }
-function figure(label, src, href) {
+function figure(label, src, href, objects) {
   const image = element('img', {src: src, alt: label, loading: 'lazy'});
-  return element('figure', {}, href ? element('a', {href: href}, image) : image,
-                 element('figcaption', {}, label));
+  const linked = href ? element('a', {href: href}, image) : image;
+  const shown = objects && objects.length && $('boxes').checked ? framed(linked, objects) : linked;
+  return element('figure', {}, shown, element('figcaption', {}, label));
+}
+function framed(picture, objects) {  // each detection's box over the photo, in percent
+  const boxes = objects.map(o => {
+    const [x0, y0, x1, y1] = o.box.map(v => (100 * v).toFixed(2) + '%');
+    const style = `left:${x0};top:${y0};width:calc(${x1} - ${x0});height:calc(${y1} - ${y0})`;
+    return element('div', {class: 'box', style: style},
+                   element('span', {}, `${o.label} ${o.score.toFixed(2)}`));
+  });
+  return element('span', {class: 'frame'}, picture, ...boxes);
 }
 function card(i) {
   const d = S.shards[Math.floor(i / S.index.shard)][i % S.index.shard];
@@ -146,7 +160,7 @@ function card(i) {
     const first = label === 'before' || label === 'original' || label === 'unchanged';
     // a doubtful item is judged on its original file, when it is an image (not a PDF page)
     const judged = large && first && d.source && !d.source.includes('#page=') ? d.source : src;
-    return figure(label, judged, first ? d.source : d.output);
+    return figure(label, judged, first ? d.source : d.output, d.objects);
   });
   const meta = element('div', {class: 'meta'}, element('div', {class: 'name'}, d.path));
   const p = S.index.p_photo[i];  // every card names its class at a glance
@@ -156,6 +170,8 @@ function card(i) {
   if (d.error) meta.append(element('div', {class: 'err'}, 'error: ' + d.error));
   if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”'));
   if (d.tags) meta.append(element('div', {class: 'tags'}, 'tags: ' + d.tags));
+  const counts = d.object_counts;
+  if (counts) meta.append(element('div', {class: 'objects'}, 'objects: ' + counts));
   if (d.text) meta.append(element('pre', {class: 'text'}, d.text));
   const links = element('div', {});
   if (d.output) links.append(element('a', {href: d.output}, 'full-size output'), ' · ');
@@ -208,6 +224,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('download').addEventListener('click', download);
   $('previous').addEventListener('click', () => turn(-1));
   $('next').addEventListener('click', () => turn(1));
+  $('boxes').addEventListener('change', show);  // the same cards, with or without boxes
   if (!S.index) { $('position').textContent = 'report/index.js is missing'; return; }
   refresh();
 });
@@ -315,6 +332,8 @@ def _details(row: Mapping[str, Any], thumbnails: Thumbnails, source: str) -> dic
         "error": str(row.get("error") or ""),
         "caption": str(row.get("caption") or ""),
         "tags": str(row.get("tags") or ""),
+        "objects": json.loads(row.get("objects") or "[]"),
+        "object_counts": str(row.get("object_counts") or ""),
         "text": first_lines(str(row.get("text") or "")),
         "text_file": quote(str(row.get("text_file") or "")),
         "text_pdf": quote(str(row.get("text_pdf") or "")),
@@ -342,6 +361,7 @@ def _index(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ],  # fmt: skip
         "caption": [str(row.get("caption") or "") for row in rows],
         "tags": [str(row.get("tags") or "") for row in rows],
+        "objects": [str(row.get("object_counts") or "") for row in rows],
         "title": [str(row.get("title") or "") for row in rows],
         "review": [int(bool(row.get("needs_review"))) for row in rows],
     }
@@ -376,12 +396,14 @@ def _page(title: str, summary: Sequence[tuple[str, str]], counts: Counter, revie
 <label>class <select id="klass"><option value="all">all</option>{options}</select></label>
 <label>status <select id="status"><option value="all">all</option><option value="ok">ok</option>
 <option value="error">error</option></select></label>
-<label>search <input id="search" type="search" placeholder="name, caption, tag or title"></label>
+<label>search <input id="search" type="search"
+  placeholder="name, caption, tag, object or title"></label>
 <label>sort <select id="order"><option value="path">input order</option>
 <option value="desc">p(photo) high → low</option><option value="asc">p(photo) low → high</option>
 </select></label>
 <label>review <select id="review"><option value="all">all</option>
 <option value="needs">needs review first ({reviews})</option></select></label>
+<label><input id="boxes" type="checkbox"> object boxes</label>
 <button id="download" type="button">download corrections (0)</button>
 <button id="previous">◀ previous</button><span id="position"></span>
 <button id="next">next ▶</button>
