@@ -37,7 +37,7 @@ from scancap.caption.grounding import (
 )
 from scancap.caption.metrics import caption_scores, hallucination_rates
 from scancap.caption.model import MODEL_DIR, Captioner
-from scancap.caption.objects import mentioned_groups
+from scancap.caption.objects import OBJECT_GROUPS, mentioned_groups
 from scancap.caption.train_grounding import (
     DOG_KEPT,
     caption_labels,
@@ -593,17 +593,16 @@ def test_degraded_grids_are_cached_per_photo_list_and_read_back(tmp_path: Path) 
     assert not list(tmp_path.rglob("*.partial"))
 
 
-def test_the_object_rule_forbids_what_the_detector_does_not_see_and_weak_groups() -> None:
-    rule = ObjectRule(0.3, frozenset({"ramp", "bridge"}))
-    scores = {"car": 0.5, "truck": 0.1, "bench": 0.2}
-    forbidden = rule.forbidden_groups(scores, frozenset())
-    assert "car" not in forbidden  # seen at 0.5
-    assert {"bench", "boat", "skateboard", "dog", "ramp", "bridge"} <= set(forbidden)
-    assert not {"person", "other animal", "building", "water"} & set(forbidden)
+def test_the_object_rule_asks_each_group_its_own_evidence() -> None:
+    rule = ObjectRule({"car": 0.3, "bench": 0.3, "handbag": 0.3}, frozenset({"ramp", "bridge"}))
+    coco = {"car": 0.5, "truck": 0.1, "bench": 0.2, "backpack": 0.4}
+    present = {"grass": True, "water": False, "person": False}
+    forbidden = set(rule.forbidden_groups(coco, present, frozenset()))
+    assert {"bench", "water", "ramp", "bridge"} <= forbidden  # below threshold, absent, weak
+    assert not {"car", "handbag", "grass"} & forbidden  # a backpack stands for "a bag"
+    assert not {"person", "other animal", "building", "boat"} & forbidden  # own detectors; free
     # A sure ImageNet concept naming a weak group lets it through ("suspension bridge").
-    assert "bridge" not in rule.forbidden_groups(scores, frozenset({"bridge"}))
-    # A group with several classes is seen when any of them is ("a bag": a backpack).
-    assert "handbag" not in rule.forbidden_groups({"backpack": 0.4}, frozenset())
+    assert "bridge" not in rule.forbidden_groups(coco, present, frozenset({"bridge"}))
 
 
 def test_unsupported_object_words_are_banned_and_never_open_a_thing_caption() -> None:
@@ -621,13 +620,14 @@ def test_the_object_rule_is_saved_with_the_grounding_and_checked_when_loaded(
     tmp_path: Path,
 ) -> None:
     head = (np.zeros((1280, 1000)), np.zeros(1000))
-    grounding = Grounding(*head, {}, objects=ObjectRule(0.35, frozenset({"ramp"})))
+    rule = ObjectRule({"car": 0.35, "bench": 0.35}, frozenset({"ramp"}))
+    grounding = Grounding(*head, {}, objects=rule)
     assert grounding.reads_objects
     with pytest.raises(ValueError, match="objects"):
         grounding.evidence(np.zeros((1, 49, 1280), np.float32))
     grounding.save(tmp_path)
     loaded = Grounding.load(tmp_path, head)
-    assert loaded.objects == ObjectRule(0.35, frozenset({"ramp"}))
+    assert loaded.objects == rule
     scores = np.zeros((1, 80), np.float32)
     scores[0, 2] = 0.9  # a car
     (item,) = loaded.evidence(np.zeros((1, 49, 1280), np.float32), objects=scores)
@@ -649,7 +649,8 @@ def test_a_tower_without_vehicles_gets_no_vehicle_ramp_or_bike_in_its_caption(
     grounding = captioner.grounding
     saved = grounding.objects
     try:
-        grounding.objects = ObjectRule(0.35, frozenset({"ramp"}))
+        coco_groups = [g.name for g in OBJECT_GROUPS.values() if g.coco and g.name != "person"]
+        grounding.objects = ObjectRule(dict.fromkeys(coco_groups, 0.35), frozenset({"ramp"}))
         caption = captioner.describe_images([tower])[0]
     finally:
         grounding.objects = saved

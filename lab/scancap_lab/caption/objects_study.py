@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from scancap.caption.data import load_captions, load_split, references
-from scancap.caption.grounding import GROUNDING_FILE, ObjectRule
+from scancap.caption.grounding import GROUNDING_FILE, OWN_DETECTORS, ObjectRule
 from scancap.caption.metrics import caption_scores
 from scancap.caption.model import MODEL_DIR, Captioner
 from scancap.caption.objects import OBJECT_GROUPS, mentioned_groups
+from scancap.caption.train_objects import ObjectEvidence, train_objects
 from scancap.io import load_image
 from scancap.paths import cache_dir, data_dir
 from scancap_lab.paths import LABELS, REPORTS
@@ -186,6 +187,12 @@ def dev_cider(captioner: Captioner, dev: dict, refs: dict, rule: ObjectRule | No
     return float(scores["CIDEr-D"])
 
 
+def uniform_rule(threshold: float, unsupported: frozenset[str] = frozenset()) -> ObjectRule:
+    """The first candidate: one COCO threshold for every COCO-backed group."""
+    groups = [g.name for g in OBJECT_GROUPS.values() if g.coco and g.name not in OWN_DETECTORS]
+    return ObjectRule(dict.fromkeys(groups, threshold), unsupported)
+
+
 def select(captioner: Captioner, data: Path) -> dict:
     """The rule's choice on the select half (see the module's docstring)."""
     photos = labelled_photos(captioner, data)
@@ -196,7 +203,7 @@ def select(captioner: Captioner, data: Path) -> dict:
     rows = [{"threshold": None, "dev CIDEr-D": baseline_dev,
              **chair(decode(captioner, subset, None), labels)}]  # fmt: skip
     for threshold in THRESHOLDS:
-        rule = ObjectRule(threshold)
+        rule = uniform_rule(threshold)
         row = chair(decode(captioner, subset, rule), labels)
         rows.append({"threshold": threshold, "dev CIDEr-D": dev_cider(captioner, dev, refs, rule),
                      **row})  # fmt: skip
@@ -214,7 +221,7 @@ def select(captioner: Captioner, data: Path) -> dict:
         "other animal",
     }
     for round_ in range(1, ROUNDS + 1):
-        captions = decode(captioner, subset, ObjectRule(chosen, frozenset(unsupported)))
+        captions = decode(captioner, subset, uniform_rule(chosen, frozenset(unsupported)))
         precision = group_precision(captions, labels)
         said = precision[precision["group"].isin(no_detector - unsupported)]
         weak = said[(said["mentions"] < MIN_MENTIONS) | (said["precision"] < PRECISION_FLOOR)]
@@ -224,7 +231,7 @@ def select(captioner: Captioner, data: Path) -> dict:
         if weak.empty:
             break
         unsupported |= set(weak["group"])
-    rule = ObjectRule(chosen, frozenset(unsupported))
+    rule = uniform_rule(chosen, frozenset(unsupported))
     final = decode(captioner, subset, rule)
     record = {
         "threshold": chosen,
@@ -237,6 +244,78 @@ def select(captioner: Captioner, data: Path) -> dict:
     }
     STUDY.mkdir(parents=True, exist_ok=True)
     (STUDY / "selection.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def train_features(captioner: Captioner, data: Path) -> tuple[dict[str, np.ndarray], list]:
+    """Flickr8k train's pooled MobileNetV2 grids and COCO class scores (cached), and each
+    photo's references."""
+    images = load_split("train", data)
+    refs = references(load_captions(data), images)
+    key = hashlib.sha256("\n".join(images).encode()).hexdigest()[:16]
+    file = cache_dir() / "objects_study" / f"flickr8k-train-{key}.npz"
+    if not file.exists():
+        pooled, objects = [], []
+        for start in range(0, len(images), 32):
+            paths = [data / "flickr8k" / "images" / n for n in images[start : start + 32]]
+            batch = [load_image(p) for p in paths]
+            pooled.append(captioner.grids(batch).mean(axis=1))
+            objects.append(captioner.detect(batch)[1])
+            print(f"flickr8k-train: {start + len(batch)}/{len(images)} photos", flush=True)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(file, pooled=np.concatenate(pooled), objects=np.concatenate(objects))
+    return dict(np.load(file)), [refs[name] for name in images]
+
+
+def learnt_evidence(captioner: Captioner, data: Path) -> ObjectEvidence:
+    """The second candidate's evidence (`scancap.caption.train_objects`), its presence
+    detectors added to the captioner's grounding."""
+    arrays, refs = train_features(captioner, data)
+    grounding = captioner.grounding
+    evidence = train_objects(
+        refs, arrays["pooled"], arrays["objects"], keep=list(grounding.detectors)
+    )
+    grounding.detectors = {**grounding.detectors, **evidence.detectors}
+    return evidence
+
+
+def select_learnt(captioner: Captioner, data: Path) -> dict:
+    """The second candidate on the select half and dev (rule: "Object words, second
+    candidate"): learnt evidence, then the groups with none decided by their precision."""
+    evidence = learnt_evidence(captioner, data)
+    subset = half(labelled_photos(captioner, data), "select")
+    labels = subset.frame["objects"]
+    dev, refs = dev_data(captioner, data)
+    decided = set(evidence.thresholds) | set(captioner.grounding.detectors)
+    no_evidence = set(OBJECT_GROUPS) - decided - {"person", "other animal"}
+    unsupported: set[str] = set()
+    rounds = []
+    for round_ in range(1, ROUNDS + 1):
+        captions = decode(captioner, subset, evidence.rule(frozenset(unsupported)))
+        precision = group_precision(captions, labels)
+        said = precision[precision["group"].isin(no_evidence - unsupported)]
+        weak = said[(said["mentions"] < MIN_MENTIONS) | (said["precision"] < PRECISION_FLOOR)]
+        rounds.append(
+            {"round": round_, "forbidden": sorted(weak["group"]), **chair(captions, labels)}
+        )
+        print(rounds[-1], flush=True)
+        if weak.empty:
+            break
+        unsupported |= set(weak["group"])
+    rule = evidence.rule(frozenset(unsupported))
+    final = decode(captioner, subset, rule)
+    record = {
+        "thresholds": rule.thresholds,
+        "detectors": {name: d.threshold for name, d in evidence.detectors.items()},
+        "positives": evidence.positives,
+        "unsupported": sorted(unsupported),
+        "no evidence": sorted(no_evidence),
+        "final select": chair(final, labels),
+        "final dev CIDEr-D": dev_cider(captioner, dev, refs, rule),
+        "select precision": group_precision(final, labels).to_dict("records"),
+        "rounds": rounds,
+    }
+    (STUDY / "selection_learnt.json").write_text(json.dumps(record, indent=1))
     return record
 
 
@@ -255,7 +334,7 @@ def write_rule(model_dir: Path = MODEL_DIR) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["select", "write", "report"])
+    parser.add_argument("stage", choices=["select", "select-learnt", "write", "report"])
     parser.add_argument("--write", action="store_true", help="let `write` change the model")
     args = parser.parse_args()
     data = data_dir()
@@ -267,6 +346,8 @@ def main() -> None:
     captioner = Captioner.load()
     if args.stage == "select":
         print(json.dumps(select(captioner, data), indent=1))
+    elif args.stage == "select-learnt":
+        print(json.dumps(select_learnt(captioner, data), indent=1))
     else:
         from scancap_lab.caption.objects_report import write_report
 

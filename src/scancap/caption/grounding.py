@@ -229,39 +229,48 @@ OWN_DETECTORS = frozenset({"person", "other animal"})
 
 @dataclass(frozen=True)
 class ObjectRule:
-    """Which object words a photo supports (`scancap.caption.objects`). A group that a COCO
-    class stands for is said only where the detector scores one of its classes at least
-    `threshold`;
-    a group in `unsupported` (no detector, and wrong too often where the decoder said it, on
-    labelled photos) only where the photo's likeliest ImageNet concept names it ("a suspension
-    bridge" lets "bridge" through)."""
+    """Which object words a photo supports (`scancap.caption.objects`), each group by its own
+    evidence: a group in `thresholds` (a COCO class stands for it) is said only where the COCO
+    detector scores one of its classes at least its threshold; a group with a presence
+    detector of its name in the grounding (grass, water, snow...) only where that detector
+    finds it; a group in `unsupported` (no evidence, and wrong too often where the decoder
+    said it, on labelled photos) only where the photo's likeliest ImageNet concept names it
+    ("a suspension bridge" lets "bridge" through). Other groups are free."""
 
-    threshold: float
+    thresholds: dict[str, float]
     unsupported: frozenset[str] = frozenset()
 
-    def forbidden_groups(self, scores: dict[str, float], concepts: frozenset[str]) -> list[str]:
-        """The object groups a photo with these COCO class scores and concept nouns does not
-        support."""
+    def forbidden_groups(
+        self, coco: dict[str, float], present: dict[str, bool], concepts: frozenset[str]
+    ) -> list[str]:
+        """The groups a photo does not support, given its COCO class scores, which presence
+        detectors found their concept, and its likeliest concept's nouns."""
         groups = []
         for group in OBJECT_GROUPS.values():
             if group.name in OWN_DETECTORS:
                 continue
-            if group.coco:
-                if max(scores.get(c, 0.0) for c in group.coco) < self.threshold:
-                    groups.append(group.name)
-            elif group.name in self.unsupported and not group.words & concepts:
+            if group.name in self.thresholds:
+                seen = max(coco.get(c, 0.0) for c in group.coco)
+                supported = seen >= self.thresholds[group.name]
+            elif group.name in present:
+                supported = present[group.name]
+            else:
+                supported = group.name not in self.unsupported or bool(group.words & concepts)
+            if not supported:
                 groups.append(group.name)
         return groups
 
     def to_json(self) -> dict:
-        return {"threshold": self.threshold, "unsupported": sorted(self.unsupported)}
+        return {"thresholds": self.thresholds, "unsupported": sorted(self.unsupported)}
 
     @classmethod
     def from_json(cls, values: dict) -> ObjectRule:
-        unknown = set(values.get("unsupported", ())) - set(OBJECT_GROUPS)
+        named = set(values.get("unsupported", ())) | set(values["thresholds"])
+        unknown = named - set(OBJECT_GROUPS)
         if unknown:
             raise ValueError(f"the object rule names groups that do not exist: {sorted(unknown)}")
-        return cls(float(values["threshold"]), frozenset(values.get("unsupported", ())))
+        thresholds = {k: float(v) for k, v in values["thresholds"].items()}
+        return cls(thresholds, frozenset(values.get("unsupported", ())))
 
 
 # Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
@@ -484,7 +493,9 @@ class Grounding:
                 raise ValueError("this grounding reads the COCO detector: pass objects")
             for item, scores in zip(found, np.asarray(objects, np.float32), strict=True):
                 item.objects = dict(zip(COCO_CLASSES, map(float, scores), strict=True))
-                groups = self.objects.forbidden_groups(item.objects, item.concept_nouns())
+                groups = self.objects.forbidden_groups(
+                    item.objects, item.present, item.concept_nouns()
+                )
                 item.unsupported_objects = frozenset().union(
                     *(OBJECT_GROUPS[g].words for g in groups)
                 )
