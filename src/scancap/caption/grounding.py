@@ -222,6 +222,11 @@ def soft_maximum(scores: np.ndarray, sharpness: float) -> np.ndarray:
 
 
 OBJECTS = "objects"  # grounding.json's key for the object rule
+FALLBACK = "fallback_score"  # ... for the score below which a caption is built from evidence
+# COCO's animal classes: a detection of one needs the animal detector's support.
+ANIMAL_LABELS = frozenset(
+    {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"}
+)
 # Groups the COCO detector does not decide: people and the other animals have their own
 # detectors above.
 OWN_DETECTORS = frozenset({"person", "other animal"})
@@ -389,6 +394,18 @@ class Evidence:
             return frozenset()
         return ANIMAL_WORDS if self.present.get(DOG_GATE, True) else ANIMAL_WORDS - DOG_WORDS
 
+    def scene(self) -> str | None:
+        """The likeliest ImageNet concept's name, where it is sure."""
+        name, p = self.concepts[0] if self.concepts else ("", 0.0)
+        return name if p >= CONCEPT_MIN_PROBABILITY else None
+
+    def supports(self, label: str) -> bool:
+        """Whether a COCO detection agrees with the person and animal detectors (a rose the
+        detector calls a person is not one where the person detector sees none)."""
+        if label == "person":
+            return self.person
+        return self.animal if label in ANIMAL_LABELS else True
+
     def concept_nouns(self) -> frozenset[str]:
         """The decoder's nouns for the likeliest ImageNet concept, if it is sure and listed."""
         name, p = self.concepts[0] if self.concepts else ("", 0.0)
@@ -422,12 +439,14 @@ class Grounding:
         detectors: dict[str, Detector],
         grain_level: float | None = None,
         objects: ObjectRule | None = None,
+        fallback_score: float | None = None,
     ) -> None:
         self.kernel = np.asarray(imagenet_kernel, np.float32)
         self.bias = np.asarray(imagenet_bias, np.float32)
         self.detectors = detectors
         self.grain_level = grain_level
         self.objects = objects
+        self.fallback_score = fallback_score  # below it, a caption built from evidence
         self.names = imagenet_names()
 
     def imagenet(self, features: np.ndarray) -> np.ndarray:
@@ -507,6 +526,8 @@ class Grounding:
             record[GRAIN_LEVEL] = self.grain_level
         if self.objects is not None:
             record[OBJECTS] = self.objects.to_json()
+        if self.fallback_score is not None:
+            record[FALLBACK] = self.fallback_score
         (folder / GROUNDING_FILE).write_text(json.dumps(record))
 
     @classmethod
@@ -514,9 +535,10 @@ class Grounding:
         record = json.loads((folder / GROUNDING_FILE).read_text())
         grain_level = record.pop(GRAIN_LEVEL, None)
         objects = record.pop(OBJECTS, None)
+        fallback_score = record.pop(FALLBACK, None)
         detectors = {k: Detector.from_json(v) for k, v in record.items()}
         rule = ObjectRule.from_json(objects) if objects is not None else None
-        return cls(*imagenet_head, detectors, grain_level, rule)
+        return cls(*imagenet_head, detectors, grain_level, rule, fallback_score)
 
 
 def detector_input(

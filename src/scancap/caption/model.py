@@ -25,7 +25,8 @@ from keras import layers, ops
 
 from scancap.backbones.inputs import averaged_to_model_scale, to_model_input
 from scancap.caption.detector import Detection, load_detector
-from scancap.caption.grounding import GROUNDING_FILE, GroundedDecoding, Grounding
+from scancap.caption.grounding import GROUNDING_FILE, Evidence, GroundedDecoding, Grounding
+from scancap.caption.scene import scene_sentence
 from scancap.paths import models_dir
 from scancap.quality import estimate_noise
 
@@ -519,6 +520,18 @@ def beam_search(
     ]
 
 
+def from_evidence(caption: Caption, evidence: Evidence, objects: Sequence[Detection]) -> Caption:
+    """The caption rebuilt from its photo's evidence (`scene_sentence`) where there is any;
+    its attention maps are uniform (no word was decoded from a region)."""
+    supported = [item for item in objects if evidence.supports(item.label)]
+    sentence = scene_sentence(evidence.scene(), supported)
+    if sentence is None:
+        return caption
+    words = sentence.split()
+    maps = np.full((len(words) + 1, 7, 7), 1 / GRID_CELLS, np.float32)
+    return Caption(sentence, caption.score, words, maps, caption.tags, from_evidence=True)
+
+
 # --- the shipped captioner ------------------------------------------------------------------------
 
 
@@ -531,6 +544,7 @@ class Caption:
     words: list[str]
     attention: np.ndarray  # (len(words) + 1, 7, 7)
     tags: list[dict] = field(default_factory=list)  # grounded keywords with probabilities
+    from_evidence: bool = False  # built from the evidence (`scancap.caption.scene`), not decoded
 
 
 def save_decoder(model: CaptionDecoder, vocab: Vocabulary, out: Path, weights: bool = True) -> None:
@@ -686,6 +700,7 @@ class Captioner:
         lite0: np.ndarray | None = None,
         grain: Sequence[float] | None = None,
         objects: np.ndarray | None = None,
+        detections: Sequence[Sequence[Detection]] | None = None,
     ) -> list[Caption]:
         """Best caption of each grid ((N, 7, 7, 1280) or (N, 49, 1280)), with attention maps.
 
@@ -696,7 +711,9 @@ class Captioner:
         from the classifier), and one that holds grainy photos to other thresholds
         (`needs_grain`) needs `grain`, each photo's σ̂ as it came in (`grain_of`); one with an
         object rule (`needs_objects`) needs `objects`, the (N, 80) best score of each COCO class
-        in each photo (`detect`).
+        in each photo (`detect`). Where the grounding has a fallback score and a grounded
+        caption scores below it, the caption is built from the evidence instead: the scene
+        concept and `detections`, each photo's COCO objects (`detect`), counted.
         """
         grounding = self.grounding if ground else None
         captions = []
@@ -718,8 +735,17 @@ class Captioner:
                     maps = maps[len(words) - len(agreed) :]
                     words = agreed
                 tags = evidence[i].tags() if evidence else []
-                captions.append(Caption(detokenize(words), best.score, words, maps, tags))
+                caption = Caption(detokenize(words), best.score, words, maps, tags)
+                if evidence and self.falls_back(caption):
+                    found = detections[first + i] if detections is not None else []
+                    caption = from_evidence(caption, evidence[i], found)
+                captions.append(caption)
         return captions
+
+    def falls_back(self, caption: Caption) -> bool:
+        """Whether a grounded caption scores too low to keep (the grounding's fallback)."""
+        cutoff = self.grounding.fallback_score if self.grounding else None
+        return cutoff is not None and caption.score < cutoff
 
     @property
     def needs_grain(self) -> bool:
@@ -749,9 +775,11 @@ class Captioner:
         COCO class scores if needed."""
         lite0 = self.lite0_grids(images) if self.needs_lite0 else None
         grain = self.grain_of(images) if self.needs_grain else None
-        objects = self.detect(images)[1] if self.needs_objects else None
+        detections, objects = self.detect(images) if self.needs_objects else (None, None)
         grids = self.grids(images)
-        return self.describe(grids, beam, lite0=lite0, grain=grain, objects=objects)
+        return self.describe(
+            grids, beam, lite0=lite0, grain=grain, objects=objects, detections=detections
+        )
 
     def caption_features(self, grids: np.ndarray, beam: int = 3) -> list[tuple[str, float]]:
         """(caption, normalised log-probability) per backbone grid, decoded freely: a grid

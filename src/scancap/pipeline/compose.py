@@ -68,6 +68,7 @@ class Result:
     restore_notes: str = ""
     caption: str = ""
     caption_score: float | None = None
+    caption_source: str = ""  # "decoder", or "evidence" where grounding built it (scene.py)
     tags: str = ""  # grounded keywords with probabilities, "lighthouse:0.62; seashore:0.21"
     objects: str = ""  # COCO detections as JSON: [{"label", "score", "box": [x0, y0, x1, y1]}]
     object_counts: str = ""  # the detections counted, "3 people, 2 cars"
@@ -265,11 +266,12 @@ class Pipeline:
         as_they_came = [image for _, image in photos]
         grain = self.captioner.grain_of(as_they_came) if self.captioner.needs_grain else None
         captions = self.captioner.describe(
-            grids, self.config.beam, lite0=lite0, grain=grain, objects=best
+            grids, self.config.beam, lite0=lite0, grain=grain, objects=best, detections=detections
         )
         per_image = (time.perf_counter() - start) / len(to_caption)
         for result, caption, found in zip(to_caption, captions, detections, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
+            result.caption_source = "evidence" if caption.from_evidence else "decoder"
             result.tags = format_tags(caption.tags)
             result.objects = json.dumps([item.to_json() for item in found])
             result.object_counts = count_tags(found)

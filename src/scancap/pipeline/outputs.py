@@ -205,6 +205,7 @@ def _write_run_outputs(
                 "path": row["output"] or row["path"],
                 "source": row["path"],
                 "caption": row["caption"],
+                "caption_source": row.get("caption_source") or "",
                 "tags": parse_tags(row.get("tags") or ""),
                 "objects": json.loads(row.get("objects") or "[]"),
                 "object_counts": row.get("object_counts") or "",

@@ -51,7 +51,7 @@ dl.summary dt{font-weight:bold}dl.summary dd{margin:0;overflow-wrap:anywhere}
 .card figcaption{font-size:12px;color:#555;text-align:center}
 .name{font-weight:bold;overflow-wrap:anywhere}
 .meta{font-size:13px;margin-top:4px;line-height:1.45}
-.caption{font-style:italic}.err{color:#c33;font-weight:bold}
+.caption{font-style:italic}.built{font-style:normal;color:#777;font-size:12px}.err{color:#c33;font-weight:bold}
 pre.text{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f4f4f4;
   padding:4px 6px;margin:4px 0;max-height:9em;overflow:hidden}
 .measures{border-collapse:collapse;font-size:12px;margin-top:4px}
@@ -168,7 +168,8 @@ function card(i) {
   meta.append(element('span', {class: 'badge klass ' + d.klass}, said));
   if (S.index.review[i]) meta.append(element('span', {class: 'badge'}, 'needs review'));
   if (d.error) meta.append(element('div', {class: 'err'}, 'error: ' + d.error));
-  if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”'));
+  if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”',
+    d.built ? element('span', {class: 'built'}, ' (from the evidence: scene and objects)') : ''));
   if (d.tags) meta.append(element('div', {class: 'tags'}, 'tags: ' + d.tags));
   const counts = d.object_counts;
   if (counts) meta.append(element('div', {class: 'objects'}, 'objects: ' + counts));
@@ -331,6 +332,7 @@ def _details(row: Mapping[str, Any], thumbnails: Thumbnails, source: str) -> dic
         "klass": row_class(row),
         "error": str(row.get("error") or ""),
         "caption": str(row.get("caption") or ""),
+        "built": row.get("caption_source") == "evidence",
         "tags": str(row.get("tags") or ""),
         "objects": json.loads(row.get("objects") or "[]"),
         "object_counts": str(row.get("object_counts") or ""),
