@@ -52,3 +52,24 @@ def test_a_group_without_a_coco_class_gets_a_detector_that_finds_it() -> None:
     assert "bed" not in evidence.detectors  # a COCO class stands for beds
     assert evidence.positives["snow"] == snowy.sum()
     assert set(evidence.rule().thresholds) >= {"car", "dog", "bed"}
+
+
+def test_train_objects_cli_writes_a_grounding_with_the_object_rule(tmp_path) -> None:
+    from pathlib import Path
+
+    from scancap.caption.grounding import Grounding
+    from scancap.caption.model import Captioner
+    from scancap.cli import main
+
+    labels = Path(__file__).resolve().parents[2] / "benchmarks" / "labels" / "objects.csv"
+    out, cache = tmp_path / "grounding", tmp_path / "cache"
+    args = ["train", "objects", "--limit", "12", "--labels", str(labels), "--out", str(out),
+            "--cache", str(cache), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    shipped = Captioner.load()
+    grounding = Grounding.load(out, shipped.imagenet_head)
+    rule = grounding.objects
+    assert set(rule.thresholds) >= {"car", "dog", "bench", "boat"}
+    assert all(0 < t < 1 for t in rule.thresholds.values())
+    assert set(shipped.grounding.detectors) <= set(grounding.detectors)  # extended, not replaced
+    assert list(cache.glob("objects/flickr8k-train-*.npz"))  # the next run reads its features

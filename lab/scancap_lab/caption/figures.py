@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 
+from scancap.caption.detector import Detection
 from scancap.caption.model import Caption
 
 
@@ -207,4 +208,30 @@ def caption_grid(
             "\n".join(textwrap.wrap(line, 46, subsequent_indent="   ")) for line in text.split("\n")
         )
         axis.text(0, 1.02 * image.shape[0], wrapped, fontsize=7.5, va="top", family="monospace")
+    return figure
+
+
+def detections(
+    images: Sequence[np.ndarray],
+    found: Sequence[Sequence[Detection]],
+    titles: Sequence[str],
+    columns: int = 3,
+) -> plt.Figure:
+    """Photos with the COCO detector's boxes and scores drawn over them, a title under each."""
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, objects, title in zip(axes.flat, images, found, titles, strict=False):
+        height, width = image.shape[:2]
+        axis.imshow(image)
+        for item in objects:
+            x0, y0, x1, y1 = item.box
+            box = plt.Rectangle((x0 * width, y0 * height), (x1 - x0) * width,
+                                (y1 - y0) * height, fill=False, color="#f60", lw=2)  # fmt: skip
+            axis.add_patch(box)
+            axis.text(x0 * width, y0 * height, f"{item.label} {item.score:.2f}", color="white",
+                      fontsize=8, va="top", backgroundcolor="#f60")  # fmt: skip
+        axis.set_title("\n".join(textwrap.wrap(title, 44)), fontsize=9)
+    figure.tight_layout()
     return figure

@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 from scancap.caption.grounding import ObjectRule
-from scancap.caption.metrics import caption_scores, hallucination_rates
+from scancap.caption.metrics import (
+    caption_scores,
+    chair,
+    group_precision,
+    hallucination_rates,
+    object_mentions,
+)
 from scancap.caption.model import Captioner
 from scancap.caption.train import machine
 from scancap.io import load_image
@@ -20,14 +26,11 @@ from scancap_lab.caption.evaluate_grounding import load_coco_mini
 from scancap_lab.caption.objects_study import (
     STUDY,
     Photos,
-    chair,
     decode,
     dev_data,
     features,
-    group_precision,
     half,
     labelled_photos,
-    mentions_table,
 )
 from scancap_lab.markdown import markdown, write_markdown
 from scancap_lab.paths import CAPTION_LABELS, REPORTS
@@ -65,7 +68,7 @@ def chair_table(frame: pd.DataFrame, captions: dict[str, list[str]]) -> pd.DataF
 
 
 def invented(frame: pd.DataFrame, texts: list[str], top: int = 12) -> str:
-    table = mentions_table(texts, frame["objects"])
+    table = object_mentions(texts, list(frame["objects"]))
     counts = table[~table["right"].astype(bool)]["group"].value_counts().head(top)
     return ", ".join(f"{group} {n}" for group, n in counts.items()) or "none"
 

@@ -25,10 +25,10 @@ import pandas as pd
 
 from scancap.caption.data import load_captions, load_split, references
 from scancap.caption.grounding import GROUNDING_FILE, OWN_DETECTORS, ObjectRule
-from scancap.caption.metrics import caption_scores
+from scancap.caption.metrics import caption_scores, chair, group_precision
 from scancap.caption.model import MODEL_DIR, Captioner
-from scancap.caption.objects import OBJECT_GROUPS, mentioned_groups
-from scancap.caption.train_objects import ObjectEvidence, train_objects
+from scancap.caption.objects import OBJECT_GROUPS
+from scancap.caption.train_objects import ObjectEvidence, decide_unsupported, train_objects
 from scancap.io import load_image
 from scancap.paths import cache_dir, data_dir
 from scancap_lab.paths import LABELS, REPORTS
@@ -38,12 +38,6 @@ STUDY = REPORTS / "captioning_objects"
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 DEV_SLACK = 0.02  # a candidate may cost at most this much Flickr8k dev CIDEr-D
 TIE = 0.005  # CHAIR_s within this of the best counts as a tie (the higher threshold wins)
-MIN_MENTIONS = 3  # mentions on the select half before a group's precision counts
-PRECISION_FLOOR = 0.75  # a group without a detector is allowed from this precision
-ROUNDS = 3  # forbid, decode again, measure again: at most this many times
-ANIMAL_GROUPS = frozenset(
-    {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "other animal"}
-)
 OLD_PHOTO_SOURCES = ("deoldify_old_photos", "bop_old_photos")
 BOOTSTRAP = 2000
 BEAM = 3
@@ -124,56 +118,6 @@ def decode(
     return [c.text for c in captions]
 
 
-def present(group: str, labels: frozenset[str]) -> bool:
-    """Whether a mentioned group is in the photo: "an animal" is right on any animal."""
-    if group == "other animal":
-        return bool(labels & ANIMAL_GROUPS)
-    return group in labels
-
-
-def mentions_table(captions: list[str], labels: pd.Series) -> pd.DataFrame:
-    """One row per (photo, mentioned group): whether the group is in the photo."""
-    rows = [
-        {"photo": i, "group": g, "right": present(g, objects)}
-        for i, (caption, objects) in enumerate(zip(captions, labels, strict=True))
-        for g in mentioned_groups(caption)
-    ]
-    return pd.DataFrame(rows, columns=["photo", "group", "right"])
-
-
-def chair(captions: list[str], labels: pd.Series, seed: int = 0) -> dict[str, float]:
-    """CHAIR_s (share of captions naming an absent object) and CHAIR_i (share of object
-    mentions that are absent), with 95% bootstrap intervals over photos."""
-    table = mentions_table(captions, labels)
-    n = len(captions)
-    wrong = np.zeros(n)
-    total = np.zeros(n)
-    np.add.at(wrong, table["photo"].to_numpy(int), ~table["right"].to_numpy(bool))
-    np.add.at(total, table["photo"].to_numpy(int), 1)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, (BOOTSTRAP, n))
-    sentence = (wrong > 0)[draws].mean(axis=1)
-    instance = wrong[draws].sum(axis=1) / np.maximum(total[draws].sum(axis=1), 1)
-    return {
-        "photos": n,
-        "CHAIR_s": float((wrong > 0).mean()),
-        "CHAIR_s low": float(np.quantile(sentence, 0.025)),
-        "CHAIR_s high": float(np.quantile(sentence, 0.975)),
-        "CHAIR_i": float(wrong.sum() / max(total.sum(), 1)),
-        "CHAIR_i low": float(np.quantile(instance, 0.025)),
-        "CHAIR_i high": float(np.quantile(instance, 0.975)),
-        "mentions": int(total.sum()),
-    }
-
-
-def group_precision(captions: list[str], labels: pd.Series) -> pd.DataFrame:
-    """Per object group: mentions, right ones, precision."""
-    table = mentions_table(captions, labels)
-    out = table.groupby("group")["right"].agg(mentions="size", right="sum").reset_index()
-    out["precision"] = out["right"] / out["mentions"]
-    return out.sort_values(["mentions", "group"], ascending=[False, True])
-
-
 def dev_data(captioner: Captioner, data: Path) -> tuple[dict[str, np.ndarray], dict]:
     images = load_split("dev", data)
     refs = references(load_captions(data), images)
@@ -214,23 +158,11 @@ def select(captioner: Captioner, data: Path) -> dict:
     best = allowed["CHAIR_s"].min()
     chosen = float(allowed[allowed["CHAIR_s"] <= best + TIE]["threshold"].max())
 
-    unsupported: set[str] = set()
-    rounds = []
-    no_detector = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {
-        "person",
-        "other animal",
-    }
-    for round_ in range(1, ROUNDS + 1):
-        captions = decode(captioner, subset, uniform_rule(chosen, frozenset(unsupported)))
-        precision = group_precision(captions, labels)
-        said = precision[precision["group"].isin(no_detector - unsupported)]
-        weak = said[(said["mentions"] < MIN_MENTIONS) | (said["precision"] < PRECISION_FLOOR)]
-        rounds.append({"round": round_, "forbidden": sorted(weak["group"]),
-                       **chair(captions, labels)})  # fmt: skip
-        print(rounds[-1], flush=True)
-        if weak.empty:
-            break
-        unsupported |= set(weak["group"])
+    no_detector = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - OWN_DETECTORS
+    unsupported, rounds = decide_unsupported(
+        lambda rule: decode(captioner, subset, rule), list(labels),
+        lambda forbidden: uniform_rule(chosen, forbidden), no_detector,
+    )  # fmt: skip
     rule = uniform_rule(chosen, frozenset(unsupported))
     final = decode(captioner, subset, rule)
     record = {
@@ -288,20 +220,9 @@ def select_learnt(captioner: Captioner, data: Path) -> dict:
     dev, refs = dev_data(captioner, data)
     decided = set(evidence.thresholds) | set(captioner.grounding.detectors)
     no_evidence = set(OBJECT_GROUPS) - decided - {"person", "other animal"}
-    unsupported: set[str] = set()
-    rounds = []
-    for round_ in range(1, ROUNDS + 1):
-        captions = decode(captioner, subset, evidence.rule(frozenset(unsupported)))
-        precision = group_precision(captions, labels)
-        said = precision[precision["group"].isin(no_evidence - unsupported)]
-        weak = said[(said["mentions"] < MIN_MENTIONS) | (said["precision"] < PRECISION_FLOOR)]
-        rounds.append(
-            {"round": round_, "forbidden": sorted(weak["group"]), **chair(captions, labels)}
-        )
-        print(rounds[-1], flush=True)
-        if weak.empty:
-            break
-        unsupported |= set(weak["group"])
+    unsupported, rounds = decide_unsupported(
+        lambda rule: decode(captioner, subset, rule), list(labels), evidence.rule, no_evidence
+    )
     rule = evidence.rule(frozenset(unsupported))
     final = decode(captioner, subset, rule)
     record = {

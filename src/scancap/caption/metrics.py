@@ -125,3 +125,62 @@ def hallucination_rates(
             }
         )
     return pd.DataFrame(rows)
+
+
+ANIMAL_GROUPS = frozenset(
+    {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "other animal"}
+)
+
+
+def group_is_there(group: str, visible: frozenset[str]) -> bool:
+    """Whether a mentioned object group is among a photo's visible groups ("an animal" is
+    right on any animal)."""
+    if group == "other animal":
+        return bool(visible & ANIMAL_GROUPS)
+    return group in visible
+
+
+def object_mentions(captions: list[str], visible: list[frozenset[str]]) -> pd.DataFrame:
+    """One row per (photo, object group its caption names): whether the group is there."""
+    from scancap.caption.objects import mentioned_groups
+
+    rows = [
+        {"photo": i, "group": group, "right": group_is_there(group, seen)}
+        for i, (caption, seen) in enumerate(zip(captions, visible, strict=True))
+        for group in mentioned_groups(caption)
+    ]
+    return pd.DataFrame(rows, columns=["photo", "group", "right"])
+
+
+def chair(
+    captions: list[str], visible: list[frozenset[str]], rounds: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """CHAIR (Rohrbach et al. 2018) against each photo's visible object groups: CHAIR_s, the
+    share of captions naming an object that is not there, and CHAIR_i, the share of object
+    mentions that are not, with 95% bootstrap intervals over photos."""
+    table = object_mentions(captions, visible)
+    n = len(captions)
+    wrong, total = np.zeros(n), np.zeros(n)
+    np.add.at(wrong, table["photo"].to_numpy(int), ~table["right"].to_numpy(bool))
+    np.add.at(total, table["photo"].to_numpy(int), 1)
+    draws = np.random.default_rng(seed).integers(0, n, (rounds, n))
+    sentence = (wrong > 0)[draws].mean(axis=1)
+    instance = wrong[draws].sum(axis=1) / np.maximum(total[draws].sum(axis=1), 1)
+    return {
+        "photos": n,
+        "CHAIR_s": float((wrong > 0).mean()),
+        "CHAIR_s low": float(np.quantile(sentence, 0.025)),
+        "CHAIR_s high": float(np.quantile(sentence, 0.975)),
+        "CHAIR_i": float(wrong.sum() / max(total.sum(), 1)),
+        "CHAIR_i low": float(np.quantile(instance, 0.025)),
+        "CHAIR_i high": float(np.quantile(instance, 0.975)),
+        "mentions": int(total.sum()),
+    }
+
+
+def group_precision(captions: list[str], visible: list[frozenset[str]]) -> pd.DataFrame:
+    """Per object group: how often captions name it, how often rightly, the precision."""
+    table = object_mentions(captions, visible)
+    out = table.groupby("group")["right"].agg(mentions="size", right="sum").reset_index()
+    out["precision"] = out["right"] / out["mentions"]
+    return out.sort_values(["mentions", "group"], ascending=[False, True])

@@ -16,15 +16,24 @@ keeps what Flickr8k captions need; out of domain the evidence is what forbids an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from scancap.caption.grounding import OWN_DETECTORS, Detector, ObjectRule
+from scancap.caption.data import FLICKR, load_captions, load_split, references
+from scancap.caption.grounding import OWN_DETECTORS, Detector, Grounding, ObjectRule
+from scancap.caption.metrics import chair, group_precision
+from scancap.caption.model import Captioner
 from scancap.caption.objects import COCO_CLASSES, OBJECT_GROUPS, mentioned_groups
 from scancap.caption.train_grounding import fit_logistic
+from scancap.io import load_image
+from scancap.paths import cache_dir, data_dir
 
 MIN_MENTIONS = 2  # references naming a group before a photo counts as showing it
 RECALL = 0.9  # share of the photos showing a group that keep its words
@@ -33,6 +42,10 @@ DEFAULT_THRESHOLD = 0.20
 DETECTOR_MIN_POSITIVES = 50  # fewer: no presence detector (the group has no evidence)
 HELD_OUT = 0.2  # train photos kept out of a detector's fit to set its threshold
 SEED = 0
+MIN_SAID = 3  # mentions on labelled photos before a group without evidence may be allowed
+PRECISION_FLOOR = 0.75  # ... and the share of them that must be right
+ROUNDS = 3
+CHUNK = 32  # photos decoded and run through the models at a time
 
 
 @dataclass
@@ -130,3 +143,125 @@ def train_objects(
         presence_detectors(labels, np.asarray(features, np.float32), keep),
         positives,
     )
+
+
+def weak_groups(
+    captions: list[str], visible: list[frozenset[str]], candidates: set[str]
+) -> set[str]:
+    """The candidate groups captions name fewer than MIN_SAID times, or rightly in fewer than
+    PRECISION_FLOOR of their mentions (on labelled photos)."""
+    precision = group_precision(captions, visible)
+    said = precision[precision["group"].isin(candidates)]
+    weak = said[(said["mentions"] < MIN_SAID) | (said["precision"] < PRECISION_FLOOR)]
+    return set(weak["group"])
+
+
+def decide_unsupported(
+    decode: Callable[[ObjectRule], list[str]],
+    visible: list[frozenset[str]],
+    rule_of: Callable[[frozenset[str]], ObjectRule],
+    no_evidence: set[str],
+) -> tuple[frozenset[str], list[dict]]:
+    """The groups without evidence that captions of labelled photos get wrong too often:
+    decode with them allowed, forbid the weak ones, decode again (forbidding words moves the
+    decoder to others), at most ROUNDS times. `decode` captions the labelled photos under a
+    rule, `rule_of` makes the rule forbidding given groups. Returns the forbidden groups and
+    each round's record."""
+    unsupported: set[str] = set()
+    rounds = []
+    for round_ in range(1, ROUNDS + 1):
+        captions = decode(rule_of(frozenset(unsupported)))
+        weak = weak_groups(captions, visible, no_evidence - unsupported)
+        rounds.append({"round": round_, "forbidden": sorted(weak), **chair(captions, visible)})
+        if not weak:
+            break
+        unsupported |= weak
+    return frozenset(unsupported), rounds
+
+
+def cached_inputs(
+    name: str,
+    paths: Sequence[Path],
+    compute: Callable[[list[np.ndarray]], dict[str, np.ndarray]],
+    cache: Path | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """`compute` on image files a chunk at a time, concatenated and cached under a key of the
+    file list (another list never reads stale arrays)."""
+    key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    file = (cache or cache_dir()) / "objects" / f"{name}-{key}.npz"
+    if file.exists():
+        return dict(np.load(file))
+    parts: list[dict[str, np.ndarray]] = []
+    for start in tqdm(range(0, len(paths), CHUNK), desc=name, unit="chunk", disable=not progress):
+        parts.append(compute([load_image(p) for p in paths[start : start + CHUNK]]))
+    arrays = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_suffix(".tmp.npz")
+    np.savez(temporary, **arrays)
+    temporary.replace(file)
+    return arrays
+
+
+def train_inputs(captioner: Captioner, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """What the evidence is learnt from: pooled MobileNetV2 grids and COCO class scores."""
+    return {"pooled": captioner.grids(images).mean(axis=1), "objects": captioner.detect(images)[1]}
+
+
+def decoding_inputs(captioner: Captioner, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """What grounded decoding reads of photos: grids, Lite0 grids, grain, COCO class scores."""
+    return {
+        "grids": captioner.grids(images).astype(np.float16),
+        "lite0": captioner.lite0_grids(images).astype(np.float16),
+        "grain": np.asarray(captioner.grain_of(images), np.float64),
+        "objects": captioner.detect(images)[1],
+    }
+
+
+def caption_with(
+    captioner: Captioner, inputs: dict[str, np.ndarray], rule: ObjectRule | None, beam: int = 3
+) -> list[str]:
+    """Grounded captions of photos (their `decoding_inputs`) under an object rule."""
+    captioner.grounding.objects = rule
+    captions = captioner.describe(
+        np.asarray(inputs["grids"], np.float32), beam,
+        lite0=np.asarray(inputs["lite0"], np.float32), grain=list(inputs["grain"]),
+        objects=inputs["objects"],
+    )  # fmt: skip
+    return [c.text for c in captions]
+
+
+def train_object_rule(
+    labels_file: Path,
+    model_dir: Path | None = None,
+    data: Path | None = None,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> Grounding:
+    """The captioner's grounding with the object rule: evidence learnt from Flickr8k train
+    (the first `limit` photos), the groups without evidence decided on the select half of
+    `labels_file` (hand labels: path, objects separated by ";", part)."""
+    data = data or data_dir()
+    captioner = Captioner.load(model_dir)
+    images = load_split("train", data, limit)
+    refs = references(load_captions(data), images)
+    paths = [data / FLICKR / "images" / name for name in images]
+    train = cached_inputs("flickr8k-train", paths, partial(train_inputs, captioner), cache_dir,
+                          progress)  # fmt: skip
+    grounding = captioner.grounding
+    evidence = train_objects([refs[n] for n in images], train["pooled"], train["objects"],
+                             keep=list(grounding.detectors))  # fmt: skip
+    grounding.detectors = {**grounding.detectors, **evidence.detectors}
+    labelled = pd.read_csv(labels_file, keep_default_na=False)
+    select = labelled[labelled["part"] == "select"].head(limit or None)
+    visible = [frozenset(filter(None, text.split(";"))) for text in select["objects"]]
+    inputs = cached_inputs("labelled-select", [data / p for p in select["path"]],
+                           partial(decoding_inputs, captioner), cache_dir, progress)  # fmt: skip
+    decided = set(evidence.thresholds) | set(grounding.detectors) | OWN_DETECTORS
+    unsupported, _ = decide_unsupported(
+        partial(caption_with, captioner, inputs), visible, evidence.rule,
+        set(OBJECT_GROUPS) - decided,
+    )  # fmt: skip
+    grounding.objects = evidence.rule(unsupported)
+    return grounding

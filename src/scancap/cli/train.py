@@ -1,4 +1,5 @@
-"""`scancap train classifier|captioner|captioner-ensemble|grounding`: reproduce a model."""
+"""`scancap train classifier|captioner|captioner-ensemble|grounding|objects`: reproduce a
+model."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from scancap.io import IMAGE_SUFFIXES
 CLASSIFIER_LIMIT = "at most N images per label and split (smoke tests)"
 CAPTIONER_LIMIT = "only the first N train and N dev images (smoke tests)"
 GROUNDING_LIMIT = "smoke test: the first N Flickr8k train photos, N per source, N per label set"
+OBJECTS_LIMIT = "smoke test: the first N Flickr8k train photos and N labelled photos"
 # The training modules (TensorFlow) are imported by the handlers, so `scancap --help` and the
 # other commands do not pay for them.
 
@@ -107,6 +109,25 @@ def cmd_train_grounding(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_objects(args: argparse.Namespace) -> int:
+    from scancap.caption.objects import OBJECT_GROUPS
+    from scancap.caption.train_objects import train_object_rule
+
+    out = training_output(args)
+    grounding = train_object_rule(args.labels, args.model, **data_options(args))
+    out.mkdir(parents=True, exist_ok=True)
+    grounding.save(out)
+    if not args.quiet:
+        rule = grounding.objects
+        scenes = [g for g in grounding.detectors if g in OBJECT_GROUPS]
+        print(
+            f"saved {out / 'grounding.json'}: {len(rule.thresholds)} object groups held to the "
+            f"COCO detector, presence detectors for {', '.join(scenes) or 'none'}; without "
+            f"evidence and forbidden: {', '.join(sorted(rule.unsupported)) or 'none'}"
+        )
+    return 0
+
+
 def images_in(folder: Path) -> list[Path]:
     """The image files directly in `folder`, sorted."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -164,6 +185,18 @@ def add_grounding_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_objects_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--labels", type=Path, required=True,
+        help="photos with their visible objects (CSV: path, objects separated by ';', part) "
+        "whose select half decides the words without evidence (the project's: "
+        "benchmarks/labels/objects.csv)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--model", type=Path, help="captioner folder whose grounding is extended (models/captioner)"
+    )
+
+
 def add_target(
     targets: argparse._SubParsersAction,
     name: str,
@@ -212,4 +245,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "the photo does not show (Flickr8k train captions, tf_flowers photos), and set their "
         "thresholds on the select half of --labels. Writes grounding.json into --out; a "
         "captioner folder holding it captions with grounding.",
+    )  # fmt: skip
+    add_target(
+        targets, "objects", cmd_train_objects, add_objects_options, OBJECTS_LIMIT,
+        help="learn which object words each photo supports",
+        description="Learn the evidence for every object word from Flickr8k train (COCO "
+        "detector thresholds, presence detectors for scene words such as grass or snow), "
+        "decide the words without evidence on the select half of --labels, and write the "
+        "captioner's grounding.json, with the object rule, into --out.",
     )  # fmt: skip
