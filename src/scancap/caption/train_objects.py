@@ -4,8 +4,8 @@ Each object group (`scancap.caption.objects`) gets the evidence that tells where
 - a group a COCO class stands for: the COCO detector's best score over its classes, with the
   threshold that keeps the word on RECALL of the train photos whose references name it;
 - a group without one, named often enough in train: a presence detector (a balanced logistic
-  regression on the pooled MobileNetV2 grid, like the person and animal detectors), its
-  threshold at RECALL on held-out train photos;
+  regression on the pooled MobileNetV2 grid, like the person and animal detectors, its
+  regularisation chosen by held-out log-loss), its threshold at RECALL on held-out photos;
 - the rest: no evidence (`ObjectRule.unsupported` decides them, on labelled photos).
 
 Weak labels come from the five references: a photo is positive for a group that at least
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import log_loss
 from tqdm import tqdm
 
 from scancap.caption.data import FLICKR, load_captions, load_split, references
@@ -31,7 +32,7 @@ from scancap.caption.grounding import OWN_DETECTORS, Detector, Grounding, Object
 from scancap.caption.metrics import chair, group_precision
 from scancap.caption.model import Captioner
 from scancap.caption.objects import COCO_CLASSES, OBJECT_GROUPS, mentioned_groups
-from scancap.caption.train_grounding import fit_logistic
+from scancap.caption.train_grounding import REGULARISATION, fit_logistic
 from scancap.io import load_image
 from scancap.paths import cache_dir, data_dir
 
@@ -118,13 +119,23 @@ def presence_detectors(
         known = ~np.isnan(y)
         if (y[known] == 1).sum() < DETECTOR_MIN_POSITIVES:
             continue
-        fit = known & ~held_out
-        detector = fit_logistic(features[fit], y[fit].astype(int))
-        check = known & held_out & (y == 1)
-        threshold = recall_threshold(detector.probability(features[check]))
+        fit, check = known & ~held_out, known & held_out
+        detector = least_held_out_loss(features, y, fit, check)
+        threshold = recall_threshold(detector.probability(features[check & (y == 1)]))
         detectors[group.name] = Detector(detector.mean, detector.scale, detector.coef,
                                          detector.intercept, threshold)  # fmt: skip
     return detectors
+
+
+def least_held_out_loss(
+    features: np.ndarray, y: np.ndarray, fit: np.ndarray, check: np.ndarray
+) -> Detector:
+    """The detector fitted on `fit` whose C (REGULARISATION) gives the lowest log-loss on
+    `check`: an overfitted one gives held-out positives probabilities near 0."""
+    fits = [fit_logistic(features[fit], y[fit].astype(int), c) for c in REGULARISATION]
+    held = y[check].astype(int)
+    losses = [log_loss(held, d.probability(features[check]), labels=[0, 1]) for d in fits]
+    return fits[int(np.argmin(losses))]
 
 
 def train_objects(
