@@ -107,15 +107,72 @@ def decode(
     captioner: Captioner, arrays: Photos | dict, rule: ObjectRule | None, ground: bool = True
 ) -> list[str]:
     """Captions under an object rule (None: the shipped grounding without one)."""
+    captioner.grounding.objects = rule
+    return [c.text for c in described(captioner, arrays, ground=ground)]
+
+
+def described(
+    captioner: Captioner,
+    arrays: Photos | dict,
+    detections: list | None = None,
+    ground: bool = True,
+) -> list:
+    """The captions (with scores) of cached photos under the captioner's grounding as it is."""
     get = (lambda k: getattr(arrays, k)) if isinstance(arrays, Photos) else arrays.__getitem__
-    grounding = captioner.grounding
-    grounding.objects = rule
-    captions = captioner.describe(
+    return captioner.describe(
         np.asarray(get("grids"), np.float32), BEAM, ground=ground,
         lite0=np.asarray(get("lite0"), np.float32), grain=list(get("grain")),
-        objects=get("objects"),
+        objects=get("objects"), detections=detections,
     )  # fmt: skip
-    return [c.text for c in captions]
+
+
+def detections_of(captioner: Captioner, paths: list[Path], name: str) -> list:
+    """Each photo's COCO detections (cached as JSON)."""
+    from scancap.caption.detector import Detection
+
+    key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    file = cache_dir() / "objects_study" / f"{name}-detections-{key}.json"
+    if not file.exists():
+        found = [captioner.detect([load_image(p)])[0][0] for p in paths]
+        file.write_text(json.dumps([[d.to_json() for d in items] for items in found]))
+    return [[Detection(d["label"], d["score"], tuple(d["box"])) for d in items]
+            for items in json.loads(file.read_text())]  # fmt: skip
+
+
+def select_fallback(captioner: Captioner, data: Path) -> dict:
+    """The fallback score on the select half and dev (rule: "Object words, the fallback"),
+    with the shipped grounding (its object rule included)."""
+    grounding = captioner.grounding
+    photos = labelled_photos(captioner, data)
+    subset = half(photos, "select")
+    labels = list(subset.frame["objects"])
+    found = detections_of(captioner, [data / p for p in subset.frame["path"]], "select")
+    dev, refs = dev_data(captioner, data)
+    dev_paths = [data / "flickr8k" / "images" / name for name in refs]
+    dev_found = detections_of(captioner, dev_paths, "flickr8k-dev")
+    grounding.fallback_score = None
+    scores = [c.score for c in described(captioner, dev, dev_found)]
+    cutoffs = {"none": None, **{f"p{q}": float(np.percentile(scores, q)) for q in (5, 10, 20)}}
+    rows = []
+    for name, cutoff in cutoffs.items():
+        grounding.fallback_score = cutoff
+        chosen = described(captioner, subset, found)
+        on_dev = described(captioner, dev, dev_found)
+        cider, _ = caption_scores(refs, dict(zip(refs, [c.text for c in on_dev], strict=True)),
+                                  meteor=False)  # fmt: skip
+        rows.append({"candidate": name, "score": cutoff, "dev CIDEr-D": float(cider["CIDEr-D"]),
+                     "fires on select": float(np.mean([c.from_evidence for c in chosen])),
+                     "fires on dev": float(np.mean([c.from_evidence for c in on_dev])),
+                     **chair([c.text for c in chosen], labels)})  # fmt: skip
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    allowed = table[table["dev CIDEr-D"] >= table["dev CIDEr-D"][0] - 0.01]
+    ties = allowed[allowed["CHAIR_s"] <= allowed["CHAIR_s"].min() + TIE]
+    choice = ties.sort_values("fires on select").iloc[0]
+    record = {"chosen": choice["candidate"], "score": choice["score"],
+              "candidates": table.to_dict("records")}  # fmt: skip
+    (STUDY / "selection_fallback.json").write_text(json.dumps(record, indent=1))
+    return record
 
 
 def dev_data(captioner: Captioner, data: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -240,6 +297,48 @@ def select_learnt(captioner: Captioner, data: Path) -> dict:
     return record
 
 
+RECALLS = (0.9, 0.8, 0.7, 0.6, 0.5)
+
+
+def select_recall(captioner: Captioner, data: Path) -> dict:
+    """The fourth candidate (rule: "Object words, fourth candidate"): one recall for every
+    group's threshold, the lowest select CHAIR_s under the dev constraint."""
+    arrays, train_refs = train_features(captioner, data)
+    grounding = captioner.grounding
+    base = dict(grounding.detectors)
+    subset = half(labelled_photos(captioner, data), "select")
+    labels = list(subset.frame["objects"])
+    dev, refs = dev_data(captioner, data)
+    baseline_dev = dev_cider(captioner, dev, refs, None)
+    rows = []
+    for recall in RECALLS:
+        evidence = train_objects(train_refs, arrays["pooled"], arrays["objects"],
+                                 keep=list(base), recall=recall)  # fmt: skip
+        grounding.detectors = {**base, **evidence.detectors}
+        no_evidence = set(OBJECT_GROUPS) - set(evidence.thresholds) - set(grounding.detectors)
+        unsupported, _ = decide_unsupported(
+            lambda rule: decode(captioner, subset, rule), labels, evidence.rule,
+            no_evidence - OWN_DETECTORS,
+        )  # fmt: skip
+        rule = evidence.rule(unsupported)
+        rows.append({"recall": recall, "dev CIDEr-D": dev_cider(captioner, dev, refs, rule),
+                     "unsupported": sorted(unsupported),
+                     **chair(decode(captioner, subset, rule), labels)})  # fmt: skip
+        print({k: v for k, v in rows[-1].items() if k != "unsupported"}, flush=True)
+    table = pd.DataFrame(rows)
+    allowed = table[table["dev CIDEr-D"] >= baseline_dev - DEV_SLACK]
+    ties = allowed[allowed["CHAIR_s"] <= allowed["CHAIR_s"].min() + TIE]
+    chosen = ties.sort_values("recall", ascending=False).iloc[0]
+    record = {
+        "recall": float(chosen["recall"]),
+        "unsupported": chosen["unsupported"],
+        "baseline dev CIDEr-D": baseline_dev,
+        "candidates": table.to_dict("records"),
+    }
+    (STUDY / "selection_recall.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
 def write_rule(model_dir: Path = MODEL_DIR) -> Path:
     """The selected rule into the captioner's grounding.json (the other detectors unchanged)."""
     record = json.loads((STUDY / "selection.json").read_text())
@@ -255,7 +354,8 @@ def write_rule(model_dir: Path = MODEL_DIR) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["select", "select-learnt", "write", "report"])
+    stages = ["select", "select-learnt", "select-recall", "select-fallback", "write", "report"]
+    parser.add_argument("stage", choices=stages)
     parser.add_argument("--write", action="store_true", help="let `write` change the model")
     args = parser.parse_args()
     data = data_dir()
@@ -269,6 +369,10 @@ def main() -> None:
         print(json.dumps(select(captioner, data), indent=1))
     elif args.stage == "select-learnt":
         print(json.dumps(select_learnt(captioner, data), indent=1))
+    elif args.stage == "select-recall":
+        print(json.dumps(select_recall(captioner, data), indent=1))
+    elif args.stage == "select-fallback":
+        print(json.dumps(select_fallback(captioner, data), indent=1))
     else:
         from scancap_lab.caption.objects_report import write_report
 

@@ -85,13 +85,15 @@ def group_score(coco_scores: np.ndarray, group: str) -> np.ndarray:
     return np.asarray(coco_scores)[:, columns].max(axis=1)
 
 
-def recall_threshold(scores: np.ndarray) -> float:
-    """The score that RECALL of `scores` (those of photos showing the group) reach."""
-    return float(np.quantile(scores, 1.0 - RECALL))
+def recall_threshold(scores: np.ndarray, recall: float = RECALL) -> float:
+    """The score that `recall` of `scores` (those of photos showing the group) reach."""
+    return float(np.quantile(scores, 1.0 - recall))
 
 
-def coco_thresholds(labels: pd.DataFrame, coco_scores: np.ndarray) -> dict[str, float]:
-    """Each COCO-backed group's threshold: RECALL of its positives keep the word."""
+def coco_thresholds(
+    labels: pd.DataFrame, coco_scores: np.ndarray, recall: float = RECALL
+) -> dict[str, float]:
+    """Each COCO-backed group's threshold: `recall` of its positives keep the word."""
     thresholds = {}
     for group in OBJECT_GROUPS.values():
         if not group.coco or group.name in OWN_DETECTORS:
@@ -99,12 +101,12 @@ def coco_thresholds(labels: pd.DataFrame, coco_scores: np.ndarray) -> dict[str, 
         positive = labels[group.name].eq(1).to_numpy()
         enough = positive.sum() >= COCO_MIN_POSITIVES
         scores = group_score(coco_scores, group.name)[positive]
-        thresholds[group.name] = recall_threshold(scores) if enough else DEFAULT_THRESHOLD
+        thresholds[group.name] = recall_threshold(scores, recall) if enough else DEFAULT_THRESHOLD
     return thresholds
 
 
 def presence_detectors(
-    labels: pd.DataFrame, features: np.ndarray, keep: Sequence[str] = ()
+    labels: pd.DataFrame, features: np.ndarray, keep: Sequence[str] = (), recall: float = RECALL
 ) -> dict[str, Detector]:
     """A presence detector per group without a COCO class and with DETECTOR_MIN_POSITIVES
     positives (groups in `keep` have one already): fit on most of the labelled photos, its
@@ -121,7 +123,7 @@ def presence_detectors(
             continue
         fit, check = known & ~held_out, known & held_out
         detector = least_held_out_loss(features, y, fit, check)
-        threshold = recall_threshold(detector.probability(features[check & (y == 1)]))
+        threshold = recall_threshold(detector.probability(features[check & (y == 1)]), recall)
         detectors[group.name] = Detector(detector.mean, detector.scale, detector.coef,
                                          detector.intercept, threshold)  # fmt: skip
     return detectors
@@ -143,15 +145,16 @@ def train_objects(
     features: np.ndarray,
     coco_scores: np.ndarray,
     keep: Sequence[str] = (),
+    recall: float = RECALL,
 ) -> ObjectEvidence:
     """The object evidence from train photos: their references, pooled MobileNetV2 grids
     (N, 1280) and (N, 80) COCO class scores; `keep`: detectors the grounding has already
-    (the flower detector)."""
+    (the flower detector); `recall`: the share of photos showing a group that keep its words."""
     labels = weak_labels(references)
     positives = {g: int(labels[g].eq(1).sum()) for g in OBJECT_GROUPS}
     return ObjectEvidence(
-        coco_thresholds(labels, coco_scores),
-        presence_detectors(labels, np.asarray(features, np.float32), keep),
+        coco_thresholds(labels, coco_scores, recall),
+        presence_detectors(labels, np.asarray(features, np.float32), keep, recall),
         positives,
     )
 
