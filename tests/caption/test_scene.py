@@ -40,3 +40,26 @@ def test_a_caption_from_evidence_keeps_only_what_the_grounding_supports() -> Non
     assert built.text == "a dock with two boats and a person" and built.from_evidence
     assert built.attention.shape == (len(built.words) + 1, 7, 7)
     assert built.tags == decoded.tags and built.score == decoded.score
+
+
+def test_a_caption_scoring_below_the_fallback_is_rebuilt_from_the_photo() -> None:
+    """With the fallback score above any caption's, the old golfer's portrait is described by
+    its evidence: the person the detectors agree on, and the scene where one is sure."""
+    from pathlib import Path
+
+    from scancap.caption.model import Captioner
+    from scancap.io import load_image
+
+    captioner = Captioner.load()
+    grounding = captioner.grounding
+    saved = grounding.fallback_score
+    portrait = load_image(
+        Path(__file__).resolve().parents[2] / "samples" / "photo_Old_Tom_Morris.png"
+    )
+    try:
+        grounding.fallback_score = 0.0  # every normalised log-probability is below 0
+        (caption,) = captioner.describe_images([portrait])
+    finally:
+        grounding.fallback_score = saved
+    assert caption.from_evidence and "person" in caption.words, caption.text
+    assert caption.attention.shape == (len(caption.words) + 1, 7, 7)

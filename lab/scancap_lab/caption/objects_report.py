@@ -19,14 +19,15 @@ from scancap.caption.metrics import (
     hallucination_rates,
     object_mentions,
 )
-from scancap.caption.model import Captioner
+from scancap.caption.model import Caption, Captioner
 from scancap.caption.train import machine
 from scancap.io import load_image
 from scancap_lab.caption.evaluate_grounding import load_coco_mini
 from scancap_lab.caption.objects_study import (
     STUDY,
     Photos,
-    decode,
+    described,
+    detections_of,
     dev_data,
     features,
     half,
@@ -40,17 +41,34 @@ EXAMPLES = 16
 SPEED_PHOTOS = 60
 
 
-def chosen_rule() -> ObjectRule:
-    record = json.loads((STUDY / "selection.json").read_text())
-    return ObjectRule(record["threshold"], frozenset(record["unsupported"]))
+SHIPPED = "grounded + objects (shipped)"
+BEFORE = "grounded (before)"
 
 
-def decodings(captioner: Captioner, photos: Photos | dict, rule: ObjectRule) -> dict[str, list]:
-    return {
-        "free": decode(captioner, photos, None, ground=False),
-        "grounded (before)": decode(captioner, photos, None),
-        "grounded + objects": decode(captioner, photos, rule),
-    }
+def decodings(
+    captioner: Captioner, photos: Photos | dict, detections: list, grounded_only: bool = False
+) -> dict[str, list[Caption]]:
+    """The photos' captions three ways: free; the grounding without its object rule and
+    fallback (as shipped before issue 37); and the shipped grounding, the object rule and the
+    fallback built from `detections` included."""
+    grounding = captioner.grounding
+    rule, fallback = grounding.objects, grounding.fallback_score
+    captions = {} if grounded_only else {"free": described(captioner, photos, ground=False)}
+    try:
+        grounding.objects, grounding.fallback_score = None, None
+        captions[BEFORE] = described(captioner, photos)
+    finally:
+        grounding.objects, grounding.fallback_score = rule, fallback
+    captions[SHIPPED] = described(captioner, photos, detections)
+    return captions
+
+
+def texts(captions: dict[str, list[Caption]]) -> dict[str, list[str]]:
+    return {name: [c.text for c in items] for name, items in captions.items()}
+
+
+def fallback_share(captions: dict[str, list[Caption]]) -> float:
+    return float(np.mean([c.from_evidence for c in captions[SHIPPED]]))
 
 
 def chair_table(frame: pd.DataFrame, captions: dict[str, list[str]]) -> pd.DataFrame:
@@ -105,71 +123,65 @@ def speed(captioner: Captioner, paths: list[Path], rule: ObjectRule) -> dict[str
             "decoding ms, with object rule": 1000 * float(np.median(with_rule))}  # fmt: skip
 
 
-def person_animal(captioner: Captioner, data: Path, rule: ObjectRule) -> pd.DataFrame:
+def person_animal(captioner: Captioner, data: Path) -> pd.DataFrame:
     labels = pd.read_csv(CAPTION_LABELS)
     report = labels[labels["part"] == "report"].reset_index(drop=True)
-    arrays = features(captioner, [data / p for p in report["path"]], "caption-ood-report")
+    paths = [data / p for p in report["path"]]
+    arrays = features(captioner, paths, "caption-ood-report")
+    found = detections_of(captioner, paths, "caption-ood-report")
     rows = []
-    for decoding, texts in decodings(captioner, arrays, rule).items():
-        rates = hallucination_rates(texts, report["person"], report["animal"])
+    for decoding, said in texts(decodings(captioner, arrays, found)).items():
+        rates = hallucination_rates(said, report["person"], report["animal"])
         rows.append(rates.assign(decoding=decoding))
     table = pd.concat(rows, ignore_index=True)
     return table[["measure", "decoding", "photos", "share", "low", "high"]].round(3)
 
 
 def write_report(captioner: Captioner, data: Path) -> Path:
-    rule = chosen_rule()
+    rule = captioner.grounding.objects
     photos = labelled_photos(captioner, data)
     report = half(photos, "report")
-    captions = decodings(captioner, report, rule)
+    found = detections_of(captioner, [data / p for p in report.frame["path"]], "report")
+    full = decodings(captioner, report, found)
+    captions = texts(full)
     chairs = chair_table(report.frame, captions).round(3)
     most = pd.DataFrame([{"decoding": d, "most invented (report half)": invented(report.frame, t)}
                          for d, t in captions.items()])  # fmt: skip
-    precision = group_precision(captions["grounded + objects"], report.frame["objects"])
-    before = group_precision(captions["grounded (before)"], report.frame["objects"])
+    precision = group_precision(captions[SHIPPED], list(report.frame["objects"]))
+    before = group_precision(captions[BEFORE], list(report.frame["objects"]))
     precision = precision.merge(before, on="group", how="outer", suffixes=("", " before"))
     precision = precision.fillna(0).sort_values("mentions before", ascending=False).round(3)
 
     coco_paths, coco_refs = load_coco_mini(data)
-    coco = features(captioner, coco_paths, "coco-mini")
+    coco = decodings(captioner, features(captioner, coco_paths, "coco-mini"),
+                     detections_of(captioner, coco_paths, "coco-mini"))  # fmt: skip
     dev, dev_refs = dev_data(captioner, data)
-    quality_rows = quality("COCO-mini (239)", coco_refs, decodings(captioner, coco, rule))
-    dev_captions = {"grounded (before)": decode(captioner, dev, None),
-                    "grounded + objects": decode(captioner, dev, rule)}  # fmt: skip
-    quality_rows += quality("Flickr8k dev (1,000)", dev_refs, dev_captions)
-    hallucination = person_animal(captioner, data, rule)
+    dev_paths = [data / "flickr8k" / "images" / name for name in dev_refs]
+    on_dev = decodings(captioner, dev, detections_of(captioner, dev_paths, "flickr8k-dev"), True)
+    quality_rows = quality("COCO-mini (239)", coco_refs, texts(coco))
+    quality_rows += quality("Flickr8k dev (1,000)", dev_refs, texts(on_dev))
+    fires = {"report half": fallback_share(full), "COCO-mini": fallback_share(coco),
+             "Flickr8k dev": fallback_share(on_dev)}  # fmt: skip
+    hallucination = person_animal(captioner, data)
     timing = speed(captioner, coco_paths, rule)
-    changed = [i for i, (a, b) in enumerate(zip(captions["grounded (before)"],
-               captions["grounded + objects"], strict=True)) if a != b]  # fmt: skip
+    changed = [i for i, (a, b) in enumerate(zip(captions[BEFORE], captions[SHIPPED],
+                                                 strict=True)) if a != b]  # fmt: skip
     examples = pd.DataFrame(
         [
             {
                 "photo": report.frame["path"][i].split("/")[-1],
                 "labelled objects": ", ".join(sorted(report.frame["objects"][i])),
-                "before": captions["grounded (before)"][i],
-                "with objects": captions["grounded + objects"][i],
+                "before": captions[BEFORE][i],
+                "shipped": captions[SHIPPED][i]
+                + (" *(built from evidence)*" if full[SHIPPED][i].from_evidence else ""),
             }
             for i in changed[:EXAMPLES]
         ]
     )
-    selection = json.loads((STUDY / "selection.json").read_text())
-    candidates = pd.DataFrame(selection["candidates"]).round(3)
-    rounds = pd.DataFrame(selection["rounds"]).round(3)
     out = REPORTS / "captioning_objects.md"
-    sections = report_sections(
-        rule,
-        chairs,
-        most,
-        precision,
-        quality_rows,
-        hallucination,
-        timing,
-        examples,
-        candidates,
-        rounds,
-        len(changed),
-        len(report.frame),
-    )
+    sections = report_sections(rule, captioner.grounding.fallback_score, chairs, most, precision,
+                               quality_rows, hallucination, timing, examples, fires,
+                               len(changed), len(report.frame))  # fmt: skip
     write_markdown(out, "Captions that name only what is there: invented objects (CHAIR)",
                    INTRO, sections)  # fmt: skip
     return out
@@ -181,48 +193,83 @@ INTRO = """Issue 37. Every concrete noun the decoder can say belongs to an objec
 labelled by looking at each photo before any caption was measured with it. CHAIR_s: the share
 of captions naming at least one object group the photo does not show; CHAIR_i: the share of
 object mentions that are invented (Rohrbach et al. 2018); 95% bootstrap intervals over photos
-(2,000 draws, seed 0). The object rule was chosen on the select half
-(`reports/captioning_experiments.md`, "Object words"); everything below is the report half,
-decoded once, unless it says otherwise. Regenerate: `python -m scancap_lab.caption.objects_study
-report` (after `select`)."""
+(2,000 draws, seed 0). The object rule was chosen on the select half and Flickr8k dev
+(`reports/captioning_experiments.md`, "Object words": four candidates, then the fallback);
+everything below is the report half, decoded once, unless it says otherwise. Regenerate:
+`python -m scancap_lab.caption.objects_study report` (the selections' records are in
+`reports/captioning_objects/`; the shipped rule comes from `scancap train objects`)."""
 
 
-def report_sections(rule, chairs, most, precision, quality_rows, hallucination, timing,
-                    examples, candidates, rounds, changed, photos) -> list:  # fmt: skip
+def selection_tables() -> list[tuple[str, list[str]]]:
+    """The selection's records, candidate by candidate (select half and Flickr8k dev)."""
+    first = json.loads((STUDY / "selection.json").read_text())
+    recall = json.loads((STUDY / "selection_recall.json").read_text())
+    fallback = json.loads((STUDY / "selection_fallback.json").read_text())
+    columns = ["CHAIR_s", "CHAIR_s low", "CHAIR_s high", "CHAIR_i", "mentions"]
+    thresholds = pd.DataFrame(first["candidates"])[["threshold", "dev CIDEr-D", *columns]]
+    recalls = pd.DataFrame(recall["candidates"])[["recall", "dev CIDEr-D", *columns]]
+    fallbacks = pd.DataFrame(fallback["candidates"])[
+        ["candidate", "score", "dev CIDEr-D", "fires on select", "fires on dev", *columns]
+    ]
+    return [
+        ("Selection 1: one COCO threshold for every group (the first row: no rule)",
+         markdown(thresholds.round(3))),
+        ("Selection 4 (shipped): evidence learnt from Flickr8k train, one recall for every group",
+         markdown(recalls.round(3))),
+        ("Selection of the fallback score (with the shipped rule)", markdown(fallbacks.round(3))),
+    ]  # fmt: skip
+
+
+def report_sections(rule, fallback, chairs, most, precision, quality_rows, hallucination, timing,
+                    examples, fires, changed, photos) -> list:  # fmt: skip
     verdicts = []
-    rows = chairs[chairs["decoding"] == "grounded + objects"]
+    rows = chairs[chairs["decoding"] == SHIPPED]
     for measure, target in TARGETS.items():
         for row in rows.itertuples(index=False):
-            value = getattr(row, measure.replace("-", "_"))
+            value = getattr(row, measure)
             met = "met" if value <= target else "missed"
             verdicts.append(f"- {measure} on {row.photos}: {value:.3f} (target <= {target}): "
                             f"{met}")  # fmt: skip
     speed_lines = [f"- {name}: {value:.1f}" for name, value in timing.items()]
+    coco = [c for g, c in rule.thresholds.items()]
+    shipped = [
+        f"- {len(rule.thresholds)} groups a COCO class stands for, each held to the detector at "
+        f"the score that keeps 80% of the Flickr8k train photos naming it (median threshold "
+        f"{np.median(coco):.3f}, from {min(coco):.3f} to {max(coco):.3f}).",
+        "- Presence detectors for the scene groups, at the same recall: "
+        + ", ".join(f"{name} {d:.3f}" for name, d in sorted(scene_thresholds().items()))
+        + ".",
+        "- Groups without evidence, forbidden unless the photo's likeliest ImageNet concept names "
+        f"them: {', '.join(sorted(rule.unsupported)) or 'none'}.",
+        f"- Fallback: a caption scoring below {fallback:.4f} (the 10th percentile of Flickr8k dev "
+        "grounded scores) is built from the evidence where there is any; it fired on "
+        + ", ".join(f"{share:.1%} of {name}" for name, share in fires.items())
+        + ".",
+        f"- Captions the shipped grounding changed on the report half: {changed} of {photos}.",
+    ]
     return [
-        (
-            "The rule shipped",
-            [
-                f"- COCO detector threshold: **{rule.threshold}** (a group a COCO class stands "
-                "for is said only where NanoDet scores one of its classes at least this).",
-                "- Groups without a detector forbidden unless the photo's likeliest ImageNet "
-                f"concept names them: {', '.join(sorted(rule.unsupported)) or 'none'}.",
-                f"- Captions changed by the rule on the report half: {changed} of {photos}.",
-            ],
-        ),
-        ("Invented objects, report half", markdown(chairs)),
+        ("What ships", shipped),
+        ("Invented objects, report half (decoded once)", markdown(chairs)),
         ("Targets", verdicts),
         ("The most invented object groups", markdown(most)),
-        (
-            "Per-group precision of object words (report half, with and before the rule)",
-            markdown(precision),
-        ),
+        ("Per-group precision of object words (report half, shipped and before)",
+         markdown(precision)),
         ("Caption quality", markdown(pd.DataFrame(quality_rows))),
         ("People and animals invented (caption_ood.csv report half)", markdown(hallucination)),
         (f"Speed (median per photo, one photo at a time, {machine()})", speed_lines),
-        ("Examples: report-half captions the rule changed", markdown(examples)),
-        ("Selection (select half and Flickr8k dev): detector thresholds", markdown(candidates)),
-        ("Selection: rounds forbidding groups without a detector", markdown(rounds)),
-    ]
+        ("Examples: report-half captions the shipped grounding changed", markdown(examples)),
+        *selection_tables(),
+    ]  # fmt: skip
+
+
+def scene_thresholds() -> dict[str, float]:
+    """The shipped presence detectors of object groups and their thresholds."""
+    from scancap.caption.model import Captioner
+    from scancap.caption.objects import OBJECT_GROUPS
+
+    grounding = Captioner.load().grounding
+    scenes = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {"person"}
+    return {n: d.threshold for n, d in grounding.detectors.items() if n in scenes}
 
 
 def before_after(

@@ -5,7 +5,10 @@ Stages (`python -m scancap_lab.caption.objects_study STAGE`):
 - `select`: on the select half (COCO-mini and the out-of-domain photos, pooled) and Flickr8k
   dev, every candidate threshold of the COCO detector, then the groups without a detector that
   are forbidden; writes the choice to `reports/captioning_objects/selection.json`.
-- `write`: the chosen rule into `models/captioner/grounding.json` (only with `--write`).
+- `select-learnt`, `select-recall`: the second to fourth candidates (evidence learnt from
+  Flickr8k train); the chosen one is written by `scancap train objects`.
+- `select-fallback`: the score below which a caption is built from evidence.
+- `write`: that score into `models/captioner/grounding.json` (only with `--write`).
 - `report`: every decoding on the report half, once; writes `reports/captioning_objects.md`.
 
 The rule of the choice is in `reports/captioning_experiments.md` ("Object words"), written
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from scancap.caption.data import load_captions, load_split, references
-from scancap.caption.grounding import GROUNDING_FILE, OWN_DETECTORS, ObjectRule
+from scancap.caption.grounding import FALLBACK, GROUNDING_FILE, OWN_DETECTORS, ObjectRule
 from scancap.caption.metrics import caption_scores, chair, group_precision
 from scancap.caption.model import MODEL_DIR, Captioner
 from scancap.caption.objects import OBJECT_GROUPS
@@ -339,13 +342,13 @@ def select_recall(captioner: Captioner, data: Path) -> dict:
     return record
 
 
-def write_rule(model_dir: Path = MODEL_DIR) -> Path:
-    """The selected rule into the captioner's grounding.json (the other detectors unchanged)."""
-    record = json.loads((STUDY / "selection.json").read_text())
+def write_fallback(model_dir: Path = MODEL_DIR) -> Path:
+    """The fallback score chosen by `select-fallback` into the captioner's grounding.json (the
+    object rule itself is written by `scancap train objects`)."""
+    record = json.loads((STUDY / "selection_fallback.json").read_text())
     path = Path(model_dir) / GROUNDING_FILE
     grounding = json.loads(path.read_text())
-    grounding["objects"] = ObjectRule(record["threshold"],
-                                      frozenset(record["unsupported"])).to_json()  # fmt: skip
+    grounding[FALLBACK] = record["score"]
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(grounding))
     temporary.replace(path)
@@ -362,7 +365,7 @@ def main() -> None:
     if args.stage == "write":
         if not args.write:
             parser.error("write changes models/captioner/grounding.json: pass --write")
-        print(write_rule())
+        print(write_fallback())
         return
     captioner = Captioner.load()
     if args.stage == "select":

@@ -37,7 +37,7 @@ from scancap.io import load_image
 from scancap.paths import cache_dir, data_dir
 
 MIN_MENTIONS = 2  # references naming a group before a photo counts as showing it
-RECALL = 0.9  # share of the photos showing a group that keep its words
+RECALL = 0.8  # share of the photos showing a group that keep its words (chosen: see the module doc)
 COCO_MIN_POSITIVES = 30  # fewer: the group keeps DEFAULT_THRESHOLD
 DEFAULT_THRESHOLD = 0.20
 DETECTOR_MIN_POSITIVES = 50  # fewer: no presence detector (the group has no evidence)

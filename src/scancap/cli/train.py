@@ -119,7 +119,8 @@ def cmd_train_objects(args: argparse.Namespace) -> int:
     grounding.save(out)
     if not args.quiet:
         rule = grounding.objects
-        scenes = [g for g in grounding.detectors if g in OBJECT_GROUPS]
+        groups = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {"person"}
+        scenes = [name for name in grounding.detectors if name in groups]
         print(
             f"saved {out / 'grounding.json'}: {len(rule.thresholds)} object groups held to the "
             f"COCO detector, presence detectors for {', '.join(scenes) or 'none'}; without "
