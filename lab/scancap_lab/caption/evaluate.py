@@ -714,6 +714,14 @@ def model_card(evaluation: Evaluation, record: dict, speed: dict[str, float]) ->
   animal thresholds, set on grainy copies of the select half. Each caption comes with tags.
   Out-of-domain
   hallucination and COCO-mini scores: `reports/captioning.md`.
+- **Object words** (`grounding.json`'s `objects` and presence detectors, `scancap train
+  objects`; the COCO detector in `models/detector/`): every concrete noun belongs to an object
+  group; a group a COCO class stands for is said only where NanoDet scores it, a scene group
+  (grass, water, snow, building...) only where its presence detector finds it, both at the
+  score that keeps 80% of the Flickr8k train photos naming it; bridge, fountain, statue and
+  tent only where ImageNet's likeliest concept names them. A grounded caption scoring below
+  `fallback_score` is rebuilt from the evidence (scene concept and counted objects).
+  Invented objects (CHAIR) and their cost on dev: `reports/captioning_objects.md`.
 - **Limits**: the language is Flickr8k's (people, dogs, sports, water). Out of that domain,
   grounded captions are safer but often clumsy ("black and white leaves are standing on a
   rock"): their grammar is repaired, not their sense. In domain, a person the detector does

@@ -81,7 +81,7 @@ def chair_table(frame: pd.DataFrame, captions: dict[str, list[str]]) -> pd.DataF
         for decoding, texts in captions.items():
             kept = [t for t, m in zip(texts, mask, strict=True) if m]
             labels = frame.loc[mask, "objects"].reset_index(drop=True)
-            rows.append({"photos": name, "decoding": decoding, **chair(kept, labels)})
+            rows.append({"set": name, "decoding": decoding, **chair(kept, labels)})
     return pd.DataFrame(rows)
 
 
@@ -228,8 +228,8 @@ def report_sections(rule, fallback, chairs, most, precision, quality_rows, hallu
         for row in rows.itertuples(index=False):
             value = getattr(row, measure)
             met = "met" if value <= target else "missed"
-            verdicts.append(f"- {measure} on {row.photos}: {value:.3f} (target <= {target}): "
-                            f"{met}")  # fmt: skip
+            verdicts.append(f"- {measure} on {row.set} ({row.photos} photos): {value:.3f} "
+                            f"(target <= {target}): {met}")  # fmt: skip
     speed_lines = [f"- {name}: {value:.1f}" for name, value in timing.items()]
     coco = [c for g, c in rule.thresholds.items()]
     shipped = [
