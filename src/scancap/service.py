@@ -63,7 +63,7 @@ PageAnalysis = create_model(
     **{
         f.name: (_HINTS[f.name], ...) if f.default is MISSING else (_HINTS[f.name] | None, None)
         for f in fields(Result)
-        if f.name in MANIFEST_COLUMNS
+        if f.name in MANIFEST_COLUMNS and f.name != "objects"
     },
     restored_png_base64=(str | None, None),
     objects=(list[DetectedObject] | None, None),  # the manifest's JSON text, as a list
