@@ -47,7 +47,8 @@ def detected(captioner: Captioner, images: list[np.ndarray]) -> pd.DataFrame:
         chunk = images[i : i + CHUNK]
         lite0 = captioner.lite0_grids(chunk) if captioner.needs_lite0 else None
         grain = captioner.grain_of(chunk) if captioner.needs_grain else None
-        evidence = captioner.grounding.evidence(captioner.grids(chunk), lite0, grain)
+        best = captioner.detect(chunk)[1] if captioner.needs_objects else None
+        evidence = captioner.grounding.evidence(captioner.grids(chunk), lite0, grain, best)
         rows += [{"person": e.person, "animal": e.animal} for e in evidence]
     return pd.DataFrame(rows)
 
@@ -66,7 +67,10 @@ def pipeline_captions(
     grids and the grain of `inputs` (the photos as they came in), as `scancap run` captions."""
     lite0 = captioner.lite0_grids(inputs) if captioner.needs_lite0 else None
     grain = captioner.grain_of(inputs) if captioner.needs_grain else None
-    return [c.text for c in captioner.describe(captioner.grids(seen), lite0=lite0, grain=grain)]
+    found, best = captioner.detect(seen) if captioner.needs_objects else (None, None)
+    grids = captioner.grids(seen)
+    captions = captioner.describe(grids, lite0=lite0, grain=grain, objects=best, detections=found)
+    return [c.text for c in captions]
 
 
 def hallucination_rows(captioner: Captioner, data: Path) -> pd.DataFrame:

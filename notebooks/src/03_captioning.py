@@ -261,9 +261,10 @@ else:
 # a grounding whose detectors read the classifier's Lite0 features needs them too, and the photos' grain (section 7)
 lite0 = train_grounding.lite0_photos(captioner, dev_paths) if captioner.needs_lite0 else None
 grain = train_grounding.grain_photos(captioner, dev_paths) if captioner.needs_grain else None
+objects = caption_report.objects_photos(captioner, dev_paths) if captioner.needs_objects else None  # section 8
 refs = caption_data.references(captions, dev_images)
 print(f"length exponent α = {captioner.length_penalty}")
-evaluation = caption_report.evaluate(captioner, grids, dev_images, refs, decodings, progress=False, lite0=lite0, grain=grain)
+evaluation = caption_report.evaluate(captioner, grids, dev_images, refs, decodings, progress=False, lite0=lite0, grain=grain, objects=objects)
 metrics = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"]
 display(evaluation.scores[metrics].round(3))
 display(evaluation.scores[caption_report.STATISTICS].round(2))
@@ -365,7 +366,7 @@ display(pd.DataFrame(quality).round(3))
 
 # %%
 free_dev = captioner.describe(grids, 3, ground=False)
-evidence = captioner.grounding.evidence(np.asarray(grids, np.float32), lite0, grain)
+evidence = captioner.grounding.evidence(np.asarray(grids, np.float32), lite0, grain, objects[1] if objects else None)
 display(evaluate_grounding.loss_table(evidence, {"free": free_dev, "grounded": evaluation.captions["beam 3"]}, refs).round(4))
 
 # %% [markdown]
@@ -398,8 +399,9 @@ neither = report_half[(report_half["person"] == 0) & (report_half["animal"] == 0
 grainy = [degrade(load_image(DATA / path), 25.0, 0.0, seed=0) for path in neither["path"]]
 grain = captioner.grain_of(grainy)
 grainy_grids, grainy_lite0 = captioner.grids(grainy), captioner.lite0_grids(grainy)
-clean_bar = captioner.describe(grainy_grids, 3, lite0=grainy_lite0, grain=[0.0] * len(grainy))
-held = captioner.describe(grainy_grids, 3, lite0=grainy_lite0, grain=grain)
+grainy_found, grainy_best = captioner.detect(grainy)
+clean_bar = captioner.describe(grainy_grids, 3, lite0=grainy_lite0, grain=[0.0] * len(grainy), objects=grainy_best, detections=grainy_found)
+held = captioner.describe(grainy_grids, 3, lite0=grainy_lite0, grain=grain, objects=grainy_best, detections=grainy_found)
 caption_figures.caption_grid(
     grainy,
     [f"estimated noise σ = {g:.1f}\nclean thresholds: {a.text}\ngrainy thresholds: {b.text}" for g, a, b in zip(grain, clean_bar, held, strict=True)],

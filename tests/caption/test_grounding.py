@@ -237,9 +237,11 @@ def test_a_photo_too_small_to_measure_its_grain_is_captioned_with_the_clean_thre
     [grain] = captioner.grain_of([strip])
     assert np.isnan(grain)
     [caption] = captioner.describe_images([strip])
+    found, best = captioner.detect([strip])
     [clean] = captioner.describe(
-        captioner.grids([strip]), lite0=captioner.lite0_grids([strip]), grain=[0.0]
-    )
+        captioner.grids([strip]), lite0=captioner.lite0_grids([strip]), grain=[0.0],
+        objects=best, detections=found,
+    )  # fmt: skip
     assert caption.text == clean.text
 
 
@@ -270,10 +272,11 @@ def test_describe_images_measures_the_grain_of_a_noisy_photo(captioner: Captione
     [grain] = captioner.grain_of([noisy])
     assert grain >= captioner.grounding.grain_level
     [caption] = captioner.describe_images([noisy])
-    [direct] = captioner.describe(grids, lite0=lite0, grain=[grain])
+    found, best = captioner.detect([noisy])
+    [direct] = captioner.describe(grids, lite0=lite0, grain=[grain], objects=best, detections=found)
     assert caption.text == direct.text
-    [held] = captioner.grounding.evidence(grids, lite0, [grain])
-    [clean_bar] = captioner.grounding.evidence(grids, lite0, [0.0])
+    [held] = captioner.grounding.evidence(grids, lite0, [grain], best)
+    [clean_bar] = captioner.grounding.evidence(grids, lite0, [0.0], best)
     for name in ("person", "animal"):
         detector = captioner.grounding.detectors[name]
         assert held.present[name] == (held.probabilities[name] >= detector.grainy_threshold)

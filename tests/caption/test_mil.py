@@ -146,7 +146,7 @@ def test_the_shipped_person_detector_reads_both_backbones_regions_and_finds_smal
     images = [load_image(path) for path in paths]
     grain = captioner.grain_of(images)
     evidence = captioner.grounding.evidence(
-        captioner.grids(images), captioner.lite0_grids(images), grain
+        captioner.grids(images), captioner.lite0_grids(images), grain, captioner.detect(images)[1]
     )
     assert [e.person for e in evidence] == [True, True, False, False]
 

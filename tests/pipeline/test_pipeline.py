@@ -255,11 +255,14 @@ def test_photos_are_captioned_from_their_restored_pixels(pipeline: Pipeline) -> 
     captioner = pipeline.captioner
     for result, original in ((untouched, clean), (denoised, noisy)):
         grids = captioner.grids([result.restored])
+        found, best = captioner.detect([result.restored])  # objects on what is captioned
         direct = captioner.describe(
             grids,
             beam=pipeline.config.beam,
             lite0=captioner.lite0_grids([original]),
             grain=captioner.grain_of([original]),
+            objects=best,
+            detections=found,
         )
         assert result.caption == direct[0].text
         assert result.tags == format_tags(direct[0].tags)

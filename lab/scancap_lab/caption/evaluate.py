@@ -86,13 +86,18 @@ def evaluate(
     progress: bool = True,
     lite0: np.ndarray | None = None,
     grain: Sequence[float] | None = None,
+    objects: tuple[list, np.ndarray] | None = None,
 ) -> Evaluation:
     """Decode `grids` with each beam width and score against the references (PTB tokenizer);
-    `lite0` and `grain`: the images' Lite0 grids and grain σ̂, for a grounding that reads them."""
+    `lite0`, `grain` and `objects` (each image's detections and best COCO class scores,
+    `objects_photos`): what a grounding that reads them needs."""
     captions, rows, per_image = {}, {}, None
     for name, beam in decodings.items():
         started = time.perf_counter()
-        captions[name] = captioner.describe(grids, beam=beam, lite0=lite0, grain=grain)
+        found, best = objects or (None, None)
+        captions[name] = captioner.describe(
+            grids, beam=beam, lite0=lite0, grain=grain, objects=best, detections=found
+        )
         seconds = time.perf_counter() - started
         candidates = {image: c.text for image, c in zip(images, captions[name], strict=True)}
         rows[name], image_scores = caption_scores(refs, candidates)
@@ -103,6 +108,18 @@ def evaluate(
         if progress:
             print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()))
     return Evaluation(images, refs, captions, pd.DataFrame(rows).T, per_image)
+
+
+def objects_photos(captioner: Captioner, paths: Sequence[Path]) -> tuple[list, np.ndarray]:
+    """Each image file's COCO detections and (N, 80) best class scores, a chunk at a time."""
+    found, best = [], []
+    for first in range(0, len(paths), 32):
+        chunk_found, chunk_best = captioner.detect(
+            [load_image(p) for p in paths[first : first + 32]]
+        )
+        found += chunk_found
+        best.append(chunk_best)
+    return found, np.concatenate(best) if best else np.zeros((0, 80), np.float32)
 
 
 def caption_statistics(candidates: list[str]) -> dict[str, float]:
@@ -331,9 +348,11 @@ def write_report(
     paths = [data / FLICKR / "images" / name for name in images]
     lite0 = lite0_photos(captioner, paths) if captioner.needs_lite0 else None
     grain = grain_photos(captioner, paths) if captioner.needs_grain else None
+    objects = objects_photos(captioner, paths) if captioner.needs_objects else None
     evaluation = evaluate(
-        captioner, cache.grids, images, refs, progress=progress, lite0=lite0, grain=grain
-    )
+        captioner, cache.grids, images, refs, progress=progress, lite0=lite0, grain=grain,
+        objects=objects,
+    )  # fmt: skip
 
     pixels = [load_image(data / FLICKR / "images" / name) for name in images[:256]]
     speed = measure_speed(captioner, pixels)
@@ -365,7 +384,13 @@ def write_report(
     if captioner.grounding is not None:
         dev_grounded = evaluation.captions[shipped]  # the shipped decoding is grounded
         study = grounding_study(
-            captioner, data, (cache.grids, lite0, grain), dev_grounded, refs, SHIPPED_BEAM, limit
+            captioner,
+            data,
+            (cache.grids, lite0, grain, objects),
+            dev_grounded,
+            refs,
+            SHIPPED_BEAM,
+            limit,
         )
     grounded = (
         grounding_section(study)

@@ -68,11 +68,14 @@ def both_ways(
     grids = captioner.grids(images)
     lite0 = captioner.lite0_grids(images) if captioner.needs_lite0 else None
     grain = captioner.grain_of(images) if captioner.needs_grain else None
+    found, best = captioner.detect(images) if captioner.needs_objects else (None, None)
     captions = {
-        name: captioner.describe(grids, beam=beam, ground=g, lite0=lite0, grain=grain)
+        name: captioner.describe(grids, beam=beam, ground=g, lite0=lite0, grain=grain,
+                                 objects=best, detections=found)
         for name, g in DECODINGS.items()
-    }
-    return captions, captioner.grounding.evidence(np.asarray(grids, np.float32), lite0, grain)
+    }  # fmt: skip
+    evidence = captioner.grounding.evidence(np.asarray(grids, np.float32), lite0, grain, best)
+    return captions, evidence
 
 
 def quality_rows(
@@ -120,15 +123,16 @@ def hallucination_table(
 def grounding_study(
     captioner: Captioner,
     data: Path,
-    dev: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+    dev: tuple[np.ndarray, np.ndarray | None, np.ndarray | None, tuple | None],
     dev_grounded: list[Caption],
     dev_refs: dict[str, list[str]],
     beam: int,
     limit: int | None = None,
 ) -> GroundingStudy:
     """Hallucination on both halves, COCO-mini and dev, free and grounded. `dev` holds the dev
-    images' MobileNetV2 and Lite0 grids and their grain σ̂; `dev_grounded` are the dev captions
-    the report already decoded with the shipped (grounded) captioner."""
+    images' MobileNetV2 and Lite0 grids, their grain σ̂ and their COCO objects
+    (`objects_photos`, or None); `dev_grounded` are the dev captions the report already decoded
+    with the shipped (grounded) captioner."""
     hallucination, examples = hallucination_table(captioner, data, beam, limit)
     paths, coco_refs = load_coco_mini(data)
     paths = paths[: limit or None]
@@ -141,7 +145,8 @@ def grounding_study(
     }
     quality += quality_rows("Flickr8k dev", dev_captions, list(dev_refs), dev_refs)
     grounding = captioner.grounding
-    evidence = grounding.evidence(np.asarray(dev[0], np.float32), dev[1], dev[2])
+    best = dev[3][1] if dev[3] is not None else None
+    evidence = grounding.evidence(np.asarray(dev[0], np.float32), dev[1], dev[2], best)
     return GroundingStudy(
         hallucination,
         pd.DataFrame(quality),

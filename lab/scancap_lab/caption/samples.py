@@ -14,8 +14,8 @@ SUBJECTS = {  # sample -> (words of which one must appear, concepts that must no
     "photo_2600382379_5791b0b35a_m.jpg": ({"flower", "flowers", "dandelion"}, "pa"),
     "photo_4495885281_fe2a3b671d.jpg": ({"flower", "flowers", "rose", "roses"}, "pa"),
     "photo_Building.png": ({"building", "buildings", "house", "church"}, "pa"),
-    "photo_David_Hilbert.png": ({"man"}, "a"),
-    "photo_Old_Tom_Morris.png": ({"man"}, "a"),
+    "photo_David_Hilbert.png": ({"man", "person"}, "a"),
+    "photo_Old_Tom_Morris.png": ({"man", "person"}, "a"),
 }
 
 # The dandelion's bokeh reads as an animal and its flower score stays under the threshold, so

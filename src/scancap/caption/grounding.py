@@ -395,9 +395,10 @@ class Evidence:
         return ANIMAL_WORDS if self.present.get(DOG_GATE, True) else ANIMAL_WORDS - DOG_WORDS
 
     def scene(self) -> str | None:
-        """The likeliest ImageNet concept's name, where it is sure."""
+        """The likeliest ImageNet concept's name, where it is sure and names what a photo
+        shows (IMAGENET_NOUN_TABLE lists it): not a Pickelhaube taken for a whole portrait."""
         name, p = self.concepts[0] if self.concepts else ("", 0.0)
-        return name if p >= CONCEPT_MIN_PROBABILITY else None
+        return name if p >= CONCEPT_MIN_PROBABILITY and name in IMAGENET_NOUNS else None
 
     def supports(self, label: str) -> bool:
         """Whether a COCO detection agrees with the person and animal detectors (a rose the

@@ -520,10 +520,16 @@ def beam_search(
     ]
 
 
+SCENE_MIN_SCORE = 0.5  # a detection named in a caption built from evidence
+
+
 def from_evidence(caption: Caption, evidence: Evidence, objects: Sequence[Detection]) -> Caption:
-    """The caption rebuilt from its photo's evidence (`scene_sentence`) where there is any;
-    its attention maps are uniform (no word was decoded from a region)."""
-    supported = [item for item in objects if evidence.supports(item.label)]
+    """The caption rebuilt from its photo's evidence (`scene_sentence`) where there is any:
+    objects the detector is sure of (SCENE_MIN_SCORE) and the grounding agrees with; its
+    attention maps are uniform (no word was decoded from a region)."""
+    supported = [
+        item for item in objects if item.score >= SCENE_MIN_SCORE and evidence.supports(item.label)
+    ]
     sentence = scene_sentence(evidence.scene(), supported)
     if sentence is None:
         return caption
