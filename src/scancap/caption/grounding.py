@@ -223,6 +223,8 @@ def soft_maximum(scores: np.ndarray, sharpness: float) -> np.ndarray:
 
 OBJECTS = "objects"  # grounding.json's key for the object rule
 FALLBACK = "fallback_score"  # ... for the score below which a caption is built from evidence
+# The presence detectors whose findings are tags (the others only veto words).
+TAG_DETECTORS = frozenset({"person", "animal", "flower"})
 # COCO's animal classes: a detection of one needs the animal detector's support.
 ANIMAL_LABELS = frozenset(
     {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"}
@@ -236,14 +238,15 @@ OWN_DETECTORS = frozenset({"person", "other animal"})
 class ObjectRule:
     """Which object words a photo supports (`scancap.caption.objects`), each group by its own
     evidence: a group in `thresholds` (a COCO class stands for it) is said only where the COCO
-    detector scores one of its classes at least its threshold; a group with a presence
-    detector of its name in the grounding (grass, water, snow...) only where that detector
-    finds it; a group in `unsupported` (no evidence, and wrong too often where the decoder
-    said it, on labelled photos) only where the photo's likeliest ImageNet concept names it
-    ("a suspension bridge" lets "bridge" through). Other groups are free."""
+    detector scores one of its classes at least its threshold; a group in `presence` (grass,
+    water, snow...) only where the grounding's detector of its name finds it; a group in
+    `unsupported` (no evidence, and wrong too often where the decoder said it, on labelled
+    photos) only where the photo's likeliest ImageNet concept names it ("a suspension bridge"
+    lets "bridge" through). Other groups are free."""
 
     thresholds: dict[str, float]
     unsupported: frozenset[str] = frozenset()
+    presence: frozenset[str] = frozenset()  # groups decided by a detector of their name
 
     def forbidden_groups(
         self, coco: dict[str, float], present: dict[str, bool], concepts: frozenset[str]
@@ -257,8 +260,8 @@ class ObjectRule:
             if group.name in self.thresholds:
                 seen = max(coco.get(c, 0.0) for c in group.coco)
                 supported = seen >= self.thresholds[group.name]
-            elif group.name in present:
-                supported = present[group.name]
+            elif group.name in self.presence:
+                supported = present.get(group.name, False)
             else:
                 supported = group.name not in self.unsupported or bool(group.words & concepts)
             if not supported:
@@ -266,16 +269,18 @@ class ObjectRule:
         return groups
 
     def to_json(self) -> dict:
-        return {"thresholds": self.thresholds, "unsupported": sorted(self.unsupported)}
+        return {"thresholds": self.thresholds, "unsupported": sorted(self.unsupported),
+                "presence": sorted(self.presence)}  # fmt: skip
 
     @classmethod
     def from_json(cls, values: dict) -> ObjectRule:
-        named = set(values.get("unsupported", ())) | set(values["thresholds"])
-        unknown = named - set(OBJECT_GROUPS)
+        unsupported = frozenset(values.get("unsupported", ()))
+        presence = frozenset(values.get("presence", ()))
+        unknown = (unsupported | presence | set(values["thresholds"])) - set(OBJECT_GROUPS)
         if unknown:
             raise ValueError(f"the object rule names groups that do not exist: {sorted(unknown)}")
         thresholds = {k: float(v) for k, v in values["thresholds"].items()}
-        return cls(thresholds, frozenset(values.get("unsupported", ())))
+        return cls(thresholds, unsupported, presence)
 
 
 # Things a detector can confirm, and the nouns a thing-caption must then use for its subject.
@@ -415,11 +420,12 @@ class Evidence:
 
     def tags(self) -> list[dict[str, float | str]]:
         """Keywords with probabilities: the detected concepts, then the ImageNet concepts. The
-        dog gate is no presence detector (its low threshold only vetoes) and gives no tag."""
+        dog gate and the object rule's detectors are no presence detectors in this sense (their
+        low thresholds only veto words) and give no tag."""
         tags = [
             {"tag": name, "p": round(self.probabilities[name], 3)}
             for name, present in self.present.items()
-            if present and name != DOG_GATE
+            if present and name in TAG_DETECTORS
         ]
         tags += [
             {"tag": name, "p": round(p, 3)} for name, p in self.concepts if p >= TAG_MIN_PROBABILITY
@@ -711,7 +717,7 @@ def subject_nouns(evidence: Evidence) -> frozenset[str]:
     supported."""
     detected = [THING_CONCEPTS[name] for name in THING_CONCEPTS if evidence.present.get(name)]
     unsupported = evidence.unsupported_objects
-    things = frozenset().union(*detected) or evidence.concept_nouns() - unsupported
+    things = (frozenset().union(*detected) or evidence.concept_nouns()) - unsupported
     return (things or THING_NOUNS - unsupported) | evidence.animal_words() - unsupported
 
 

@@ -58,7 +58,7 @@ class ObjectEvidence:
     positives: dict[str, int]  # group -> weakly positive train photos
 
     def rule(self, unsupported: frozenset[str] = frozenset()) -> ObjectRule:
-        return ObjectRule(self.thresholds, unsupported)
+        return ObjectRule(self.thresholds, unsupported, frozenset(self.detectors))
 
 
 def weak_labels(references: Sequence[Sequence[str]]) -> pd.DataFrame:
@@ -264,14 +264,17 @@ def train_object_rule(
     train = cached_inputs("flickr8k-train", paths, partial(train_inputs, captioner), cache_dir,
                           progress)  # fmt: skip
     grounding = captioner.grounding
+    learnt = grounding.objects.presence if grounding.objects else frozenset()
+    base = {name: d for name, d in grounding.detectors.items() if name not in learnt}
     evidence = train_objects([refs[n] for n in images], train["pooled"], train["objects"],
-                             keep=list(grounding.detectors))  # fmt: skip
-    grounding.detectors = {**grounding.detectors, **evidence.detectors}
+                             keep=list(base))  # fmt: skip
+    grounding.detectors = {**base, **evidence.detectors}  # learnt again, not kept twice
     labelled = pd.read_csv(labels_file, keep_default_na=False)
     select = labelled[labelled["part"] == "select"].head(limit or None)
     visible = [frozenset(filter(None, text.split(";"))) for text in select["objects"]]
     inputs = cached_inputs("labelled-select", [data / p for p in select["path"]],
                            partial(decoding_inputs, captioner), cache_dir, progress)  # fmt: skip
+    # Decided already: by the COCO detector, a learnt detector, or the grounding's own (flowers).
     decided = set(evidence.thresholds) | set(grounding.detectors) | OWN_DETECTORS
     unsupported, _ = decide_unsupported(
         partial(caption_with, captioner, inputs), visible, evidence.rule,
