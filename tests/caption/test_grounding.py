@@ -597,13 +597,15 @@ def test_degraded_grids_are_cached_per_photo_list_and_read_back(tmp_path: Path) 
 
 
 def test_the_object_rule_asks_each_group_its_own_evidence() -> None:
-    rule = ObjectRule({"car": 0.3, "bench": 0.3, "handbag": 0.3}, frozenset({"ramp", "bridge"}))
+    rule = ObjectRule({"car": 0.3, "bench": 0.3, "handbag": 0.3}, frozenset({"ramp", "bridge"}),
+                      frozenset({"grass", "water"}))  # fmt: skip
     coco = {"car": 0.5, "truck": 0.1, "bench": 0.2, "backpack": 0.4}
     present = {"grass": True, "water": False, "person": False}
     forbidden = set(rule.forbidden_groups(coco, present, frozenset()))
     assert {"bench", "water", "ramp", "bridge"} <= forbidden  # below threshold, absent, weak
     assert not {"car", "handbag", "grass"} & forbidden  # a backpack stands for "a bag"
     assert not {"person", "other animal", "building", "boat"} & forbidden  # own detectors; free
+    assert "flower" not in rule.forbidden_groups(coco, {"flower": False}, frozenset())  # not listed
     # A sure ImageNet concept naming a weak group lets it through ("suspension bridge").
     assert "bridge" not in rule.forbidden_groups(coco, present, frozenset({"bridge"}))
 
@@ -623,7 +625,7 @@ def test_the_object_rule_is_saved_with_the_grounding_and_checked_when_loaded(
     tmp_path: Path,
 ) -> None:
     head = (np.zeros((1280, 1000)), np.zeros(1000))
-    rule = ObjectRule({"car": 0.35, "bench": 0.35}, frozenset({"ramp"}))
+    rule = ObjectRule({"car": 0.35, "bench": 0.35}, frozenset({"ramp"}), frozenset({"grass"}))
     grounding = Grounding(*head, {}, objects=rule)
     assert grounding.reads_objects
     with pytest.raises(ValueError, match="objects"):
