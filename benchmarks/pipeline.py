@@ -84,7 +84,9 @@ def measure_throughput(count: int) -> dict:
         run = timed_run(inputs, out)
         manifest = pd.read_parquet(out / "manifest.parquet")
         photos = int(manifest["is_photo"].fillna(False).astype(bool).sum())
+        without = timed_run(inputs, Path(folder) / "out-no-objects", "--no-objects")
         return run | {
+            "photos_per_second_no_objects": round(photos / without["run_seconds"], 2),
             "inputs": count,
             "photos": photos,
             "photos_per_second": round(photos / run["run_seconds"], 2),
@@ -267,6 +269,7 @@ by `scancap run` with the default settings (auto-fast restoration, beam 3, 2 wor
 | photos found (of {result["inputs"]}) | {result["photos"]} |
 | photos changed by restoration (denoised or sharpened) / denoised | {result["restored"]} / {result["denoised"]} |
 | **photos/s, processing** (target ≥ {PHOTOS_TARGET:g}) | **{result["photos_per_second"]}** ({verdict(result["photos_per_second"] >= PHOTOS_TARGET)}) |
+| photos/s with `--no-objects` (no COCO detector; captions ground people and animals only) | {result.get("photos_per_second_no_objects", "not measured")} |
 | photos/s including start-up (model loading) | {result["photos_per_second_with_start_up"]} |
 | wall time of the command | {result["wall_seconds"]} s |
 | peak RSS | {result["peak_rss_gb"]} GB |

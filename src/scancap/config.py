@@ -5,6 +5,8 @@ threshold = 0.8        # p(photo) from which an image is a photo (default: model
 restore_mode = "auto-fast"  # or "auto" (better, ~10x slower), "none", one filter
 restore_strength = 1.0  # scales the denoising σ: < 1 keeps more grain
 beam = 3
+objects = true         # detect COCO objects in photos and ground the captions' object words
+                       # (false: about twice the photos/s; captions ground people and animals only)
 workers = 2
 copy_non_photos = true
 caption_txt = false
@@ -64,6 +66,7 @@ class RunConfig(BaseModel):
     restore_mode: RestoreModeName = "auto-fast"
     restore_strength: float = Field(1.0, gt=0.0, le=4.0)
     beam: int = Field(3, ge=1, le=20)
+    objects: bool = True  # the COCO detector: objects in the outputs, object words grounded
     workers: int = Field(2, ge=1, le=64)
     batch_size: int = Field(32, ge=1, le=1024)
     copy_non_photos: bool = False

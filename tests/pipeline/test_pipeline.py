@@ -401,3 +401,20 @@ def test_service_batches_concurrent_requests_under_a_real_uvicorn_process(
         assert answer["caption"] == (alone.caption or None)  # the service's JSON says null
         assert answer["denoiser"] == (alone.denoiser or None)
         assert abs(answer["p_photo"] - alone.p_photo) < 1e-4
+
+
+def test_no_objects_runs_without_the_detector_and_its_captions_ground_people_only(
+    tmp_path: Path,
+) -> None:
+    """`--no-objects`: no detections in any output, captions still made and grounded."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("photo_Old_Tom_Morris.png", "photo_Building.png"):
+        shutil.copy(SAMPLES / name, batch / name)
+    out = tmp_path / "out"
+    assert main(["run", str(batch), "--out", str(out), "--no-objects", "--quiet"]) == 0
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert manifest["caption"].str.len().gt(0).all()
+    assert manifest["objects"].eq("").all() and manifest["object_counts"].eq("").all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["objects"] is False

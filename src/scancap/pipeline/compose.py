@@ -154,6 +154,8 @@ class Pipeline:
     ) -> None:
         config = config or RunConfig()
         self.classifier, self.captioner, self.config = classifier, captioner, config
+        if not config.objects and captioner.grounding is not None:
+            captioner.grounding.objects = None  # no detector: the object rule has no evidence
         # Where the models came from, for run.json (the shipped ones unless said otherwise).
         self.model_dirs = model_dirs or model_folders()
         self.restorer = RestoreWorkers(
@@ -262,20 +264,26 @@ class Pipeline:
         to_caption = [result for result, _ in photos]
         restored = [result.restored for result in to_caption]
         grids = self.captioner.grids(restored)
-        detections, best = self.captioner.detect(restored)
+        detections, best = self.detect(restored)
         as_they_came = [image for _, image in photos]
         grain = self.captioner.grain_of(as_they_came) if self.captioner.needs_grain else None
         captions = self.captioner.describe(
             grids, self.config.beam, lite0=lite0, grain=grain, objects=best, detections=detections
         )
         per_image = (time.perf_counter() - start) / len(to_caption)
-        for result, caption, found in zip(to_caption, captions, detections, strict=True):
+        found_each = detections if detections is not None else [None] * len(to_caption)
+        for result, caption, found in zip(to_caption, captions, found_each, strict=True):
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
             result.caption_source = "evidence" if caption.from_evidence else "decoder"
             result.tags = format_tags(caption.tags)
-            result.objects = json.dumps([item.to_json() for item in found])
-            result.object_counts = count_tags(found)
+            if found is not None:
+                result.objects = json.dumps([item.to_json() for item in found])
+                result.object_counts = count_tags(found)
             result.seconds_caption = round(per_image, 4)
+
+    def detect(self, photos: list[np.ndarray]) -> tuple[list | None, np.ndarray | None]:
+        """The photos' COCO objects, unless the settings turn the detector off (`objects`)."""
+        return self.captioner.detect(photos) if self.config.objects else (None, None)
 
     # --- one image, for the API and the service --------------------------------------------------
 
