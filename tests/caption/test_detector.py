@@ -144,3 +144,13 @@ def test_the_shipped_detector_finds_the_person_in_an_old_portrait_and_nothing_on
     assert nothing == [] and best[1].max() < MIN_SCORE
     assert best.shape == (2, len(COCO_CLASSES))
     assert best[0, COCO_CLASSES.index("person")] == pytest.approx(people[0].score)
+
+
+def test_conversion_writes_the_same_bytes_every_time(tmp_path: Path) -> None:
+    """`make detector` is reproducible: the GraphDef is serialised deterministically."""
+    from scancap.caption.detector import convert
+
+    rng = np.random.default_rng(1)
+    model = _write_tfjs_model(tmp_path, rng.normal(size=(4, 3)), rng.normal(size=3))
+    first = convert(model, tmp_path / "a.pb").read_bytes()
+    assert first == convert(model, tmp_path / "b.pb").read_bytes()

@@ -215,7 +215,7 @@ def convert(model_json: str | Path, path: str | Path | None = None) -> Path:
     path = Path(path or detector_path())
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(read_tfjs_graph(model_json).SerializeToString())
+    temporary.write_bytes(read_tfjs_graph(model_json).SerializeToString(deterministic=True))
     temporary.replace(path)
     return path
 
