@@ -523,19 +523,26 @@ def beam_search(
 SCENE_MIN_SCORE = 0.5  # a detection named in a caption built from evidence
 
 
+def agreed_objects(objects: Sequence[Detection], evidence: Evidence | None) -> list[Detection]:
+    """The detections the person and animal detectors agree with (all, without grounding):
+    a rose the COCO detector calls a person is not one where the person detector sees none."""
+    if evidence is None:
+        return list(objects)
+    return [item for item in objects if evidence.supports(item.label)]
+
+
 def from_evidence(caption: Caption, evidence: Evidence, objects: Sequence[Detection]) -> Caption:
     """The caption rebuilt from its photo's evidence (`scene_sentence`) where there is any:
     objects the detector is sure of (SCENE_MIN_SCORE) and the grounding agrees with; its
     attention maps are uniform (no word was decoded from a region)."""
-    supported = [
-        item for item in objects if item.score >= SCENE_MIN_SCORE and evidence.supports(item.label)
-    ]
+    sure = [item for item in objects if item.score >= SCENE_MIN_SCORE]
+    supported = agreed_objects(sure, evidence)
     sentence = scene_sentence(evidence.scene(), supported)
     if sentence is None:
         return caption
     words = sentence.split()
     maps = np.full((len(words) + 1, 7, 7), 1 / GRID_CELLS, np.float32)
-    return Caption(sentence, caption.score, words, maps, caption.tags, from_evidence=True)
+    return Caption(sentence, caption.score, words, maps, caption.tags, True, caption.objects)
 
 
 # --- the shipped captioner ------------------------------------------------------------------------
@@ -551,6 +558,7 @@ class Caption:
     attention: np.ndarray  # (len(words) + 1, 7, 7)
     tags: list[dict] = field(default_factory=list)  # grounded keywords with probabilities
     from_evidence: bool = False  # built from the evidence (`scancap.caption.scene`), not decoded
+    objects: list[Detection] | None = None  # the photo's detections the grounding agrees with
 
 
 def save_decoder(model: CaptionDecoder, vocab: Vocabulary, out: Path, weights: bool = True) -> None:
@@ -741,10 +749,12 @@ class Captioner:
                     maps = maps[len(words) - len(agreed) :]
                     words = agreed
                 tags = evidence[i].tags() if evidence else []
-                caption = Caption(detokenize(words), best.score, words, maps, tags)
+                found = None
+                if detections is not None:
+                    found = agreed_objects(detections[first + i], evidence[i] if evidence else None)
+                caption = Caption(detokenize(words), best.score, words, maps, tags, objects=found)
                 if evidence and self.falls_back(caption):
-                    found = detections[first + i] if detections is not None else []
-                    caption = from_evidence(caption, evidence[i], found)
+                    caption = from_evidence(caption, evidence[i], found or [])
                 captions.append(caption)
         return captions
 

@@ -271,8 +271,8 @@ class Pipeline:
             grids, self.config.beam, lite0=lite0, grain=grain, objects=best, detections=detections
         )
         per_image = (time.perf_counter() - start) / len(to_caption)
-        found_each = detections if detections is not None else [None] * len(to_caption)
-        for result, caption, found in zip(to_caption, captions, found_each, strict=True):
+        for result, caption in zip(to_caption, captions, strict=True):
+            found = caption.objects  # the detections the grounding agrees with (None: off)
             result.caption, result.caption_score = caption.text, round(caption.score, 4)
             result.caption_source = "evidence" if caption.from_evidence else "decoder"
             result.tags = format_tags(caption.tags)
