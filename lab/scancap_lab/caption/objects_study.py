@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,14 @@ from scancap.caption.grounding import FALLBACK, GROUNDING_FILE, OWN_DETECTORS, O
 from scancap.caption.metrics import caption_scores, chair, group_precision
 from scancap.caption.model import MODEL_DIR, Captioner
 from scancap.caption.objects import OBJECT_GROUPS
-from scancap.caption.train_objects import ObjectEvidence, decide_unsupported, train_objects
+from scancap.caption.train_objects import (
+    ObjectEvidence,
+    cached_inputs,
+    decide_unsupported,
+    decoding_inputs,
+    train_inputs,
+    train_objects,
+)
 from scancap.io import load_image
 from scancap.paths import cache_dir, data_dir
 from scancap_lab.paths import LABELS, REPORTS
@@ -73,24 +81,9 @@ def load_object_labels(path: Path = OBJECT_LABELS) -> pd.DataFrame:
 
 
 def features(captioner: Captioner, paths: list[Path], name: str) -> dict[str, np.ndarray]:
-    """Grids, Lite0 grids, grain and COCO class scores of image files, cached by their list."""
-    key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
-    file = cache_dir() / "objects_study" / f"{name}-{key}.npz"
-    if file.exists():
-        return dict(np.load(file))
-    grids, lite0, grain, objects = [], [], [], []
-    for start in range(0, len(paths), 32):
-        images = [load_image(p) for p in paths[start : start + 32]]
-        grids.append(captioner.grids(images).astype(np.float16))
-        lite0.append(captioner.lite0_grids(images).astype(np.float16))
-        grain.append(captioner.grain_of(images))
-        objects.append(captioner.detect(images)[1])
-        print(f"{name}: {start + len(images)}/{len(paths)} photos", flush=True)
-    arrays = {"grids": np.concatenate(grids), "lite0": np.concatenate(lite0),
-              "grain": np.concatenate(grain), "objects": np.concatenate(objects)}  # fmt: skip
-    file.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(file, **arrays)
-    return arrays
+    """Grids, Lite0 grids, grain and COCO class scores of image files, cached by their list
+    (what `scancap train objects` decodes labelled photos with)."""
+    return cached_inputs(name, paths, partial(decoding_inputs, captioner))
 
 
 def labelled_photos(captioner: Captioner, data: Path) -> Photos:
@@ -240,23 +233,13 @@ def select(captioner: Captioner, data: Path) -> dict:
 
 
 def train_features(captioner: Captioner, data: Path) -> tuple[dict[str, np.ndarray], list]:
-    """Flickr8k train's pooled MobileNetV2 grids and COCO class scores (cached), and each
-    photo's references."""
+    """Flickr8k train's pooled MobileNetV2 grids and COCO class scores (cached, as
+    `scancap train objects` caches them), and each photo's references."""
     images = load_split("train", data)
     refs = references(load_captions(data), images)
-    key = hashlib.sha256("\n".join(images).encode()).hexdigest()[:16]
-    file = cache_dir() / "objects_study" / f"flickr8k-train-{key}.npz"
-    if not file.exists():
-        pooled, objects = [], []
-        for start in range(0, len(images), 32):
-            paths = [data / "flickr8k" / "images" / n for n in images[start : start + 32]]
-            batch = [load_image(p) for p in paths]
-            pooled.append(captioner.grids(batch).mean(axis=1))
-            objects.append(captioner.detect(batch)[1])
-            print(f"flickr8k-train: {start + len(batch)}/{len(images)} photos", flush=True)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(file, pooled=np.concatenate(pooled), objects=np.concatenate(objects))
-    return dict(np.load(file)), [refs[name] for name in images]
+    paths = [data / "flickr8k" / "images" / name for name in images]
+    arrays = cached_inputs("flickr8k-train", paths, partial(train_inputs, captioner))
+    return arrays, [refs[name] for name in images]
 
 
 def learnt_evidence(captioner: Captioner, data: Path) -> ObjectEvidence:
