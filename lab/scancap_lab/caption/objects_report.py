@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scancap.caption.grounding import ObjectRule
+from scancap.caption.grounding import Grounding, ObjectRule
 from scancap.caption.metrics import (
     caption_scores,
     chair,
@@ -179,7 +179,8 @@ def write_report(captioner: Captioner, data: Path) -> Path:
         ]
     )
     out = REPORTS / "captioning_objects.md"
-    sections = report_sections(rule, captioner.grounding.fallback_score, chairs, most, precision,
+    sections = report_sections(rule, captioner.grounding.fallback_score,
+                               scene_thresholds(captioner.grounding), chairs, most, precision,
                                quality_rows, hallucination, timing, examples, fires,
                                len(changed), len(report.frame))  # fmt: skip
     write_markdown(out, "Captions that name only what is there: invented objects (CHAIR)",
@@ -220,8 +221,8 @@ def selection_tables() -> list[tuple[str, list[str]]]:
     ]  # fmt: skip
 
 
-def report_sections(rule, fallback, chairs, most, precision, quality_rows, hallucination, timing,
-                    examples, fires, changed, photos) -> list:  # fmt: skip
+def report_sections(rule, fallback, scenes, chairs, most, precision, quality_rows,
+                    hallucination, timing, examples, fires, changed, photos) -> list:  # fmt: skip
     verdicts = []
     rows = chairs[chairs["decoding"] == SHIPPED]
     for measure, target in TARGETS.items():
@@ -237,7 +238,7 @@ def report_sections(rule, fallback, chairs, most, precision, quality_rows, hallu
         f"the score that keeps 80% of the Flickr8k train photos naming it (median threshold "
         f"{np.median(coco):.3f}, from {min(coco):.3f} to {max(coco):.3f}).",
         "- Presence detectors for the scene groups, at the same recall: "
-        + ", ".join(f"{name} {d:.3f}" for name, d in sorted(scene_thresholds().items()))
+        + ", ".join(f"{name} {t:.3f}" for name, t in sorted(scenes.items()))
         + ".",
         "- Groups without evidence, forbidden unless the photo's likeliest ImageNet concept names "
         f"them: {', '.join(sorted(rule.unsupported)) or 'none'}.",
@@ -262,14 +263,10 @@ def report_sections(rule, fallback, chairs, most, precision, quality_rows, hallu
     ]  # fmt: skip
 
 
-def scene_thresholds() -> dict[str, float]:
-    """The shipped presence detectors of object groups and their thresholds."""
-    from scancap.caption.model import Captioner
-    from scancap.caption.objects import OBJECT_GROUPS
-
-    grounding = Captioner.load().grounding
-    scenes = {g.name for g in OBJECT_GROUPS.values() if not g.coco} - {"person"}
-    return {n: d.threshold for n, d in grounding.detectors.items() if n in scenes}
+def scene_thresholds(grounding: Grounding) -> dict[str, float]:
+    """The grounding's presence detectors of object groups and their thresholds."""
+    scenes = grounding.objects.presence
+    return {name: d.threshold for name, d in grounding.detectors.items() if name in scenes}
 
 
 def before_after(
