@@ -40,6 +40,11 @@ def report_error(path: Path | Page | str, reason: str, file: TextIO | None = Non
     tqdm.write(f"error: {path}: {reason}", file=file or sys.stderr)
 
 
+def report_note(path: Path | Page | str, note: str, file: TextIO | None = None) -> None:
+    """One line on stderr (or `file`) for an item that succeeded with something to say."""
+    tqdm.write(f"note: {path}: {note}", file=file or sys.stderr)
+
+
 def load_or_error(page: Page | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
     """The page (or the image file) as uint8 RGB, or the reason it cannot be read."""
     page = as_page(page)

@@ -30,7 +30,7 @@ from imageio.core.request import InitializationError
 from imageio.core.v3_plugin_api import PluginV3
 from PIL import Image
 
-from scancap.metadata import ScanMetadata
+from scancap.metadata import EXIF_ERRORS, ScanMetadata
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -101,6 +101,9 @@ _PILLOW_LIMIT_LOCK = threading.Lock()
 # Pillow warns before it raises on a truncated TIFF; the error becomes the row's reason, and the
 # warning would only repeat it on the terminal.
 warnings.filterwarnings("ignore", "Truncated File Read", UserWarning, "PIL.TiffImagePlugin")
+# Pillow skips an EXIF entry it cannot read and warns; the pixels do not need it, and an EXIF
+# block that cannot be read at all is named in the row's notes (`metadata.dropped_note`).
+warnings.filterwarnings("ignore", ".*[Cc]orrupt EXIF", UserWarning, "PIL.TiffImagePlugin")
 
 
 class ImageLoadError(Exception):
@@ -137,7 +140,7 @@ def load_image(path: StrPath, max_pixels: int = DEFAULT_MAX_PIXELS, index: int =
         with _open_with_pixel_limit(path, max_pixels) as file:
             _check_pixel_count(path, file.properties(index=index).shape, max_pixels)
             # Only after the size check: Pillow decodes a whole PNG to look for its EXIF.
-            metadata = file.metadata(index=index, exclude_applied=False)
+            metadata = _frame_metadata(path, file, index)
             pixels = _decode(path, file, metadata, index)
     except DECODE_ERRORS as error:
         raise ImageLoadError(path, _failure_reason(error, max_pixels, path)) from error
@@ -322,6 +325,20 @@ def _check_pixel_count(path: Path, shape: tuple[int, ...], max_pixels: int) -> N
             f"image too large: {width}x{height} = {width * height:,} pixels, "
             f"more than max_pixels={max_pixels:,}",
         )
+
+
+def _frame_metadata(path: Path, file: PluginV3, index: int) -> dict[str, Any]:
+    """The frame's header fields that decoding needs (mode, transparency, orientation).
+
+    An EXIF block that cannot be parsed is left out rather than costing the image: its pixels
+    are kept as stored (no orientation to apply) and `read_metadata` names what was dropped.
+    """
+    try:
+        return file.metadata(index=index, exclude_applied=False)
+    except EXIF_ERRORS:
+        with Image.open(path) as image:
+            image.seek(index)
+            return {**image.info, "mode": image.mode, "shape": image.size}
 
 
 def _decode(path: Path, file: PluginV3, metadata: dict[str, Any], index: int) -> np.ndarray:

@@ -6,21 +6,31 @@ scan. `read_metadata` reads them from the source's header (no pixels decoded); `
 writes them back where the output format allows: DPI and ICC in JPEG, PNG, TIFF and WebP;
 EXIF in JPEG, PNG, TIFF and WebP, with its orientation reset to 1 because the pixels were
 turned upright when loaded. A greyscale source is written back as greyscale.
+
+Metadata never costs an image: an EXIF block that cannot be parsed (old scanning software
+writes some) is dropped, the rest kept, and `ScanMetadata.dropped` says what went and why.
 """
 
 from __future__ import annotations
 
+import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageCms
 
 ORIENTATION_TAG = 0x0112
+VALID_ORIENTATIONS = range(1, 9)
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 ICC_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
 EXIF_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
 DPI_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+# What Pillow raises on a malformed EXIF block (a bad TIFF header, an entry past the end, a
+# value of the wrong type).
+EXIF_ERRORS = (SyntaxError, struct.error, ValueError, TypeError, KeyError, IndexError,
+               OverflowError, OSError, EOFError)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,7 @@ class ScanMetadata:
     icc_profile: bytes | None = None
     exif: bytes | None = None  # with the orientation reset to 1
     grey: bool = False
+    dropped: tuple[str, ...] = ()  # what could not be read, with why: "EXIF (not a TIFF file)"
 
     def save_options(self, suffix: str) -> dict[str, object]:
         """Pillow save() keywords for an output with this suffix."""
@@ -43,20 +54,67 @@ class ScanMetadata:
 
 
 def read_metadata(path: Path, index: int = 0) -> ScanMetadata:
-    """Resolution, ICC profile, EXIF and greyness of frame `index`; empty if unreadable."""
+    """Resolution, ICC profile, EXIF and greyness of frame `index`; empty if the file cannot
+    be opened (its decoding says why), without the EXIF where only that is unreadable."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             with Image.open(path) as image:
                 image.seek(index)
-                return ScanMetadata(
-                    dpi=_dpi(image.info.get("dpi")),
-                    icc_profile=image.info.get("icc_profile") or None,
-                    exif=_upright_exif(image),
-                    grey=image.mode in GREY_MODES,
-                )
+                exif, exif_dropped = _readable_exif(image)
+                icc_profile, icc_dropped = _valid_icc_profile(image.info.get("icc_profile"))
+                grey, dpi = image.mode in GREY_MODES, _dpi(image.info.get("dpi"))
     except (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError):
         return ScanMetadata()
+    # Pillow skips the entries of a block it cannot read, and only warns (no pixel is read
+    # here, so a truncated read is the EXIF block's).
+    if not exif_dropped and any(_is_exif_warning(str(warning.message)) for warning in said):
+        exif_dropped = ("EXIF entries that could not be read" if exif else "EXIF (unreadable)",)
+    dropped = exif_dropped + icc_dropped
+    return ScanMetadata(dpi, icc_profile, exif, grey, dropped)
+
+
+def dropped_note(metadata: ScanMetadata) -> str:
+    """The row's note for metadata that could not be read ("" when all of it could)."""
+    if not metadata.dropped:
+        return ""
+    return f"unreadable metadata dropped, pixels kept: {', '.join(metadata.dropped)}"
+
+
+def _is_exif_warning(message: str) -> bool:
+    return "EXIF" in message or "Truncated File Read" in message
+
+
+def _readable_exif(image: Image.Image) -> tuple[bytes | None, tuple[str, ...]]:
+    """The upright EXIF block, or None and why it cannot be read; an orientation outside 1-8
+    is named too (the loader then keeps the pixels as stored)."""
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG)
+        exif = _upright_exif(image)
+    except EXIF_ERRORS as error:
+        return None, (f"EXIF ({_short_reason(error)})",)
+    if orientation is not None and orientation not in VALID_ORIENTATIONS:
+        return exif, (f"EXIF orientation {orientation} (not 1 to 8: not applied)",)
+    return exif, ()
+
+
+def _valid_icc_profile(value: object) -> tuple[bytes | None, tuple[str, ...]]:
+    """The ICC profile if Little CMS can parse it (a junk one would travel to the output and
+    mislead colour management), else None and why."""
+    if not value:
+        return None, ()
+    data = bytes(value) if isinstance(value, bytes | bytearray) else b""
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(data))
+    except (OSError, ValueError, TypeError):
+        return None, ("ICC profile (not a valid colour profile)",)
+    return data, ()
+
+
+def _short_reason(error: BaseException) -> str:
+    """A parser's message, one line and without the bytes it quotes."""
+    message = str(error).split("(header", 1)[0].strip() or type(error).__name__
+    return message.splitlines()[0][:80]
 
 
 def _dpi(value: object) -> tuple[float, float] | None:

@@ -6,6 +6,11 @@ first page's fields and every page under `pages`; `GET /healthz` and `GET /versi
 operations; `/docs` is the OpenAPI page. Bad input is a 4xx with a sentence saying what is
 wrong (413 too large, 400 empty, 422 not a readable image), never a 500.
 
+With an API key, the `/v1` operations answer only requests that carry it (`Authorization:
+Bearer KEY`; 401 otherwise, compared in constant time). At most `max_queue` analyses are
+accepted at once, waiting or running; one more is refused at once with 503 and a `Retry-After`
+telling when the backlog should have cleared, so that latency stays bounded under any load.
+
 Each request is decoded in its own thread; concurrent requests then share the neural stages'
 batches (`MicroBatcher`), and restoration runs on the pipeline's worker threads.
 """
@@ -14,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import csv
+import hmac
 import io
 import json
+import math
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -27,10 +34,11 @@ from typing import Annotated, Any, Literal, get_type_hints
 import cv2
 import fastapi_offline
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, create_model
 
@@ -45,6 +53,20 @@ from scancap.pipeline.microbatch import MicroBatcher
 # package data so that /docs needs no CDN.
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _HINTS = get_type_hints(Result)
+# Analyses the service holds at once (waiting or running) before it answers 503: at about 13
+# photos/s on 2 cores, 32 keeps the slowest accepted answer near 3 s (reports/service.md).
+DEFAULT_MAX_QUEUE = 32
+DEFAULT_SECONDS_PER_PAGE = 0.1  # until the batcher has timed a batch
+# The bearer token a request carries, if any (a module-level name: FastAPI resolves the
+# annotations of a dependency from its module).
+BearerToken = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="the service's API key")),
+]
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid API key (when the service has one)"},
+    503: {"description": "busy: retry after the Retry-After header's seconds"},
+}
 
 
 class DetectedObject(BaseModel):
@@ -92,16 +114,21 @@ def create_app(
     max_batch: int = 16,
     max_wait_ms: float = 20.0,
     corrections: Path = Path("corrections.csv"),
+    api_key: str | None = None,
+    max_queue: int = DEFAULT_MAX_QUEUE,
 ) -> FastAPI:
     """The application; `pipeline` is loaded at start-up unless one is given (tests).
 
     Concurrent requests are batched: up to `max_batch` pages, gathered for at most
-    `max_wait_ms` after the first. Corrections posted to `/v1/corrections` are appended to
-    `corrections`, the file `scancap adapt` reads.
+    `max_wait_ms` after the first; beyond `max_queue` analyses in the service, a request gets
+    503. Corrections posted to `/v1/corrections` are appended to `corrections`, the file
+    `scancap adapt` reads. With `api_key`, the `/v1` operations require it.
     """
     state: dict[str, Any] = {}
     corrections_lock = threading.Lock()
     max_bytes = int(max_upload_mb * 1e6)
+    admission = Admission(max_queue)
+    authorized = [Depends(key_check(api_key))] if api_key else []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -167,7 +194,23 @@ def create_app(
             }
         return {"scancap": __version__, **settings}
 
-    @app.post("/v1/analyze", response_model=Analysis)
+    @app.middleware("http")
+    async def shed_load(request: Request, call_next: Any) -> Response:
+        """Past `max_queue` analyses in the service, refuse at once instead of queueing."""
+        if request.url.path != "/v1/analyze" or request.method != "POST":
+            return await call_next(request)
+        batcher = state.get("batcher")
+        if not admission.enter():
+            seconds = admission.retry_after(batcher.seconds_per_page if batcher else None)
+            detail = f"the service is busy ({max_queue} analyses in progress): retry later"
+            return JSONResponse({"detail": detail}, 503, {"Retry-After": str(seconds)})
+        try:
+            return await call_next(request)
+        finally:
+            admission.leave()
+
+    @app.post("/v1/analyze", response_model=Analysis, dependencies=authorized,
+              responses=REFUSALS)  # fmt: skip
     def analyze(
         request: Request,
         file: Annotated[
@@ -190,7 +233,7 @@ def create_app(
         pages = [_answer(result, include_image) for result in results]
         return pages[0] | {"pages": pages if len(pages) > 1 else []}
 
-    @app.post("/v1/corrections")
+    @app.post("/v1/corrections", dependencies=authorized, responses=REFUSALS)
     def correct(body: Corrections) -> dict[str, Any]:
         """Labels a person gives pages (photo, painting, schematic, text or sketch), appended
         to the corrections file that `scancap adapt` learns from."""
@@ -206,6 +249,43 @@ def create_app(
     return app
 
 
+class Admission:
+    """How many analyses are in the service (waiting for a thread, decoding, in a batch), and
+    whether one more may enter."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.inside = limit, 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self.inside >= self.limit:
+                return False
+            self.inside += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.inside -= 1
+
+    def retry_after(self, seconds_per_page: float | None) -> int:
+        """Whole seconds until the analyses inside now should be done (at least 1)."""
+        return max(1, math.ceil(self.inside * (seconds_per_page or DEFAULT_SECONDS_PER_PAGE)))
+
+
+def key_check(api_key: str) -> Any:
+    """A dependency refusing requests without `api_key` as their bearer token (401)."""
+    expected = api_key.encode()
+
+    def check(credentials: BearerToken) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(given, expected):  # constant time: no timing oracle
+            raise HTTPException(401, "an API key is required: send 'Authorization: Bearer KEY'",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    return check
+
+
 def append_corrections(target: Path, rows: list[tuple[str, str]]) -> int:
     """`rows` added to the corrections CSV (written whole, atomically); how many it holds."""
     lines = target.read_text().splitlines()[1:] if target.exists() else []
@@ -219,15 +299,15 @@ def append_corrections(target: Path, rows: list[tuple[str, str]]) -> int:
 def _analyze_bytes(
     pipeline: Pipeline, batcher: MicroBatcher, data: bytes, name: str
 ) -> list[Result]:
-    """The decoder reads files: the upload goes to a private temporary one, deleted once
-    decoded; the decoded pages then join the next batch."""
+    """The decoder reads files: the upload goes to a private temporary one, kept until the
+    answer is ready (its header still tells the metadata notes and the dpi OCR reads at);
+    the decoded pages join the next batch."""
     suffix = Path(name).suffix.lower()
     suffix = suffix if suffix in INPUT_SUFFIXES else ""
     with tempfile.TemporaryDirectory(prefix="scancap-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        items = pipeline.load_file(path, name=name)
-    return batcher.analyze(items)
+        return batcher.analyze(pipeline.load_file(path, name=name))
 
 
 def warm_up(pipeline: Pipeline) -> None:

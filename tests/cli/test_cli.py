@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scancap.cli import WORKFLOW_ORDER, build_parser, main
+from scancap.cli.serve import API_KEY_VARIABLE, is_loopback, required_api_key
 
 
 def test_help_lists_commands_in_workflow_order_with_formats_and_exit_codes() -> None:
@@ -112,3 +113,25 @@ def test_a_rerun_with_nothing_to_do_names_each_failed_file_again(
     assert main(argv) == 1  # nothing to do, but the failure still stands
     again = capsys.readouterr().err
     assert "broken.jpg" in first and "broken.jpg" in again and "from an earlier run" in again
+
+
+def test_serving_beyond_loopback_needs_an_api_key_unless_no_auth_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+    assert main(["serve", "--host", "0.0.0.0"]) == 2  # refused before any model loads
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and API_KEY_VARIABLE in said and "--no-auth" in said
+    short, good = tmp_path / "short.key", tmp_path / "good.key"
+    short.write_text("abc\n")
+    good.write_text("s3cret-key-of-24-chars!!\nignored\n")
+    assert main(["serve", "--host", "0.0.0.0", "--api-key-file", str(short)]) == 2
+    assert "too short" in capsys.readouterr().err
+    assert required_api_key("0.0.0.0", good, no_auth=False) == "s3cret-key-of-24-chars!!"
+    assert required_api_key("0.0.0.0", None, no_auth=True) is None  # said explicitly
+    for host in ("127.0.0.1", "127.8.0.1", "localhost", "::1"):
+        assert required_api_key(host, None, no_auth=False) is None  # this machine only
+    assert not is_loopback("scanner-host.local") and not is_loopback("192.168.1.10")
+    monkeypatch.setenv(API_KEY_VARIABLE, "from-the-environment-123")
+    assert required_api_key("0.0.0.0", None, no_auth=False) == "from-the-environment-123"
+    assert required_api_key("127.0.0.1", None, no_auth=False) == "from-the-environment-123"

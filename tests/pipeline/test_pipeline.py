@@ -10,11 +10,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,14 +27,17 @@ from scancap import Pipeline
 from scancap.caption.grounding import format_tags
 from scancap.cli import main
 from scancap.engines.ledger import LEDGER_FILE
+from scancap.io import load_image
 from scancap.ocr.engine import tesseract_problem
 from scancap.pipeline.compose import MANIFEST_COLUMNS
 from scancap.pipeline.provenance import file_sha256
 from scancap.restore.workers import RestoreWorkers
 from scancap.service import create_app
+from scancap_lab.fuzz_inputs import jpeg_with_unreadable_exif
 from scancap_lab.report_data import script_argument
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+TEXT_PAGE = "text_DocBank_samples_DocBank_samples_202.tar_1709.03604.gz_bar_quenching_12_ori.jpg"
 SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
 pytestmark = pytest.mark.slow
 
@@ -53,14 +58,31 @@ def _inputs_with_bad_files(folder: Path, samples: list[Path] = SAMPLE_FILES) -> 
     (folder / "batch" / "broken.jpg").write_bytes(good[: len(good) // 3])
     (folder / "batch" / "notes.png").write_text("meeting notes, not an image\n")
     huge = np.zeros((2100, 2100), np.uint8)
-    import imageio.v3 as iio
-
     iio.imwrite(folder / "batch" / "huge.png", huge)
     return {"broken.jpg": "truncated", "notes.png": "not", "huge.png": "pixels"}
 
 
-def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> None:
+def _photo_with_unreadable_exif(folder: Path) -> Path:
+    """An old portrait scanned to a JPEG whose EXIF block is malformed: its pixels are fine."""
+    path = folder / "photo_1890s_scan_unreadable_exif.jpg"
+    path.write_bytes(jpeg_with_unreadable_exif(load_image(SAMPLES / "photo_Old_Tom_Morris.png")))
+    return path
+
+
+def _text_page_too_small_to_read(folder: Path) -> Path:
+    """A text sample scanned at about 45 dpi: 500 px high."""
+    page = load_image(SAMPLES / TEXT_PAGE)
+    path = folder / "text_page_at_45_dpi.png"
+    iio.imwrite(path, page[::2, ::2][:500])
+    return path
+
+
+def test_run_sorts_restores_captions_and_reports_every_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     bad = _inputs_with_bad_files(tmp_path)
+    old_scan = _photo_with_unreadable_exif(tmp_path / "batch")
+    small_page = _text_page_too_small_to_read(tmp_path / "batch")
     inputs = sorted(p for p in (tmp_path / "batch").rglob("*") if p.is_file())
     hashes = {p: file_sha256(p) for p in inputs}
     out = tmp_path / "out"
@@ -77,7 +99,18 @@ def test_run_sorts_restores_captions_and_reports_every_input(tmp_path: Path) -> 
     for name, reason in bad.items():
         assert reason in errors[name], errors[name]
     fine = manifest[manifest["status"] == "ok"]
-    assert len(fine) == len(SAMPLE_FILES)
+    assert len(fine) == len(SAMPLE_FILES) + 2
+    # Malformed EXIF costs nothing but the EXIF: restored, captioned, and said.
+    scan = fine.set_index("path").loc[old_scan.name]
+    assert scan.is_photo and scan.caption and (out / scan.output).is_file()
+    assert scan.notes == "unreadable metadata dropped, pixels kept: EXIF (not a TIFF file)"
+    terminal = capsys.readouterr().err
+    assert f"note: {old_scan}: unreadable metadata dropped" in terminal
+    if not tesseract_problem():  # a page read without any text says why
+        page = fine.set_index("path").loc[small_page.name]
+        assert page.subtype == "text" and page.text == "" and not page.text_file
+        assert page.notes.startswith("no text read: the page is 500 px high, too small to read")
+        assert f"note: {small_page}: no text read" in terminal
     photos = fine[fine["is_photo"].astype(bool)]
     assert set(photos["path"].map(lambda p: Path(p).name.startswith("photo_"))) == {True}
     assert len(photos) >= 5
@@ -340,6 +373,12 @@ def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipelin
         if not tesseract_problem():  # the service returns what OCR read on the receipt
             assert "SEAFOOD RESTAURANT" in page.json()["text"]
             assert page.json()["title"] == page.json()["text"].splitlines()[0]
+        pixels = load_image(SAMPLES / "photo_Old_Tom_Morris.png")
+        scan = client.post(
+            "/v1/analyze", files={"file": ("1890.jpg", jpeg_with_unreadable_exif(pixels))}
+        )
+        assert scan.status_code == 200 and scan.json()["is_photo"]  # the EXIF goes, not the photo
+        assert "EXIF (not a TIFF file)" in scan.json()["notes"]
         text = client.post("/v1/analyze", files={"file": ("a.jpg", b"not an image")})
         assert text.status_code == 422 and "a.jpg" in text.json()["detail"]
         assert client.post("/v1/analyze", files={"file": ("e.png", b"")}).status_code == 400
@@ -349,6 +388,41 @@ def test_service_answers_photos_and_refuses_bad_input_with_4xx(pipeline: Pipelin
         missing = client.post("/v1/analyze", data={"nothing": "here"})
         assert missing.status_code == 422 and missing.json()["detail"].startswith("bad request")
         assert "file" in missing.json()["detail"]
+
+
+def test_service_requires_its_key_and_sheds_load_past_its_queue(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, photo = "k" * 24, (SAMPLES / "photo_200557981_f800fa1af9.jpg").read_bytes()
+    files, good = {"file": ("p.jpg", photo)}, {"Authorization": f"Bearer {'k' * 24}"}
+    release, original = threading.Event(), pipeline.start_batch
+
+    def held(items: list) -> object:  # a batch that stays in the service until released
+        release.wait(60)
+        return original(items)
+
+    with TestClient(create_app(pipeline, api_key=key, max_queue=1)) as client:
+        refused = client.post("/v1/analyze", files=files)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+        wrong = client.post(
+            "/v1/analyze", files=files, headers={"Authorization": "Bearer " + "x" * 24}
+        )
+        assert wrong.status_code == 401 and "API key" in wrong.json()["detail"]
+        assert client.post("/v1/corrections", json={"corrections": []}).status_code == 401
+        assert client.post("/v1/analyze", files=files, headers=good).json()["is_photo"]
+        assert client.get("/healthz").status_code == 200  # operations need no key
+        batches = client.get("/healthz").json()["batches"]
+        monkeypatch.setattr(pipeline, "start_batch", held)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.post, "/v1/analyze", files=files, headers=good)
+            while client.get("/healthz").json()["batches"] == batches:
+                time.sleep(0.01)  # the first analysis is inside, held
+            busy = client.post("/v1/analyze", files=files, headers=good)
+            assert busy.status_code == 503 and int(busy.headers["Retry-After"]) >= 1
+            assert "busy" in busy.json()["detail"]
+            release.set()
+            assert first.result().status_code == 200
+        assert client.post("/v1/analyze", files=files, headers=good).status_code == 200
 
 
 def test_service_docs_work_offline(pipeline: Pipeline) -> None:

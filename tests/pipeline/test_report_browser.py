@@ -13,12 +13,15 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from scancap.cli import main
+from scancap.io import load_image
 from scancap.ocr.engine import tesseract_problem
 from scancap.pipeline.report import REPORT_FILE, write_report
 from scancap_lab.browser import MISSING, chromium_available, headless_chromium
+from scancap_lab.fuzz_inputs import jpeg_with_unreadable_exif
 from scancap_lab.report_data import synthetic_rows
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+OLD_SCAN = "photo_1890s_unreadable_exif.jpg"
 LONG_NAME = "photo_" + "very_long_scanner_file_name_" * 6 + "0001.jpg"
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=MISSING)
 
@@ -38,6 +41,8 @@ def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(batch / "photo_Building.png", batch / LONG_NAME)
     shutil.copy(batch / "photo_David_Hilbert.png", batch / "a <b>bold<b> & #1 name?.png")
     (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    portrait = load_image(SAMPLES / "photo_Old_Tom_Morris.png")
+    (batch / OLD_SCAN).write_bytes(jpeg_with_unreadable_exif(portrait))
     assert main(["run", str(batch), "--out", str(folder / "out"), "--quiet"]) == 1
     return folder / "out"
 
@@ -229,3 +234,23 @@ def test_every_card_names_its_class_and_p_photo_at_a_glance(browser, run_out: Pa
         assert badge.startswith(klass), (row["path"], badge)
         if row["p_photo"] != "":
             assert f"p(photo) {float(row['p_photo']):.2f}" in badge
+
+
+def test_cards_fill_the_page_in_one_size_and_say_what_a_row_notes(
+    browser, run_out: Path, tmp_path: Path
+) -> None:
+    browser.get((run_out / REPORT_FILE).as_uri())
+    cards = shown(browser)
+    widths = [card.size["width"] for card in cards]
+    assert max(widths) - min(widths) <= 1  # one size, a restored photo's two images included
+    grid = browser.find_element(By.ID, "cards")
+    right = max(card.location["x"] + card.size["width"] for card in cards)
+    assert abs(right - (grid.location["x"] + grid.size["width"])) <= 2  # the rows fill the page
+    assert len({card.location["x"] for card in cards}) >= 3  # at 1400 px: three or more columns
+    error = next(c for c in cards if "error" in c.get_attribute("class").split())
+    assert error.size["height"] < min(c.size["height"] for c in cards if c != error) / 2
+    scan = next(c for c in cards if c.find_element(By.CSS_SELECTOR, ".name").text == OLD_SCAN)
+    note = scan.find_element(By.CSS_SELECTOR, ".note").text
+    assert note == "note: unreadable metadata dropped, pixels kept: EXIF (not a TIFF file)"
+    assert "photo" in scan.find_element(By.CSS_SELECTOR, ".badge.klass").text
+    browser.save_screenshot(str(tmp_path / "grid.png"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from scancap.batch import Loaded, load_batches, report_error
+from scancap.batch import Loaded, load_batches, report_error, report_note
 from scancap.config import RunConfig
 from scancap.engines.ledger import Ledger
 from scancap.engines.plan import list_run_inputs, warn_redone
@@ -78,6 +78,8 @@ def run_pipeline(
                 ledger.record(result.path, result.sha256, result.row(), thumbnails, settings)
                 if result.error:  # a failed item, or a page whose text could not be read
                     report_error(page, result.error)
+                if result.notes:  # e.g. metadata dropped, a text page with no text found
+                    report_note(page, result.notes)
                 bar.update()
 
         decode = partial(decode_page, max_pixels=config.max_pixels)

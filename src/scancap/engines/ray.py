@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from scancap.batch import Loaded, first_line, report_error
+from scancap.batch import Loaded, first_line, report_error, report_note
 from scancap.config import RunConfig
 from scancap.engines.plan import list_run_inputs, warn_redone
 from scancap.engines.storage import (
@@ -217,6 +217,8 @@ def _process(
             for row in _dataset(config, models, items, tree, parts).iter_rows():
                 if row["error"]:
                     report_error(row["page"], row["error"], terminal)
+                if row["notes"]:
+                    report_note(row["page"], row["notes"], terminal)
                 bar.update()
         except ray.exceptions.RayError as error:
             cause = getattr(error, "cause", None) or error  # an actor's own exception, if any
@@ -339,7 +341,7 @@ class PageWorker:
             tree.close()
         return pd.DataFrame(
             {"page": [row.shown for row in rows], "status": [r["status"] for r in records],
-             "error": [r["error"] for r in records]}
+             "error": [r["error"] for r in records], "notes": [r["notes"] for r in records]}
         )  # fmt: skip
 
     def _process(

@@ -28,8 +28,9 @@ from scancap.config import RunConfig
 from scancap.io import (
     ImageLoadError,
 )
+from scancap.metadata import dropped_note
 from scancap.ocr.reader import TextReader
-from scancap.pages import Page, as_page, list_pages
+from scancap.pages import Page, as_page, list_pages, page_metadata
 from scancap.paths import models_dir
 from scancap.pipeline.provenance import Provenance, file_sha256, folder_sha256
 from scancap.restore.auto import RestoreRecord
@@ -53,6 +54,7 @@ class Result:
     height: int | None = None
     status: str = "ok"
     error: str = ""
+    notes: str = ""  # what a reader should know that is not an error: metadata dropped, no text
     is_photo: bool | None = None
     p_photo: float | None = None
     subtype: str = ""
@@ -96,6 +98,10 @@ class Result:
     def fail(self, reason: str) -> None:
         self.status, self.error = "error", reason
 
+    def add_note(self, note: str) -> None:
+        if note:
+            self.notes = f"{self.notes}; {note}" if self.notes else note
+
     def set_prediction(self, prediction: Prediction) -> None:
         self.is_photo = prediction.is_photo
         self.p_photo = round(prediction.p_photo, 6)
@@ -117,6 +123,7 @@ class Result:
         self.title, self.text, self.language = page.title, page.text, page.language
         self.ocr_confidence = page.confidence
         self.seconds_ocr, self.pdf = page.seconds, page.pdf
+        self.add_note(page.note)
 
 
 # The manifest's columns: every field but the working values (compare=False), which are not kept.
@@ -220,6 +227,8 @@ class Pipeline:
         for result, image, prediction in zip(results, images, predictions, strict=True):
             result.height, result.width = image.shape[:2]
             result.file = result.file or (result.page.location() if result.page else "")
+            if result.page is not None:
+                result.add_note(dropped_note(page_metadata(result.page)))
             result.set_prediction(prediction)
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:

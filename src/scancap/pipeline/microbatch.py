@@ -29,6 +29,7 @@ class MicroBatcher:
         self.pipeline, self.max_items, self.max_wait = pipeline, max_items, max_wait
         self._queue: queue.Queue = queue.Queue()
         self.batches = self.pages = 0  # how well requests are being batched, for /healthz
+        self.seconds_per_page: float | None = None  # recent batches' time per page
         self._thread = threading.Thread(target=self._serve, name="scancap-batcher", daemon=True)
         self._thread.start()
 
@@ -71,7 +72,7 @@ class MicroBatcher:
 
     def _serve(self) -> None:
         """Start each gathered batch, then finish the one before it (their work overlaps)."""
-        pending: tuple[list[tuple[Items, Future]], Batch] | None = None
+        pending: tuple[list[tuple[Items, Future]], Batch, float] | None = None
         stopping = False
         while not stopping or pending is not None:
             requests, stop = ([], True) if stopping else self._gather(pending is None)
@@ -81,17 +82,20 @@ class MicroBatcher:
                 self._finish(*pending)
             pending = started
 
-    def _start(self, requests: list[tuple[Items, Future]]) -> tuple[list, Batch] | None:
+    def _start(self, requests: list[tuple[Items, Future]]) -> tuple[list, Batch, float] | None:
+        """The batch started, with the seconds starting it took."""
         items = [item for request_items, _ in requests for item in request_items]
         self.batches, self.pages = self.batches + 1, self.pages + len(items)
+        start = time.perf_counter()
         try:
-            return requests, self.pipeline.start_batch(items)
+            return requests, self.pipeline.start_batch(items), time.perf_counter() - start
         except Exception as error:  # noqa: BLE001 - the waiting requests get the error
             for _, future in requests:
                 future.set_exception(error)
             return None
 
-    def _finish(self, requests: list[tuple[Items, Future]], batch: Batch) -> None:
+    def _finish(self, requests: list[tuple[Items, Future]], batch: Batch, started: float) -> None:
+        start = time.perf_counter()
         try:
             self.pipeline.finish_batch(batch)
         except Exception as error:  # noqa: BLE001 - the waiting requests get the error
@@ -100,3 +104,11 @@ class MicroBatcher:
             return
         for request_items, future in requests:
             future.set_result([result for result, _ in request_items])
+        self._time(len(batch.items), time.perf_counter() - start + started)
+
+    def _time(self, pages: int, seconds: float) -> None:
+        """The scheduler's own seconds per page (classifying, waiting for restoration,
+        captioning), smoothed over batches: the service's Retry-After is estimated from it."""
+        sample = seconds / max(1, pages)
+        previous = self.seconds_per_page
+        self.seconds_per_page = sample if previous is None else 0.8 * previous + 0.2 * sample

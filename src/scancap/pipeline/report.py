@@ -41,25 +41,27 @@ dl.summary dt{font-weight:bold}dl.summary dd{margin:0;overflow-wrap:anywhere}
 .controls{display:flex;flex-wrap:wrap;gap:.6em 1.2em;align-items:center;margin:1em 0;
   position:sticky;top:0;background:#fafafa;padding:.5em 0;z-index:1}
 .controls input[type=search]{width:22em}
-.cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:338px;
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px;
+  align-items:start}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;min-width:0;
   box-sizing:border-box}
-.card.wide{width:680px}
-.card.error{border-color:#c33;background:#fff5f5}
-.card figure{display:inline-block;margin:0 6px 4px 0;vertical-align:top}
-.card figure img{max-width:320px;max-height:320px;display:block;background:#eee}
+.card.error{border-color:#c33;background:#fff5f5;padding:4px 8px}
+.figures{display:flex;gap:6px}
+.card figure{flex:1 1 0;min-width:0;margin:0 0 4px}
+.card figure img{width:100%;height:auto;max-height:320px;object-fit:contain;display:block;
+  background:#eee}
 .card figcaption{font-size:12px;color:#555;text-align:center}
 .name{font-weight:bold;overflow-wrap:anywhere}
 .meta{font-size:13px;margin-top:4px;line-height:1.45}
 .caption{font-style:italic}.built{font-style:normal;color:#777;font-size:12px}.err{color:#c33;font-weight:bold}
+.note{color:#8a5a00}
 pre.text{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f4f4f4;
   padding:4px 6px;margin:4px 0;max-height:9em;overflow:hidden}
 .measures{border-collapse:collapse;font-size:12px;margin-top:4px}
 .measures td{padding:1px 8px 1px 0;vertical-align:top}
 .measures td:first-child{color:#555;white-space:nowrap}
-.card.review{width:520px}
-.card.review figure img{width:480px;height:auto;max-width:none;max-height:640px;object-fit:contain}
-.card.review.wide{width:1030px}
+.card.review{grid-column:span 2}
+.card.review figure img{max-height:640px}
 .verdict{margin-top:4px;font-size:13px}.verdict button{margin:2px 4px 0 0}
 .verdict button.chosen{background:#2a6;color:#fff;border-color:#2a6}
 .badge{display:inline-block;font-size:12px;padding:0 6px;border-radius:8px;background:#fc3}
@@ -168,6 +170,7 @@ function card(i) {
   meta.append(element('span', {class: 'badge klass ' + d.klass}, said));
   if (S.index.review[i]) meta.append(element('span', {class: 'badge'}, 'needs review'));
   if (d.error) meta.append(element('div', {class: 'err'}, 'error: ' + d.error));
+  if (d.notes) meta.append(element('div', {class: 'note'}, 'note: ' + d.notes));
   if (d.caption) meta.append(element('div', {class: 'caption'}, '“' + d.caption + '”',
     d.built ? element('span', {class: 'built'}, ' (from the evidence: scene and objects)') : ''));
   if (d.tags) meta.append(element('div', {class: 'tags'}, 'tags: ' + d.tags));
@@ -185,10 +188,10 @@ function card(i) {
     table.append(element('tr', {}, element('td', {}, name), element('td', {}, value))));
   meta.append(table);
   if (d.file && !d.error) meta.append(verdict(d.file));
-  const css = 'card' + (d.error ? ' error' : '') + (figures.length > 1 ? ' wide' : '')
-    + (large ? ' review' : '');
+  const css = 'card' + (d.error ? ' error' : '') + (large ? ' review' : '');
+  const pictures = figures.length ? element('div', {class: 'figures'}, ...figures) : '';
   return element('div', {class: css, 'data-klass': d.klass, 'data-path': d.path},
-                 ...figures, meta);
+                 pictures, meta);
 }
 const LABELS = ['photo', 'painting', 'schematic', 'text', 'sketch'];
 S.labels = {};
@@ -331,6 +334,7 @@ def _details(row: Mapping[str, Any], thumbnails: Thumbnails, source: str) -> dic
         "path": str(row["path"]),
         "klass": row_class(row),
         "error": str(row.get("error") or ""),
+        "notes": str(row.get("notes") or ""),
         "caption": str(row.get("caption") or ""),
         "built": row.get("caption_source") == "evidence",
         "tags": str(row.get("tags") or ""),
