@@ -7,7 +7,7 @@ DATA ?= ../shared/datasets
 OUT ?= out/demo
 
 .PHONY: setup browser tesseract demo test lint lab bench-restoration bench-pipeline \
-  report-classification report-captioning detector clean
+  report-classification report-captioning report-picture detector clean
 
 setup: $(STAMP)
 
@@ -88,6 +88,10 @@ report-classification: setup
 
 report-captioning: setup
 	$(BIN)/python -m scancap_lab.reports captioning --data $(DATA)
+
+# The README's picture of the report, from the demo run on samples/.
+report-picture: demo
+	$(BIN)/python -m scancap_lab.report_picture $(OUT)/report.html reports/figures/report.png
 
 # The COCO object detector: NanoDet-m from the npm package (MIT; the model Apache-2.0), read from
 # TF.js into the GraphDef committed as models/detector/nanodet.pb (see its MODEL_CARD.md).

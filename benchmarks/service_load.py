@@ -1,12 +1,13 @@
 """Load benchmark of the HTTP service: writes reports/service.md from the measurements it makes.
 
-    .venv/bin/python benchmarks/service_load.py [--images 128] [--clients 1,4,16,64]
+    .venv/bin/python benchmarks/service_load.py [--images 256] [--clients 1,4,16,64,256]
         [--port PORT] [--data DIR] [--out-report reports/service.md]
 
 The same seeded doctype photos go first through `scancap run` (the baseline), then through one
 `scancap serve` on 127.0.0.1, started once and stopped at the end whatever happens, at each
 concurrency level: c client threads share the photos round robin, one photo per request, each
-waiting for its answer before sending the next. A few minutes on 2 cores with the defaults.
+waiting for its answer before sending the next; a request the service sheds (503) is sent
+again after its Retry-After, as a well-behaved client would. A few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from scancap.paths import data_dir  # noqa: E402
 from scancap_lab.paths import reports_dir  # noqa: E402
 from scancap_lab.pipeline.bench import SEED, make_photo_set  # noqa: E402
 
+SHED = 503  # the service's answer past its queue bound
 HOST = "127.0.0.1"  # never another interface: the benchmark must not expose the service
 TARGET_CLIENTS, TARGET_SHARE, TARGET_P95_S = 16, 0.70, 3.0
 STARTUP_TIMEOUT_S, REQUEST_TIMEOUT_S, STOP_TIMEOUT_S = 300.0, 120.0, 30.0
@@ -139,11 +141,13 @@ def analyze(client: httpx.Client, url: str, upload: Upload) -> dict[str, Any]:
     """One request; a refusal, a timeout or a broken answer is a failure row, not a crash."""
     start = time.perf_counter()
     answer: dict[str, Any] = {}
+    retry_after = 0.0
     try:
         response = client.post(url, files={"file": upload})
         code = response.status_code
         if code == 200:
             answer = response.json()
+        retry_after = float(response.headers.get("Retry-After", 0))
     except (httpx.HTTPError, ValueError):
         code = 0
     return {
@@ -151,13 +155,20 @@ def analyze(client: httpx.Client, url: str, upload: Upload) -> dict[str, Any]:
         "http": code,
         "ok": code == 200 and answer.get("status") == "ok",
         "photo": bool(answer.get("is_photo")),
+        "retry_after": retry_after,
     }
 
 
 def send_share(client: httpx.Client, url: str, share: list[Upload], rows: list[dict]) -> None:
-    """One client: its photos one after another, as a user waiting for each answer would."""
+    """One client: its photos one after another, as a user waiting for each answer would; a
+    photo the service sheds is sent again after the Retry-After it was given."""
     for upload in share:
-        rows.append(analyze(client, url, upload))
+        while True:
+            row = analyze(client, url, upload)
+            rows.append(row)
+            if row["http"] != SHED:
+                break
+            time.sleep(row["retry_after"])
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -204,10 +215,16 @@ def run_level(url: str, uploads: list[Upload], clients: int, pid: int) -> dict[s
 
 
 def summarise(clients: int, rows: pd.DataFrame, wall: float, peak_rss: int) -> dict[str, Any]:
-    p50, p95, p99 = (float(p) for p in np.percentile(rows["seconds"], [50, 95, 99]))
+    """A level's figures; latency is that of the requests the service accepted (a shed one
+    is answered at once and counted apart)."""
+    shed = rows["http"] == SHED
+    accepted = rows[~shed]
+    p50, p95, p99 = (float(p) for p in np.percentile(accepted["seconds"], [50, 95, 99]))
+    rows = accepted
     return {
         "clients": clients,
         "requests": len(rows),
+        "shed": int(shed.sum()),
         "failures": int((~rows["ok"]).sum()),
         "http_codes": {str(k): int(v) for k, v in rows["http"].value_counts().items()},
         "wall_seconds": round(wall, 2),
@@ -244,7 +261,8 @@ def level_line(level: dict[str, Any]) -> str:
     return (
         f"{level['clients']} clients: {level['requests']} requests in {level['wall_seconds']} s, "
         f"{level['requests_per_second']} req/s, p50/p95/p99 {level['p50_seconds']}/"
-        f"{level['p95_seconds']}/{level['p99_seconds']} s, {level['failures']} failures, "
+        f"{level['p95_seconds']}/{level['p99_seconds']} s, {level['shed']} shed, "
+        f"{level['failures']} failures, "
         f"peak RSS {level['peak_rss_gb']} GB"
     )
 
@@ -264,10 +282,27 @@ def target_line(levels: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
     )
 
 
+def shedding_lines(levels: list[dict[str, Any]], max_queue: object) -> str:
+    """Where the queue bound sits: at each level past it, how much was shed and how long an
+    accepted request waited."""
+    past = [level for level in levels if level["clients"] > int(max_queue or 0)]
+    if not past:
+        return f"No level had more clients than the bound ({max_queue}): nothing to shed."
+    return "\n".join(
+        f"- {level['clients']} clients: {level['shed']} of "
+        f"{level['shed'] + level['requests']} attempts shed "
+        f"({level['shed'] / (level['shed'] + level['requests']):.0%}), each answered at once; "
+        f"the accepted requests' p95 {level['p95_seconds']} s and p99 {level['p99_seconds']} s, "
+        f"{level['photos_per_second']} photos/s."
+        for level in past
+    )
+
+
 def levels_table(levels: list[dict[str, Any]]) -> str:
     columns = {
         "clients": "clients",
         "requests": "requests",
+        "shed": "shed (503)",
         "failures": "failures",
         "requests_per_second": "req/s",
         "photos_per_second": "photos/s",
@@ -294,13 +329,17 @@ photos, {photos["long_side"]} px on the long side, {photos["mean_kb"]} KB on ave
 
 **Service**: one `scancap serve --host {HOST}` with default settings (restore
 {settings.get("restore_mode")}, beam {settings.get("beam")}, micro-batches of up to
-{settings.get("max_batch")} pages gathered for up to {settings.get("max_wait_ms")} ms), ready
+{settings.get("max_batch")} pages gathered for up to {settings.get("max_wait_ms")} ms, at most
+{settings.get("max_queue")} analyses in the service at once), ready
 {service["ready_seconds"]} s after start (models loaded and warmed), then one untimed request.
 At each level, c client threads, each with its own keep-alive connection, share the
 {photos["count"]} photos round robin (one photo per request) and wait for each answer before
-sending the next. Throughput is requests over the level's wall time; latency runs from sending
-a request to reading its answer; a failure is anything but HTTP 200 with status ok. Peak RSS is
-the server's process tree, sampled every {SAMPLE_INTERVAL_S:g} s during the level.
+sending the next. Past its queue bound the service sheds a request (503 with Retry-After); the
+client sends it again after that many seconds. Throughput is answered requests over the level's
+wall time; latency runs from sending an accepted request to reading its answer (a shed request
+is answered at once and counted in its own column); a failure is anything but a shed request
+or HTTP 200 with status ok. Peak RSS is the server's process tree, sampled every
+{SAMPLE_INTERVAL_S:g} s during the level.
 
 {levels_table(service["levels"])}
 
@@ -315,6 +354,14 @@ The comparison is not like for like in two ways, both in the service's favour: `
 writes every restored photo, its thumbnails and its ledger row to disk, where the service only
 answers JSON, and its printed time includes building the models' graphs on the first batch,
 which the service does before it opens its port.
+
+## Where the queue bound sits
+
+At most {settings.get("max_queue")} analyses are in the service at once (`--max-queue`); the
+clients beyond it are told to come back (503, `Retry-After` from the backlog and the recent
+time per page) instead of waiting in a queue that grows without limit:
+
+{shedding_lines(service["levels"], settings.get("max_queue"))}
 
 ## Targets
 
@@ -331,9 +378,9 @@ def client_levels(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=128, help="photos per level (128)")
-    parser.add_argument("--clients", type=client_levels, default=[1, 4, 16, 64],
-                        help="concurrency levels, comma-separated (1,4,16,64)")  # fmt: skip
+    parser.add_argument("--images", type=int, default=256, help="photos per level (256)")
+    parser.add_argument("--clients", type=client_levels, default=[1, 4, 16, 64, 256],
+                        help="concurrency levels, comma-separated (1,4,16,64,256)")  # fmt: skip
     parser.add_argument("--port", type=int, help="server port (a free one)")
     parser.add_argument("--data", type=Path, default=data_dir(), help="shared datasets folder")
     parser.add_argument("--out-report", type=Path, default=reports_dir() / "service.md")

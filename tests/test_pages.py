@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from scancap.batch import load_or_error
 from scancap.io import ImageLoadError
-from scancap.pages import Page, list_pages, load_page, page_count
+from scancap.pages import Page, list_pages, load_page, page_frames, pages_named
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PHOTOS = ("photo_200557981_f800fa1af9.jpg", "text_596.jpg", "photo_4495885281_fe2a3b671d.jpg")
@@ -38,7 +39,38 @@ def test_documents_list_one_item_per_page_and_images_one_item(tmp_path: Path) ->
         "scan.pdf#page=1", "scan.pdf#page=2", "scan.pdf#page=3", "single.tif",
         "stack.tif#page=1", "stack.tif#page=2", "stack.tif#page=3",
     ]  # fmt: skip
-    assert page_count(tmp_path / "single.tif") is None
+    assert page_frames(tmp_path / "single.tif") is None
+
+
+def write_pyramid(path: Path, pages: list[np.ndarray], levels: int) -> Path:
+    """Each page followed by its `levels` halvings as reduced-resolution subfiles
+    (NewSubfileType 1), as scanners and archives write pyramid TIFFs."""
+    with tifffile.TiffWriter(path) as tiff:
+        for page in pages:
+            tiff.write(page, photometric="rgb")
+            for level in range(1, levels + 1):
+                step = 2**level
+                tiff.write(page[::step, ::step], photometric="rgb", subfiletype=1)
+    return path
+
+
+def test_reduced_resolution_copies_in_a_tiff_are_not_pages(tmp_path: Path) -> None:
+    originals = [np.asarray(Image.open(SAMPLES / name).convert("RGB")) for name in PHOTOS[:2]]
+    pyramid = write_pyramid(tmp_path / "pyramid.tif", originals[:1], levels=5)
+    assert len(tifffile.TiffFile(pyramid).pages) == 6  # the page and five copies
+    (page,) = list_pages([pyramid])
+    assert page.name == "pyramid.tif" and page.number is None
+    assert np.array_equal(load_page(page), originals[0])  # the full-resolution one
+    book = write_pyramid(tmp_path / "book.tif", originals, levels=2)  # frames 0-2, then 3-5
+    assert page_frames(book) == [0, 3]
+    pages = list_pages([book])
+    assert [p.name for p in pages] == ["book.tif#page=1", "book.tif#page=2"]
+    for page, original in zip(pages, originals, strict=True):
+        assert np.array_equal(load_page(page), original)
+    (second,) = pages_named("book.tif#page=2", tmp_path)  # as a correction names it
+    assert np.array_equal(load_page(second), originals[1])
+    with pytest.raises(ValueError, match="no page 3"):
+        pages_named("book.tif#page=3", tmp_path)
 
 
 def test_pages_decode_to_their_own_pixels(tmp_path: Path) -> None:

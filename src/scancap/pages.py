@@ -4,7 +4,8 @@ Every command lists its inputs with `list_pages`: an ordinary image is one `Page
 number; a PDF (rendered at `dpi`) and a TIFF with several frames give one `Page` per page. A
 page's name is its file's relative path with ``#page=N`` (1-based) appended, the one convention
 of the manifest, the ledger, the report, the CSVs and the service; its output file is named
-``<stem>.page-N<suffix>``.
+``<stem>.page-N<suffix>``. A TIFF's reduced-resolution copies and thumbnails (a pyramid TIFF
+stores each page with them) are not pages.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ DEFAULT_DPI = 300
 PDF_SUFFIX = ".pdf"
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 POINTS_PER_INCH = 72
+NEW_SUBFILE_TYPE, SUBFILE_TYPE = 254, 255  # TIFF tags: what kind of image a frame is
 _PDFIUM_LOCK = threading.Lock()  # PDFium is not thread-safe; decoding runs on threads
 _PAGE_SUFFIX = re.compile(r"#page=(\d+)$")
 
@@ -47,6 +49,7 @@ class Page:
     name: str  # the relative path, plus "#page=N" for a page of a document
     number: int | None = None
     dpi: int = DEFAULT_DPI  # what a PDF page is rendered at
+    frame: int | None = None  # its 0-based frame in a TIFF, where that is not number - 1
 
     def __str__(self) -> str:
         return str(self.file) if self.number is None else f"{self.file}#page={self.number}"
@@ -54,7 +57,7 @@ class Page:
     @property
     def index(self) -> int:
         """The 0-based frame or page index inside its file."""
-        return (self.number or 1) - 1
+        return self.frame if self.frame is not None else (self.number or 1) - 1
 
     def location(self) -> str:
         """Where the page is, from any working folder: its file's absolute path, plus
@@ -109,15 +112,21 @@ def list_pages(inputs: Iterable[StrPath], dpi: int = DEFAULT_DPI) -> list[Page]:
     """
     pages = []
     for path, relative in iter_image_files(inputs):
-        pages += pages_of(path, relative.as_posix(), page_count(path), dpi)
+        pages += pages_of(path, relative.as_posix(), page_frames(path), dpi)
     return pages
 
 
-def pages_of(file: Path, name: str, count: int | None, dpi: int = DEFAULT_DPI) -> list[Page]:
-    """The items of one file named `name`: itself, or its `count` pages ("name#page=N")."""
-    if count is None:
+def pages_of(file: Path, name: str, frames: list[int] | None, dpi: int = DEFAULT_DPI) -> list[Page]:
+    """The items of one file named `name`: itself, or one page ("name#page=N") per frame in
+    `frames` (`page_frames`); a TIFF with one page among other subfiles is that page."""
+    if frames is None:
         return [Page(file, name, dpi=dpi)]
-    return [Page(file, f"{name}#page={n}", n, dpi) for n in range(1, count + 1)]
+    if len(frames) == 1:
+        return [Page(file, name, dpi=dpi, frame=frames[0])]
+    return [
+        Page(file, f"{name}#page={n}", n, dpi, None if frame == n - 1 else frame)
+        for n, frame in enumerate(frames, start=1)
+    ]
 
 
 def pages_named(name: str, folder: Path, dpi: int = DEFAULT_DPI) -> list[Page]:
@@ -132,13 +141,14 @@ def pages_named(name: str, folder: Path, dpi: int = DEFAULT_DPI) -> list[Page]:
         raise ValueError(f"no such file: {file}")
     if not file.is_file():
         raise ValueError(f"not a file: {file}")
-    count = page_count(file)
+    pages = pages_of(file, name, page_frames(file), dpi)
     if match is None:
-        return pages_of(file, name, count, dpi)
+        return pages
     number = int(match.group(1))
-    if not 1 <= number <= (count or 1):
-        raise ValueError(f"{file} has no page {number} (pages 1 to {count or 1})")
-    return [Page(file, name, number if count else None, dpi)]
+    if not 1 <= number <= len(pages):
+        raise ValueError(f"{file} has no page {number} (pages 1 to {len(pages)})")
+    page = pages[number - 1]
+    return [Page(file, name, page.number, dpi, page.frame)]
 
 
 def page_pixels(item: Page | Path) -> int:
@@ -190,20 +200,30 @@ def _nothing_found(inputs: list[StrPath]) -> FileNotFoundError:
     return FileNotFoundError(f"no images or PDFs found in {', '.join(map(str, inputs))}")
 
 
-def page_count(path: Path) -> int | None:
-    """Pages of a PDF, frames of a multi-page TIFF; None for one-image files and bad ones."""
+def page_frames(path: Path) -> list[int] | None:
+    """The page or frame index of each page of a PDF or a TIFF holding several images (only
+    its full-resolution pages); None for a one-image file and a file that cannot be read."""
     suffix = path.suffix.lower()
     try:
         if suffix == PDF_SUFFIX:
             with _pdf(path) as document:
-                return len(document) or None  # no pages: one item, loading says so
+                return list(range(len(document))) or None  # no pages: loading says so
         if suffix in TIFF_SUFFIXES:
             with _image_header(path) as tiff:
-                frames = getattr(tiff, "n_frames", 1)
-            return frames if frames > 1 else None
+                count = getattr(tiff, "n_frames", 1)
+                frames = [i for i in range(count) if _is_page(tiff, i)] if count > 1 else []
+            return frames if frames and frames != [0] else None
     except (*DECODE_ERRORS, pdfium.PdfiumError):
         return None
     return None
+
+
+def _is_page(tiff: Image.Image, frame: int) -> bool:
+    """Whether a TIFF frame is a page, not a reduced-resolution copy or a thumbnail of one
+    (NewSubfileType bit 0, or the older SubfileType 2)."""
+    tiff.seek(frame)
+    tags = tiff.tag_v2  # type: ignore[attr-defined]
+    return not (int(tags.get(NEW_SUBFILE_TYPE, 0)) & 1 or tags.get(SUBFILE_TYPE) == 2)
 
 
 def load_page(page: Page, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -53,8 +53,9 @@ from scancap.pipeline.microbatch import MicroBatcher
 # package data so that /docs needs no CDN.
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _HINTS = get_type_hints(Result)
-# Analyses the service holds at once (waiting or running) before it answers 503: at about 13
-# photos/s on 2 cores, 32 keeps the slowest accepted answer near 3 s (reports/service.md).
+# Analyses the service holds at once (waiting or running) before it answers 503. An accepted
+# request waits for at most this many photos: on 2 cores, 32 kept the accepted requests' p95
+# under 5 s at 64 clients and under 6 s at 256 (reports/service.md).
 DEFAULT_MAX_QUEUE = 32
 DEFAULT_SECONDS_PER_PAGE = 0.1  # until the batcher has timed a batch
 # The bearer token a request carries, if any (a module-level name: FastAPI resolves the
@@ -191,6 +192,7 @@ def create_app(
                 "beam": loaded.config.beam,
                 "max_batch": max_batch,
                 "max_wait_ms": max_wait_ms,
+                "max_queue": max_queue,
             }
         return {"scancap": __version__, **settings}
 

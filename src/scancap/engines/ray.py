@@ -191,7 +191,8 @@ def _items(
             {"filesystem": remote.uri if remote else "",
              "file": remote.path if remote else str(page.file.resolve()),
              "shown": _link(page, remote) if remote else str(page),
-             "name": page.name, "number": page.number or 0, "sha256": keys[page][1]}
+             "name": page.name, "number": page.number or 0, "frame": page.index,
+             "sha256": keys[page][1]}
         )  # fmt: skip
     return items
 
@@ -365,9 +366,10 @@ class PageWorker:
         """The row's page (a remote file: its local copy) decoded, with the seconds it took."""
         copy = copies[RemoteFile(row.filesystem, row.file)] if row.filesystem else Path(row.file)
         if isinstance(copy, str):  # the remote file could not be read
-            page = Page(Path(row.file), row.name, int(row.number) or None, self.config.pdf_dpi)
+            page = Page(Path(row.file), row.name, int(row.number) or None, self.config.pdf_dpi,
+                        int(row.frame))  # fmt: skip
             return page, ImageLoadError(row.shown, copy), 0.0
-        page = Page(copy, row.name, int(row.number) or None, self.config.pdf_dpi)
+        page = Page(copy, row.name, int(row.number) or None, self.config.pdf_dpi, int(row.frame))
         return page, *decode_page(page, self.config.max_pixels)
 
 

@@ -31,7 +31,7 @@ import pyarrow.fs as pafs
 
 from scancap.batch import first_line
 from scancap.io import StrPath, is_listed_in_folder
-from scancap.pages import PDF_SUFFIX, TIFF_SUFFIXES, Page, page_count, pages_of
+from scancap.pages import PDF_SUFFIX, TIFF_SUFFIXES, Page, page_frames, pages_of
 
 CHUNK = 1 << 20
 FETCH_THREADS = 8  # listing an object store waits on the network, not the CPU
@@ -112,11 +112,11 @@ def list_remote_pages(
     if out is not None:
         files = [(path, relative) for path, relative in files if not out.holds(uri, path)]
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
-        keyed = pool.map(lambda file: _digest_and_count(RemoteFile(uri, file[0])), files)
+        keyed = pool.map(lambda file: _digest_and_frames(RemoteFile(uri, file[0])), files)
         return [
             (page, RemoteFile(uri, path), digest)
-            for (path, relative), (digest, count) in zip(files, keyed, strict=True)
-            for page in pages_of(Path(path), relative.as_posix(), count, dpi)
+            for (path, relative), (digest, frames) in zip(files, keyed, strict=True)
+            for page in pages_of(Path(path), relative.as_posix(), frames, dpi)
         ]
 
 
@@ -143,8 +143,8 @@ def _list_remote_files(uri: str) -> list[tuple[str, PurePosixPath]]:
     return sorted(files, key=lambda file: file[1].parts)
 
 
-def _digest_and_count(remote: RemoteFile) -> tuple[str, int | None]:
-    """The file's SHA-256 and, for a PDF or TIFF, its page count."""
+def _digest_and_frames(remote: RemoteFile) -> tuple[str, list[int] | None]:
+    """The file's SHA-256 and, for a PDF or TIFF, its pages' frames (`page_frames`)."""
     suffix = PurePosixPath(remote.path).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="scancap-") as scratch:
         copy = Path(scratch) / f"file{suffix}"
@@ -153,7 +153,7 @@ def _digest_and_count(remote: RemoteFile) -> tuple[str, int | None]:
         except (pa.ArrowException, OSError):
             return "", None
         multipage = suffix == PDF_SUFFIX or suffix in TIFF_SUFFIXES
-        return digest, page_count(copy) if multipage else None
+        return digest, page_frames(copy) if multipage else None
 
 
 @contextlib.contextmanager
