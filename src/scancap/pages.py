@@ -121,7 +121,7 @@ def pages_of(file: Path, name: str, frames: list[int] | None, dpi: int = DEFAULT
     `frames` (`page_frames`); a TIFF with one page among other subfiles is that page."""
     if frames is None:
         return [Page(file, name, dpi=dpi)]
-    if len(frames) == 1:
+    if len(frames) == 1 and file.suffix.lower() in TIFF_SUFFIXES:  # a PDF page keeps "#page=1"
         return [Page(file, name, dpi=dpi, frame=frames[0])]
     return [
         Page(file, f"{name}#page={n}", n, dpi, None if frame == n - 1 else frame)
