@@ -1,16 +1,25 @@
 """The pipeline's OCR stage: which pages are read, on worker threads, and what happens when
-Tesseract is missing or a page cannot be read."""
+Tesseract is missing or a page cannot be read.
+
+Which pages: every non-photo is looked at for lines of text (`scancap.ocr.presence`, cheap);
+a page the subtype head calls text is read, and so is any other non-photo with at least
+`MIN_TEXT_LINES` lines; where text lines hold at least `TEXT_DOMINATES` of a page's ink, the
+page is a text page whatever the subtype head said. Both thresholds are provisional (set from
+the samples, where text pages hold 41-203 lines and every other page at most 5) until the
+selection study on real pages (`reports/ocr.md`) sets them."""
 
 from __future__ import annotations
 
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scancap.batch import first_line
 from scancap.ocr.engine import OcrError, PageText, read_page, tesseract_problem
+from scancap.ocr.presence import TextPresence, text_presence
 from scancap.pages import Page, page_dpi
 
 if TYPE_CHECKING:
@@ -20,6 +29,22 @@ TEXT_SUBTYPE = "text"
 # Below this a recorded resolution is a default (72 and 96 dpi: screens, cameras), not the
 # scan's: Tesseract estimates the resolution instead.
 MIN_PLAUSIBLE_DPI = 100
+MIN_TEXT_LINES = 8  # a non-photo with this many text lines is read whatever its subtype
+TEXT_DOMINATES = 0.5  # share of the ink in text lines from which a page is a text page
+
+
+@dataclass
+class Reading:
+    """What the reader made of a page: its text (None where it was not read), why it could
+    not be read, and what the text check found."""
+
+    text: PageText | None = None
+    error: str = ""
+    presence: TextPresence | None = None
+
+    @property
+    def text_dominates(self) -> bool:
+        return self.presence is not None and self.presence.ink_share >= TEXT_DOMINATES
 
 
 def ocr_unavailable(config: RunConfig) -> bool:
@@ -43,28 +68,33 @@ class TextReader:
         """A reader; where Tesseract cannot run, one line says so and text pages stay unread."""
         return cls(config, available=config.ocr != "off" and not ocr_unavailable(config))
 
-    def wants(self, is_photo: bool | None, subtype: str) -> bool:
-        """Text pages by default; every non-photo with ocr = "all-non-photos"."""
-        if not self.available or is_photo:
-            return False
-        return subtype == TEXT_SUBTYPE or self.config.ocr == "all-non-photos"
+    def wants(self, is_photo: bool | None) -> bool:
+        """Every non-photo is looked at (photos are captioned, never read)."""
+        return self.available and not is_photo
 
-    def submit(self, image: np.ndarray, page: Page | None) -> Future:
-        """Start reading the full-resolution page; the future gives a PageText or the reason.
-        `page` (None for an array) gives the resolution its file records."""
-        return self._pool.submit(self._read, image, page)
+    def submit(self, image: np.ndarray, page: Page | None, subtype: str) -> Future:
+        """Look for text on the full-resolution page and read it if it has some (or if
+        `ocr = "all-non-photos"`); the future gives a `Reading`. `page` (None for an array)
+        gives the resolution its file records."""
+        return self._pool.submit(self._read, image, page, subtype)
 
-    def _read(self, image: np.ndarray, page: Page | None) -> PageText | str:
+    def _read(self, image: np.ndarray, page: Page | None, subtype: str) -> Reading:
         config = self.config
         try:
+            presence = text_presence(image)
+            wanted = (subtype == TEXT_SUBTYPE or config.ocr == "all-non-photos"
+                      or presence.lines >= MIN_TEXT_LINES)  # fmt: skip
+            if not wanted:
+                return Reading(presence=presence)
             dpi = page_dpi(page) if page is not None else None  # read here: off the main thread
             dpi = dpi if dpi and dpi >= MIN_PLAUSIBLE_DPI else None
-            return read_page(image, config.ocr_languages, config.ocr_time_limit,
+            text = read_page(image, config.ocr_languages, config.ocr_time_limit,
                              config.searchable_pdf, dpi=dpi)  # fmt: skip
+            return Reading(text, presence=presence)
         except OcrError as error:
-            return str(error)
+            return Reading(error=str(error))
         except Exception as error:  # noqa: BLE001 - one page's failure is its row's, never the batch's
-            return f"failed ({type(error).__name__}: {first_line(str(error))})"
+            return Reading(error=f"failed ({type(error).__name__}: {first_line(str(error))})")
 
     def close(self) -> None:
         """Stop: pages not started are dropped (an interrupted run redoes them)."""

@@ -29,7 +29,7 @@ from scancap.io import (
     ImageLoadError,
 )
 from scancap.metadata import dropped_note
-from scancap.ocr.reader import TextReader
+from scancap.ocr.reader import TEXT_SUBTYPE, Reading, TextReader
 from scancap.pages import Page, as_page, list_pages, page_metadata
 from scancap.paths import models_dir
 from scancap.pipeline.provenance import Provenance, file_sha256, folder_sha256
@@ -74,6 +74,7 @@ class Result:
     tags: str = ""  # grounded keywords with probabilities, "lighthouse:0.62; seashore:0.21"
     objects: str = ""  # COCO detections as JSON: [{"label", "score", "box": [x0, y0, x1, y1]}]
     object_counts: str = ""  # the detections counted, "3 people, 2 cars"
+    text_lines: int | None = None  # lines of text the check found on a non-photo
     title: str = ""  # a text page's first line
     text: str = ""  # a text page's text, as Tesseract laid it out
     language: str = ""  # "eng" or "fra", from the text's function words
@@ -117,6 +118,20 @@ class Result:
         self.sharpener, self.sharpen_sigma = record.sharpener, _rounded(record.sharpen_sigma)
         self.restore_notes = "; ".join(record.notes)
         self.seconds_restore = _rounded(record.seconds)
+
+    def set_reading(self, reading: Reading) -> None:
+        """What the text check found and OCR read; a page whose reading failed stays sorted
+        and its error says why. A page mostly covered in text lines is a text page."""
+        if reading.presence is not None:
+            self.text_lines = reading.presence.lines
+        if reading.error:
+            self.error = f"OCR: {reading.error}"
+        if reading.text_dominates and self.subtype != TEXT_SUBTYPE:
+            self.add_note(f"text lines hold most of its ink: a text page (the subtype head "
+                          f"said {self.subtype})")  # fmt: skip
+            self.subtype = TEXT_SUBTYPE
+        if reading.text is not None:
+            self.set_text(reading.text)
 
     def set_text(self, page: PageText) -> None:
         """What OCR read; the searchable PDF waits in `pdf` until the outputs are written."""
@@ -235,9 +250,9 @@ class Pipeline:
                 photos.append((result, image))
         lite0 = lite0[np.array([p.is_photo for p in predictions])]
         jobs = self.restorer.submit([image for _, image in photos])
-        reading = [(result, self.reader.submit(image, result.page))
+        reading = [(result, self.reader.submit(image, result.page, result.subtype))
                    for result, image in zip(results, images, strict=True)
-                   if self.reader.wants(result.is_photo, result.subtype)]  # fmt: skip
+                   if self.reader.wants(result.is_photo)]  # fmt: skip
         return Batch(items, photos, jobs, reading, lite0)
 
     def finish_batch(self, batch: Batch) -> list[Result]:
@@ -257,11 +272,7 @@ class Pipeline:
         if batch.photos:
             self.caption(batch.photos, batch.lite0)
         for result, job in batch.reading:
-            page = job.result()
-            if isinstance(page, str):  # the page stays sorted; its row says why it has no text
-                result.error = f"OCR: {page}"
-            else:
-                result.set_text(page)
+            result.set_reading(job.result())
         return [result for result, _ in batch.items]
 
     def caption(self, photos: list[tuple[Result, np.ndarray]], lite0: np.ndarray | None) -> None:

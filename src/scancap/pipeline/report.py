@@ -317,6 +317,8 @@ def row_measures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
         ]
         if row.get("restore_notes"):
             measures.append(("notes", str(row["restore_notes"])))
+    if _number(row.get("text_lines"), 0) not in ("–", "nan") and not row.get("is_photo"):
+        measures.append(("text lines", _number(row["text_lines"], 0)))
     if row.get("text_file"):
         measures += [
             ("language", str(row.get("language") or "not told")),
