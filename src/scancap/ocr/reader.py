@@ -4,9 +4,9 @@ Tesseract is missing or a page cannot be read.
 Which pages: every non-photo is looked at for lines of text (`scancap.ocr.presence`, cheap);
 a page the subtype head calls text is read, and so is any other non-photo with at least
 `MIN_TEXT_LINES` lines; where text lines hold at least `TEXT_DOMINATES` of a page's ink, the
-page is a text page whatever the subtype head said. Both thresholds are provisional (set from
-the samples, where text pages hold 41-203 lines and every other page at most 5) until the
-selection study on real pages (`reports/ocr.md`) sets them."""
+page is a text page whatever the subtype head said. Both thresholds were chosen on the select
+part of 186 labelled real pages and pictures by a rule written first
+(`reports/ocr_text_check.md`, `benchmarks/text_pages.py study`)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ TEXT_SUBTYPE = "text"
 # Below this a recorded resolution is a default (72 and 96 dpi: screens, cameras), not the
 # scan's: Tesseract estimates the resolution instead.
 MIN_PLAUSIBLE_DPI = 100
-MIN_TEXT_LINES = 8  # a non-photo with this many text lines is read whatever its subtype
-TEXT_DOMINATES = 0.5  # share of the ink in text lines from which a page is a text page
+MIN_TEXT_LINES = 16  # a non-photo with this many text lines is read whatever its subtype
+TEXT_DOMINATES = 0.2  # share of the ink in text lines from which a page is a text page
 
 
 @dataclass
