@@ -37,9 +37,12 @@ browser:
 	fi
 
 # Tesseract 5 with English and French data, which read text pages (Debian packages).
-TESSERACT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra
+# German and German Fraktur are installed for --ocr-languages (eng+fra+deu, Fraktur); the
+# default reads English and French.
+TESSERACT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra tesseract-ocr-deu \
+  tesseract-ocr-script-frak
 tesseract:
-	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx fra; then \
+	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx Fraktur; then \
 	  exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $(TESSERACT_PACKAGES) (apt-get) to read text pages"; \

@@ -77,7 +77,7 @@ class RunConfig(BaseModel):
     pixel_budget: int = Field(DEFAULT_PIXEL_BUDGET, ge=1_000_000)
     time_limit: float = Field(60.0, gt=0.0)
     ocr: Literal["text", "all-non-photos", "off"] = "text"
-    ocr_languages: str = Field("eng+fra", pattern=r"^[a-z_]+(\+[a-z_]+)*$")
+    ocr_languages: str = Field("eng+fra", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
     ocr_time_limit: float = Field(120.0, gt=0.0)
     searchable_pdf: bool = False
 

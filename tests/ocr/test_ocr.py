@@ -47,6 +47,11 @@ def test_error_rates_count_edits_over_the_reference() -> None:
 def test_the_language_is_told_by_function_words() -> None:
     assert detect_language(PROSE["austen"]["text"]) == "eng"
     assert detect_language(PROSE["flaubert"]["text"]) == "fra"
+    kafka = ("Als Gregor Samsa eines Morgens aus unruhigen Träumen erwachte, fand er sich in "
+             "seinem Bett zu einem ungeheueren Ungeziefer verwandelt. Er lag auf seinem "
+             "panzerartig harten Rücken und sah, wenn er den Kopf ein wenig hob, seinen "
+             "gewölbten, braunen, von bogenförmigen Versteifungen geteilten Bauch.")  # fmt: skip
+    assert detect_language(kafka) == "deu"
     assert detect_language("INVOICE 42  Total 13.50") == ""
 
 

@@ -54,6 +54,9 @@ _FUNCTION_WORDS = {
     "fra": frozenset(("le", "la", "les", "et", "des", "du", "un", "une", "est", "que", "qui",
                       "dans", "pour", "pas", "sur", "au", "aux", "il", "elle", "ne", "se", "ce",
                       "son", "sa", "avec", "par", "plus", "était")),
+    "deu": frozenset(("der", "die", "das", "und", "ist", "nicht", "ein", "eine", "zu", "den",
+                      "von", "mit", "sich", "des", "auf", "für", "dem", "auch", "es", "wir",
+                      "wird", "wurde", "sind", "aus", "bei", "nach", "daß", "dass", "war")),
 }  # fmt: skip
 # A full page's body text (10-12 pt) is about 10 px high at 100 dpi, about where Tesseract stops
 # finding words: a letter or A4 page scanned under this many pixels high is too small to read.
@@ -72,7 +75,7 @@ class PageText:
     """What Tesseract read on one page."""
 
     text: str
-    language: str  # "eng", "fra" or "" when the text is too short to tell
+    language: str  # "eng", "fra", "deu" or "" when the text is too short to tell
     confidence: float | None  # mean word confidence, 0-100; None without words
     seconds: float
     pdf: bytes | None = None  # the page with an invisible text layer, when asked
@@ -213,10 +216,10 @@ def _tidy(text: str) -> str:
 
 
 def detect_language(text: str) -> str:
-    """ "eng" or "fra", by which language's function words the text uses more; "" when it has
-    fewer than five of either."""
+    """ "eng", "fra" or "deu", by which language's function words the text uses most; "" when
+    it has fewer than five of any, or when the runner-up is within a factor 1.5."""
     words = [word.lower() for word in _WORD.findall(text)]
-    counts = {name: sum(word in vocabulary for word in words)
-              for name, vocabulary in _FUNCTION_WORDS.items()}  # fmt: skip
-    language, count = max(counts.items(), key=lambda item: item[1])
-    return language if count >= 5 and count > 1.5 * min(counts.values()) else ""
+    counts = sorted(((sum(word in vocabulary for word in words), name)
+                     for name, vocabulary in _FUNCTION_WORDS.items()), reverse=True)  # fmt: skip
+    (count, language), (runner_up, _) = counts[0], counts[1]
+    return language if count >= 5 and count > 1.5 * runner_up else ""
