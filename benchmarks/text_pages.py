@@ -10,6 +10,9 @@ path's folders joined by "__". A repository's copy is looked for in `--mirrors` 
 otherwise cloned there from GitHub; every file is read at the listed commit and its size
 checked. Nothing is copied into this repository.
 
+`cer` reads the listed pages that have a ground-truth transcription (ALTO or PAGE XML, copied
+beside them by `build`) with the product's OCR and reports the character error rates.
+
 `study` runs the text check (`scancap.ocr.presence`) and the classifier on every page, chooses
 `MIN_TEXT_LINES` and `TEXT_DOMINATES` on the labels' select part by the rule written in
 `benchmarks/labels/README.md`, and reports them on the report part.
@@ -24,9 +27,11 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -46,6 +51,14 @@ LINE_CANDIDATES = (2, 3, 4, 5, 6, 8, 10, 12, 16)
 SHARE_CANDIDATES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 MAX_FALSE_ALARMS = 0.03
 ROUNDS, SEED = 2000, 0
+GERMAN = "deu+Fraktur"  # German pages are also read with German and Fraktur data
+GERMAN_SOURCES = {"OCR-D/gt_structure_text"}
+KINDS = {
+    "FloChiff/ehri-dataset": "typescripts 1938-1945 (cs, da, en, de, sk)",
+    "PSL-Chartes-HTR-Students/TNAH-2021-Expositions_Universelles": "French print, 1881",
+    "OCR-D/gt_structure_text": "German print 1548-1897 (Fraktur and Antiqua)",
+    "PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford": "English letters, 1905 (mostly handwritten)",
+}
 
 
 def local_name(entry: dict[str, Any]) -> Path:
@@ -67,26 +80,126 @@ def repository_copy(repository: str, mirrors: Path) -> Path:
 
 
 def build(mirrors: Path, data: Path) -> int:
-    """Copy every listed file; returns how many were written (existing ones are checked)."""
+    """Copy every listed file and ground truth; returns how many were written (existing ones
+    of the listed size are kept)."""
     entries = json.loads(MANIFEST.read_text())
     written = 0
     for entry in entries:
-        target = data / local_name(entry)
-        if target.exists() and target.stat().st_size == entry["bytes"]:
-            continue
-        git = repository_copy(entry["repository"], mirrors)
-        blob = subprocess.run(
-            ["git", f"--git-dir={git}", "show", f"{entry['commit']}:{entry['path']}"],
-            capture_output=True, check=True,
-        ).stdout  # fmt: skip
-        if len(blob) != entry["bytes"]:
-            sys.exit(f"{entry['repository']}:{entry['path']}: {len(blob)} bytes, "
-                     f"{entry['bytes']} listed")  # fmt: skip
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(blob)
-        written += 1
-    print(f"{len(entries)} files listed, {written} written under {data / FOLDER}")
+        files = [(entry["path"], entry["bytes"], data / local_name(entry))]
+        if "ground_truth" in entry:
+            files.append((entry["ground_truth"], entry["ground_truth_bytes"],
+                          data / ground_truth_name(entry)))  # fmt: skip
+        for path, size, target in files:
+            if target.exists() and target.stat().st_size == size:
+                continue
+            blob = blob_at(repository_copy(entry["repository"], mirrors), entry["commit"], path)
+            if len(blob) != size:
+                sys.exit(f"{entry['repository']}:{path}: {len(blob)} bytes, {size} listed")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+            written += 1
+    print(f"{len(entries)} images listed, {written} files written under {data / FOLDER}")
     return written
+
+
+def blob_at(git: Path, commit: str, path: str) -> bytes:
+    command = ["git", f"--git-dir={git}", "show", f"{commit}:{path}"]
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
+def ground_truth_name(entry: dict[str, Any]) -> Path:
+    """Where a page's transcription lives under the data folder, beside the page."""
+    image = local_name(entry)
+    return image.with_name(image.name + ".gt.xml")
+
+
+def transcription(xml: bytes) -> str:
+    """A page's text from its ALTO (String CONTENT per TextLine) or PAGE (each TextLine's own
+    TextEquiv) transcription, a line per line, in the file's order."""
+    root = ElementTree.fromstring(xml)
+    lines = []
+    for line in root.iter():
+        if _local(line.tag) != "TextLine":
+            continue
+        words = [w.get("CONTENT", "") for w in line.iter() if _local(w.tag) == "String"]
+        if not words:  # PAGE: the line's own TextEquiv, not its words' or glyphs'
+            equivs = [c for c in line if _local(c.tag) == "TextEquiv"]
+            unicode = [u for e in equivs[:1] for u in e if _local(u.tag) == "Unicode"]
+            words = [unicode[0].text or ""] if unicode else []
+        lines.append(" ".join(words).strip())
+    return "\n".join(line for line in lines if line)
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def read_error_rates(data: Path, out_report: Path, workers: int = 2) -> None:
+    """CER and WER of the product's OCR on every page with a transcription, with the default
+    languages, and German pages also with deu+Fraktur."""
+    from scancap.ocr.engine import DEFAULT_LANGUAGES, read_page
+    from scancap_lab.ocr.synthetic import error_rates
+
+    entries = [e for e in json.loads(MANIFEST.read_text()) if "ground_truth" in e]
+    jobs = [(entry, DEFAULT_LANGUAGES) for entry in entries]
+    jobs += [(entry, GERMAN) for entry in entries if entry["repository"] in GERMAN_SOURCES]
+
+    def measure_one(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
+        entry, languages = job
+        truth = normalised(transcription((data / ground_truth_name(entry)).read_bytes()))
+        start = time.perf_counter()
+        page = read_page(load_image(data / local_name(entry)), languages, time_limit=600)
+        cer, wer = error_rates(truth, normalised(page.text))
+        print(f"{entry['path']} [{languages}]: CER {cer:.3f}", flush=True)
+        return {"repository": entry["repository"], "path": entry["path"], "kind": KINDS[
+            entry["repository"]], "languages": languages, "cer": cer, "wer": wer,
+            "seconds": time.perf_counter() - start, "characters": len(truth)}  # fmt: skip
+
+    with ThreadPoolExecutor(workers) as pool:
+        table = pd.DataFrame(list(pool.map(measure_one, jobs)))
+    raw = out_report.with_suffix(".csv")
+    table.to_csv(raw, index=False)
+    rows = []
+    for (kind, languages), group in table.groupby(["kind", "languages"], sort=False):
+        rows.append({"pages": kind, "languages": languages, "n": len(group),
+                     "CER [95% CI]": mean_interval(group["cer"]),
+                     "WER [95% CI]": mean_interval(group["wer"]),
+                     "seconds per page": f"{group['seconds'].median():.1f}"})  # fmt: skip
+    text = "\n".join(
+        [
+            "# OCR on real scanned pages with their transcriptions",
+            "",
+            f"Generated by `benchmarks/text_pages.py cer` on {date.today().isoformat()} "
+            f"(scancap {__version__}, {workers} Tesseract processes at once; bootstrap over pages, "
+            f"{ROUNDS} rounds, seed {SEED}; raw: `{raw.name}`).",
+            "",
+            f"The {len(entries)} pages of the text-check set (`benchmarks/data/text_pages.json`) "
+            "whose sources publish a transcription (ALTO or PAGE XML), read at full resolution by "
+            "`scancap.ocr.engine.read_page` with the default preprocessing. Error rates are edit "
+            "distances over the transcription's characters and words, white space runs counted as "
+            "one space, the long s (ſ) read as s, lines in the transcription's order (a page in "
+            "two columns or with marginalia can read in another order, which counts as errors).",
+            "",
+            *markdown(pd.DataFrame(rows)),
+            "",
+        ]
+    )
+    atomic_write_text(out_report, text)
+    print(f"wrote {out_report}")
+
+
+def normalised(text: str) -> str:
+    """What both sides are compared on: the long s as s (transcriptions keep it, most
+    Tesseract models do not), no soft hyphen."""
+    return text.replace("ſ", "s").replace("\u00ad", "")
+
+
+def mean_interval(values: pd.Series) -> str:
+    values = np.asarray(values, float)
+    rng = np.random.default_rng(SEED)
+    means = values[rng.integers(0, len(values), (ROUNDS, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return f"{values.mean():.2%} [{low:.2%}, {high:.2%}]"
 
 
 def measure(data: Path) -> pd.DataFrame:
@@ -270,9 +383,15 @@ def main() -> None:
     study_parser.add_argument("--data", type=Path, default=data_dir())
     study_parser.add_argument("--out-report", type=Path,
                               default=ROOT / "reports" / "ocr_text_check.md")  # fmt: skip
+    cer_parser = commands.add_parser("cer", help="OCR error rates on the transcribed pages")
+    cer_parser.add_argument("--data", type=Path, default=data_dir())
+    cer_parser.add_argument("--out-report", type=Path,
+                            default=ROOT / "reports" / "ocr_real_pages.md")  # fmt: skip
     args = parser.parse_args()
     if args.command == "build":
         build(args.mirrors, args.data)
+    elif args.command == "cer":
+        read_error_rates(args.data, args.out_report)
     else:
         study(args.data, args.out_report)
 
