@@ -57,7 +57,9 @@ KINDS = {
     "FloChiff/ehri-dataset": "typescripts 1938-1945 (cs, da, en, de, sk)",
     "PSL-Chartes-HTR-Students/TNAH-2021-Expositions_Universelles": "French print, 1881",
     "OCR-D/gt_structure_text": "German print 1548-1897 (Fraktur and Antiqua)",
-    "PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford": "English letters, 1905 (mostly handwritten)",
+    "PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford": (
+        "English letters, 1905 (mostly handwritten)"
+    ),
 }
 
 

@@ -125,6 +125,15 @@ def test_without_tesseract_the_reason_names_the_packages(no_tesseract: None) -> 
         read_page(np.full((64, 64, 3), 255, np.uint8))
 
 
+@needs_tesseract
+def test_capitalised_script_models_count_as_installed() -> None:
+    installed = engine.installed_languages()
+    assert {"eng", "fra"} <= installed and "osd" in installed
+    if "Fraktur" in installed:  # Debian's tesseract-ocr-script-frak, which make setup installs
+        assert tesseract_problem("deu+Fraktur") == ""
+    assert "klingon" in tesseract_problem("eng+klingon")
+
+
 def _scans(folder: Path, english: tuple[np.ndarray, str], french: tuple[np.ndarray, str]) -> Path:
     """A scanner's PDF of an English page (degraded), a French page as PNG, a photo and a
     schematic from the samples."""

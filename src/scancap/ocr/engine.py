@@ -20,6 +20,7 @@ import io
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -43,8 +44,8 @@ DEFAULT_LANGUAGES = RunConfig.model_fields["ocr_languages"].default
 PREPROCESSING = ("none", "deskew", "deskew+flatten", "deskew+flatten+binarize")  # cheap first
 DEFAULT_PREPROCESSING = "deskew+flatten"  # chosen by its rule in reports/ocr.md
 INSTALL_HINT = (
-    "install Tesseract 5 with English and French data: "
-    "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra"
+    "install Tesseract 5 with its language data: apt-get install tesseract-ocr "
+    "tesseract-ocr-eng tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-script-frak"
 )
 # Function words that tell English from French prose (the languages scancap installs).
 _FUNCTION_WORDS = {
@@ -93,8 +94,8 @@ def tesseract_problem(languages: str = DEFAULT_LANGUAGES) -> str:
     if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
         return f"Tesseract is not installed ({INSTALL_HINT})"
     try:
-        installed = set(pytesseract.get_languages())
-    except (pytesseract.TesseractError, OSError) as error:
+        installed = installed_languages()
+    except (subprocess.SubprocessError, OSError) as error:
         return f"Tesseract does not run ({first_line(str(error))})"
     missing = [name for name in languages.split("+") if name not in installed]
     if missing:
@@ -103,6 +104,15 @@ def tesseract_problem(languages: str = DEFAULT_LANGUAGES) -> str:
     # Set once, here, before any page is read (threads must not change the environment).
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     return ""
+
+
+def installed_languages() -> set[str]:
+    """The language data Tesseract lists, capitalised script models (Fraktur) included
+    (pytesseract's own list keeps lower-case names only)."""
+    listed = subprocess.run([pytesseract.pytesseract.tesseract_cmd, "--list-langs"],
+                            capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    lines = (listed.stdout or listed.stderr).splitlines()
+    return {line.strip() for line in lines[1:] if line.strip()}
 
 
 def prepare(
