@@ -51,6 +51,7 @@ LINE_CANDIDATES = (2, 3, 4, 5, 6, 8, 10, 12, 16)
 SHARE_CANDIDATES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 MAX_FALSE_ALARMS = 0.03
 ROUNDS, SEED = 2000, 0
+MIN_TRUTH = 100  # characters: a shorter transcription is a page without text to measure
 GERMAN = "deu+Fraktur"  # German pages are also read with German and Fraktur data
 GERMAN_SOURCES = {"OCR-D/gt_structure_text"}
 KINDS = {
@@ -116,20 +117,25 @@ def ground_truth_name(entry: dict[str, Any]) -> Path:
 
 
 def transcription(xml: bytes) -> str:
-    """A page's text from its ALTO (String CONTENT per TextLine) or PAGE (each TextLine's own
-    TextEquiv) transcription, a line per line, in the file's order."""
+    """A page's text from its ALTO (String CONTENT per TextLine) or PAGE transcription (each
+    TextLine's own TextEquiv; a region's where it has no lines), in the file's order."""
     root = ElementTree.fromstring(xml)
     lines = []
-    for line in root.iter():
-        if _local(line.tag) != "TextLine":
-            continue
-        words = [w.get("CONTENT", "") for w in line.iter() if _local(w.tag) == "String"]
-        if not words:  # PAGE: the line's own TextEquiv, not its words' or glyphs'
-            equivs = [c for c in line if _local(c.tag) == "TextEquiv"]
-            unicode = [u for e in equivs[:1] for u in e if _local(u.tag) == "Unicode"]
-            words = [unicode[0].text or ""] if unicode else []
-        lines.append(" ".join(words).strip())
-    return "\n".join(line for line in lines if line)
+    for element in root.iter():
+        kind = _local(element.tag)
+        if kind == "TextLine":
+            words = [w.get("CONTENT", "") for w in element.iter() if _local(w.tag) == "String"]
+            lines.append(" ".join(words) if words else _own_text(element))
+        elif kind == "TextRegion" and not any(_local(e.tag) == "TextLine" for e in element.iter()):
+            lines.append(_own_text(element))
+    return "\n".join(line.strip() for line in lines if line.strip())
+
+
+def _own_text(element: ElementTree.Element) -> str:
+    """A PAGE element's own TextEquiv (not its children's), or ""."""
+    equivs = [child for child in element if _local(child.tag) == "TextEquiv"]
+    texts = [u.text or "" for e in equivs[:1] for u in e if _local(u.tag) == "Unicode"]
+    return texts[0] if texts else ""
 
 
 def _local(tag: str) -> str:
@@ -142,13 +148,14 @@ def read_error_rates(data: Path, out_report: Path, workers: int = 2) -> None:
     from scancap.ocr.engine import DEFAULT_LANGUAGES, read_page
     from scancap_lab.ocr.synthetic import error_rates
 
-    entries = [e for e in json.loads(MANIFEST.read_text()) if "ground_truth" in e]
+    listed = [e for e in json.loads(MANIFEST.read_text()) if "ground_truth" in e]
+    entries = [e for e in listed if len(truth_of(data, e)) >= MIN_TRUTH]
     jobs = [(entry, DEFAULT_LANGUAGES) for entry in entries]
     jobs += [(entry, GERMAN) for entry in entries if entry["repository"] in GERMAN_SOURCES]
 
     def measure_one(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
         entry, languages = job
-        truth = normalised(transcription((data / ground_truth_name(entry)).read_bytes()))
+        truth = truth_of(data, entry)
         start = time.perf_counter()
         page = read_page(load_image(data / local_name(entry)), languages, time_limit=600)
         cer, wer = error_rates(truth, normalised(page.text))
@@ -176,7 +183,10 @@ def read_error_rates(data: Path, out_report: Path, workers: int = 2) -> None:
             f"{ROUNDS} rounds, seed {SEED}; raw: `{raw.name}`).",
             "",
             f"The {len(entries)} pages of the text-check set (`benchmarks/data/text_pages.json`) "
-            "whose sources publish a transcription (ALTO or PAGE XML), read at full resolution by "
+            "whose sources publish a transcription (ALTO or PAGE XML) of at least "
+            f"{MIN_TRUTH} characters ({len(listed) - len(entries)} transcribed pages hold less: "
+            "structure-only ground truth, covers, a barcode page, a blank page), read at full "
+            "resolution by "
             "`scancap.ocr.engine.read_page` with the default preprocessing. Error rates are edit "
             "distances over the transcription's characters and words, white space runs counted as "
             "one space, the long s (ſ) read as s, lines in the transcription's order (a page in "
@@ -188,6 +198,10 @@ def read_error_rates(data: Path, out_report: Path, workers: int = 2) -> None:
     )
     atomic_write_text(out_report, text)
     print(f"wrote {out_report}")
+
+
+def truth_of(data: Path, entry: dict[str, Any]) -> str:
+    return normalised(transcription((data / ground_truth_name(entry)).read_bytes()))
 
 
 def normalised(text: str) -> str:
