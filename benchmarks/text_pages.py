@@ -8,7 +8,8 @@ path, licence) from a local copy of its repository into `DATA/text_pages/<owner+
 path's folders joined by "__". A repository's copy is looked for in `--mirrors` as
 `<owner>+<name>/repo` (a bare git directory, as the development machines keep them) and is
 otherwise cloned there from GitHub; every file is read at the listed commit and its size
-checked. Nothing is copied into this repository.
+checked. Nothing is copied into this repository. What each image shows (its label, by eye) is
+in `benchmarks/labels/text_pages.csv`, keyed by its path under the data folder.
 
 `cer` reads the listed pages that have a ground-truth transcription (ALTO or PAGE XML, copied
 beside them by `build`) with the product's OCR and reports the character error rates.
@@ -40,7 +41,9 @@ from scancap import __version__
 from scancap.io import atomic_write_text, load_image
 from scancap.ocr import reader
 from scancap.ocr.presence import text_presence
+from scancap.ocr.reader import is_read
 from scancap.paths import data_dir
+from scancap_lab.classify.adaptation_study import bootstrap_mean
 from scancap_lab.markdown import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,11 +214,9 @@ def normalised(text: str) -> str:
 
 
 def mean_interval(values: pd.Series) -> str:
-    values = np.asarray(values, float)
-    rng = np.random.default_rng(SEED)
-    means = values[rng.integers(0, len(values), (ROUNDS, len(values)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return f"{values.mean():.2%} [{low:.2%}, {high:.2%}]"
+    """A mean rate with its 95% bootstrap interval over the pages, in percent."""
+    mean, low, high = bootstrap_mean(values.to_numpy(float), ROUNDS, SEED)
+    return f"{mean:.2%} [{low:.2%}, {high:.2%}]"
 
 
 def measure(data: Path) -> pd.DataFrame:
@@ -240,14 +241,16 @@ def measure(data: Path) -> pd.DataFrame:
     return labels.merge(pd.DataFrame(rows), on="path")
 
 
-def read_by_pipeline(table: pd.DataFrame, min_lines: int) -> pd.Series:
-    """Which images `scancap run` reads: the non-photos called text, or with enough lines."""
-    return ~table["is_photo"] & ((table["subtype"] == "text") | (table["lines"] >= min_lines))
+def read_by_pipeline(table: pd.DataFrame, min_lines: int | float) -> pd.Series:
+    """Which images `scancap run` reads (`scancap.ocr.reader.is_read`, photos never)."""
+    read = [is_read(subtype, lines, min_lines)
+            for subtype, lines in zip(table["subtype"], table["lines"], strict=True)]  # fmt: skip
+    return ~table["is_photo"] & pd.Series(read, index=table.index)
 
 
 def read_before(table: pd.DataFrame) -> pd.Series:
     """Which images the subtype head alone sent to OCR (scancap before the check)."""
-    return ~table["is_photo"] & (table["subtype"] == "text")
+    return read_by_pipeline(table, np.inf)
 
 
 def choose_min_lines(select: pd.DataFrame) -> tuple[int, pd.DataFrame]:
@@ -280,15 +283,12 @@ def choose_share(select: pd.DataFrame) -> tuple[float, pd.DataFrame]:
     return float(best), table
 
 
-def interval(values: np.ndarray) -> str:
-    """Mean with a 95% bootstrap interval over the images."""
-    values = np.asarray(values, float)
+def interval(values: pd.Series) -> str:
+    """A share with its 95% bootstrap interval over the images, and its count."""
     if len(values) == 0:
         return "–"
-    rng = np.random.default_rng(SEED)
-    means = values[rng.integers(0, len(values), (ROUNDS, len(values)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return f"{values.mean():.3f} [{low:.3f}, {high:.3f}] ({int(values.sum())}/{len(values)})"
+    mean, low, high = bootstrap_mean(values.to_numpy(float), ROUNDS, SEED)
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}] ({int(values.sum())}/{len(values)})"
 
 
 def report_rows(part: pd.DataFrame, min_lines: int, share: float) -> list[dict[str, str]]:

@@ -41,6 +41,11 @@ class ScanMetadata:
     grey: bool = False
     dropped: tuple[str, ...] = ()  # what could not be read, with why: "EXIF (not a TIFF file)"
 
+    @property
+    def resolution(self) -> float | None:
+        """The horizontal dpi where the file records one."""
+        return float(self.dpi[0]) if self.dpi else None
+
     def save_options(self, suffix: str) -> dict[str, object]:
         """Pillow save() keywords for an output with this suffix."""
         options: dict[str, object] = {}

@@ -15,7 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -147,8 +147,7 @@ def pages_named(name: str, folder: Path, dpi: int = DEFAULT_DPI) -> list[Page]:
     number = int(match.group(1))
     if not 1 <= number <= len(pages):
         raise ValueError(f"{file} has no page {number} (pages 1 to {len(pages)})")
-    page = pages[number - 1]
-    return [Page(file, name, page.number, dpi, page.frame)]
+    return [replace(pages[number - 1], name=name)]
 
 
 def page_pixels(item: Page | Path) -> int:
@@ -172,12 +171,6 @@ def page_metadata(page: Page) -> ScanMetadata:
     if page.file.suffix.lower() == PDF_SUFFIX:
         return ScanMetadata(dpi=(page.dpi, page.dpi))
     return read_metadata(page.file, page.index)
-
-
-def page_dpi(page: Page) -> float | None:
-    """The page's resolution where its file records it (a PDF page: its render dpi)."""
-    dpi = page_metadata(page).dpi
-    return float(dpi[0]) if dpi else None
 
 
 def require_inputs(inputs: Iterable[StrPath]) -> None:

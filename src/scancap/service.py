@@ -201,8 +201,8 @@ def create_app(
         """Past `max_queue` analyses in the service, refuse at once instead of queueing."""
         if request.url.path != "/v1/analyze" or request.method != "POST":
             return await call_next(request)
-        batcher = state.get("batcher")
         if not admission.enter():
+            batcher = state.get("batcher")
             seconds = admission.retry_after(batcher.seconds_per_page if batcher else None)
             detail = f"the service is busy ({max_queue} analyses in progress): retry later"
             return JSONResponse({"detail": detail}, 503, {"Retry-After": str(seconds)})

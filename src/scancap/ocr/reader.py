@@ -20,7 +20,6 @@ import numpy as np
 from scancap.batch import first_line
 from scancap.ocr.engine import OcrError, PageText, read_page, tesseract_problem
 from scancap.ocr.presence import TextPresence, text_presence
-from scancap.pages import Page, page_dpi
 
 if TYPE_CHECKING:
     from scancap.config import RunConfig
@@ -45,6 +44,12 @@ class Reading:
     @property
     def text_dominates(self) -> bool:
         return self.presence is not None and self.presence.ink_share >= TEXT_DOMINATES
+
+
+def is_read(subtype: str, lines: int, min_lines: int = MIN_TEXT_LINES) -> bool:
+    """Whether the default `ocr = "text"` reads a non-photo: called text by the subtype head,
+    or with at least `min_lines` text lines."""
+    return subtype == TEXT_SUBTYPE or lines >= min_lines
 
 
 def ocr_unavailable(config: RunConfig) -> bool:
@@ -72,21 +77,18 @@ class TextReader:
         """Every non-photo is looked at (photos are captioned, never read)."""
         return self.available and not is_photo
 
-    def submit(self, image: np.ndarray, page: Page | None, subtype: str) -> Future:
+    def submit(self, image: np.ndarray, dpi: float | None, subtype: str) -> Future:
         """Look for text on the full-resolution page and read it if it has some (or if
-        `ocr = "all-non-photos"`); the future gives a `Reading`. `page` (None for an array)
-        gives the resolution its file records."""
-        return self._pool.submit(self._read, image, page, subtype)
+        `ocr = "all-non-photos"`); the future gives a `Reading`. `dpi`: the resolution the
+        page's file records, if any."""
+        return self._pool.submit(self._read, image, dpi, subtype)
 
-    def _read(self, image: np.ndarray, page: Page | None, subtype: str) -> Reading:
+    def _read(self, image: np.ndarray, dpi: float | None, subtype: str) -> Reading:
         config = self.config
         try:
             presence = text_presence(image)
-            wanted = (subtype == TEXT_SUBTYPE or config.ocr == "all-non-photos"
-                      or presence.lines >= MIN_TEXT_LINES)  # fmt: skip
-            if not wanted:
+            if config.ocr != "all-non-photos" and not is_read(subtype, presence.lines):
                 return Reading(presence=presence)
-            dpi = page_dpi(page) if page is not None else None  # read here: off the main thread
             dpi = dpi if dpi and dpi >= MIN_PLAUSIBLE_DPI else None
             text = read_page(image, config.ocr_languages, config.ocr_time_limit,
                              config.searchable_pdf, dpi=dpi)  # fmt: skip

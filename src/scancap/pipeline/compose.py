@@ -28,7 +28,7 @@ from scancap.config import RunConfig
 from scancap.io import (
     ImageLoadError,
 )
-from scancap.metadata import dropped_note
+from scancap.metadata import ScanMetadata, dropped_note
 from scancap.ocr.reader import TEXT_SUBTYPE, Reading, TextReader
 from scancap.pages import Page, as_page, list_pages, page_metadata
 from scancap.paths import models_dir
@@ -91,6 +91,8 @@ class Result:
     restored: np.ndarray | None = field(default=None, repr=False, compare=False)
     pdf: bytes | None = field(default=None, repr=False, compare=False)  # searchable, unwritten
     page: Page | None = field(default=None, repr=False, compare=False)  # its file, for OCR
+    # What its file carries besides pixels, read once: notes, OCR's dpi, the restored file's.
+    metadata: ScanMetadata | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:
         """The manifest fields as plain values."""
@@ -98,6 +100,11 @@ class Result:
 
     def fail(self, reason: str) -> None:
         self.status, self.error = "error", reason
+
+    @property
+    def resolution(self) -> float | None:
+        """The dpi the page's file records (a PDF page: its render dpi), if any."""
+        return self.metadata.resolution if self.metadata else None
 
     def add_note(self, note: str) -> None:
         if note:
@@ -243,14 +250,15 @@ class Pipeline:
             result.height, result.width = image.shape[:2]
             result.file = result.file or (result.page.location() if result.page else "")
             if result.page is not None:
-                result.add_note(dropped_note(page_metadata(result.page)))
+                result.metadata = page_metadata(result.page)
+                result.add_note(dropped_note(result.metadata))
             result.set_prediction(prediction)
             result.seconds_classify = round(per_image, 4)
             if prediction.is_photo:
                 photos.append((result, image))
         lite0 = lite0[np.array([p.is_photo for p in predictions])]
         jobs = self.restorer.submit([image for _, image in photos])
-        reading = [(result, self.reader.submit(image, result.page, result.subtype))
+        reading = [(result, self.reader.submit(image, result.resolution, result.subtype))
                    for result, image in zip(results, images, strict=True)
                    if self.reader.wants(result.is_photo)]  # fmt: skip
         return Batch(items, photos, jobs, reading, lite0)

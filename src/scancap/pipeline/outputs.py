@@ -75,7 +75,8 @@ def write_item_outputs(
         if result.is_photo:
             target = output_path(out / PHOTOS_DIR, source.output_name())
             _refuse_input(target, inputs)
-            save_image(target, result.restored, metadata=page_metadata(source))
+            metadata = result.metadata or page_metadata(source)  # read when the batch started
+            save_image(target, result.restored, metadata=metadata)
             if config.caption_txt:
                 atomic_write_text(target.with_suffix(".txt"), result.caption + "\n")
             result.output = target.relative_to(out).as_posix()
